@@ -1,0 +1,266 @@
+"""A directed graph stored as CSR with one row per *destination* node.
+
+Messages flow source -> target (PyG's ``edge_index`` convention: row 0 = source, row 1 = target).
+Row ``i`` of the CSR lists the edges that arrive at node ``i``, so aggregation is a row-parallel
+gather that never needs atomics. The transpose (one row per *source* node) is built once, on first
+use, together with the permutation ``t_perm`` that maps each transposed edge back to its CSR edge;
+every backward pass reuses it.
+
+Shapes (E = number of edges, N_dst / N_src = number of destination / source nodes):
+    indptr:      (N_dst + 1,) int64    row pointers
+    indices:     (E,) int32            source node of each edge, grouped by destination
+    edge_weight: (E,) float or None    weight of each edge, in CSR order
+    edge_id:     (E,) int64            column of ``edge_index`` each CSR edge came from
+
+A graph is square (N_dst == N_src) unless built as a bipartite block (GraphSAGE sampling), where
+destinations are the first N_dst of the N_src source nodes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+INDEX_DTYPE = np.int32
+INDPTR_DTYPE = np.int64
+
+
+class GraphError(ValueError):
+    """Raised for a graph that is malformed: bad shapes, dtypes, node ids or weights."""
+
+
+def _as_index_array(a, name):
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        if a.dtype.kind == "b" or a.size and not np.all(np.mod(a, 1) == 0):
+            raise GraphError(f"{name} must hold integer node ids, got dtype {a.dtype}")
+        if a.size == 0:
+            a = a.astype(np.int64)
+        else:
+            raise GraphError(f"{name} must have an integer dtype, got {a.dtype}")
+    return a
+
+
+def _check_weight(edge_weight, E, name="edge_weight"):
+    if edge_weight is None:
+        return None
+    w = np.asarray(edge_weight)
+    if w.dtype.kind != "f":
+        raise GraphError(f"{name} must be a float array, got dtype {w.dtype}")
+    if w.shape != (E,):
+        raise GraphError(f"{name} must have shape ({E},) to match the {E} edges, got {w.shape}")
+    bad = ~np.isfinite(w)
+    if bad.any():
+        e = int(np.flatnonzero(bad)[0])
+        raise GraphError(f"{name} must be finite, got {w[e]} at edge {e}")
+    return w
+
+
+class Graph:
+    """CSR graph, rows = destination nodes. Build with ``from_edge_index``, ``from_scipy`` or ``from_csr``."""
+
+    def __init__(self, indptr, indices, edge_weight=None, num_src=None, edge_id=None, _validated=False):
+        indptr = np.ascontiguousarray(indptr, dtype=INDPTR_DTYPE)
+        indices = np.ascontiguousarray(indices)
+        if not _validated:
+            indices = _as_index_array(indices, "indices")
+            if indptr.ndim != 1 or indptr.size < 1:
+                raise GraphError(f"indptr must be a 1-D array of length N_dst + 1 >= 1, got shape {indptr.shape}")
+            if indptr[0] != 0:
+                raise GraphError(f"indptr[0] must be 0, got {indptr[0]}")
+            if np.any(np.diff(indptr) < 0):
+                raise GraphError("indptr must be a non-decreasing sequence")
+            if indices.ndim != 1 or indices.size != indptr[-1]:
+                raise GraphError(
+                    f"indices must be 1-D with indptr[-1] = {indptr[-1]} entries, got shape {indices.shape}")
+        n_dst = indptr.size - 1
+        if num_src is None:
+            num_src = n_dst
+        if n_dst == 0 or num_src == 0:
+            raise GraphError("the graph is empty: it must have at least one node")
+        if not _validated and indices.size:
+            lo, hi = int(indices.min()), int(indices.max())
+            if lo < 0:
+                raise GraphError(f"indices contains a negative node id ({lo})")
+            if hi >= num_src:
+                raise GraphError(f"indices contains node id {hi}, out of range for {num_src} source nodes")
+        self.indptr = indptr
+        self.indices = np.ascontiguousarray(indices, dtype=INDEX_DTYPE)
+        E = self.indices.size
+        self.edge_weight = _check_weight(edge_weight, E) if not _validated else edge_weight
+        self.num_dst = int(n_dst)
+        self.num_src = int(num_src)
+        self.edge_id = (np.arange(E, dtype=np.int64) if edge_id is None
+                        else np.ascontiguousarray(edge_id, dtype=np.int64))
+        self._transpose = None
+        self._cache = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_edge_index(cls, edge_index, num_nodes=None, edge_weight=None):
+        """Build from a PyG ``edge_index`` (2, E): row 0 = source, row 1 = target.
+
+        Repeated edges are kept (each is its own message, as in PyG). Within a destination row the
+        edges keep their ``edge_index`` order; ``edge_id`` records where each came from.
+        """
+        ei = _as_index_array(edge_index, "edge_index")
+        if ei.ndim != 2 or ei.shape[0] != 2:
+            raise GraphError(f"edge_index must have shape (2, E), got {ei.shape}")
+        E = ei.shape[1]
+        if E and ei.min() < 0:
+            col = int(np.argmin(ei.min(axis=0)))
+            raise GraphError(f"edge_index contains a negative node id ({int(ei[:, col].min())}) at column {col}")
+        max_id = int(ei.max()) if E else -1
+        if num_nodes is None:
+            num_nodes = max_id + 1
+        num_nodes = int(num_nodes)
+        if num_nodes <= 0:
+            raise GraphError("the graph is empty: num_nodes must be at least 1")
+        if max_id >= num_nodes:
+            col = int(np.argmax(ei.max(axis=0)))
+            raise GraphError(
+                f"edge_index contains node id {max_id} at column {col}, out of range for num_nodes={num_nodes}")
+        w = _check_weight(edge_weight, E)
+        src, dst = ei[0].astype(np.int64), ei[1].astype(np.int64)
+        order = np.argsort(dst, kind="stable")
+        indptr = np.zeros(num_nodes + 1, dtype=INDPTR_DTYPE)
+        np.cumsum(np.bincount(dst, minlength=num_nodes), out=indptr[1:])
+        return cls(indptr, src[order], None if w is None else w[order], num_nodes, edge_id=order,
+                   _validated=True)
+
+    @classmethod
+    def from_scipy(cls, A):
+        """Build from a scipy.sparse matrix with ``A[i, j]`` = weight of edge j -> i (row = destination)."""
+        if not sp.issparse(A):
+            raise GraphError(f"A must be a scipy.sparse matrix, got {type(A).__name__}")
+        if A.ndim != 2:
+            raise GraphError(f"A must be 2-D, got shape {A.shape}")
+        A = sp.csr_matrix(A)  # copies only when the format differs
+        A.sort_indices()
+        return cls(A.indptr, A.indices, np.asarray(A.data), num_src=A.shape[1])
+
+    @classmethod
+    def from_csr(cls, indptr, indices, edge_weight=None, num_src=None):
+        """Build from raw CSR arrays (rows = destinations); validated."""
+        return cls(indptr, indices, edge_weight, num_src=num_src)
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def num_nodes(self):
+        """Number of destination nodes (== source nodes for a square graph)."""
+        return self.num_dst
+
+    @property
+    def num_edges(self):
+        return int(self.indices.size)
+
+    @property
+    def shape(self):
+        return (self.num_dst, self.num_src)
+
+    def __repr__(self):
+        w = "weighted" if self.edge_weight is not None else "unweighted"
+        return f"Graph(num_dst={self.num_dst}, num_src={self.num_src}, num_edges={self.num_edges}, {w})"
+
+    def in_degree(self):
+        """Number of incoming edges of each destination node (repeated edges counted): (N_dst,) int64."""
+        return np.diff(self.indptr)
+
+    def out_degree(self):
+        """Number of outgoing edges of each source node: (N_src,) int64."""
+        return np.bincount(self.indices, minlength=self.num_src).astype(np.int64)
+
+    def dst_of_edge(self):
+        """Destination node of each CSR edge: (E,) int32 (the CSR row each edge sits in)."""
+        return np.repeat(np.arange(self.num_dst, dtype=INDEX_DTYPE), np.diff(self.indptr))
+
+    def edge_index(self):
+        """The edges as a PyG ``edge_index`` (2, E) int64, in CSR order."""
+        return np.stack([self.indices.astype(np.int64), self.dst_of_edge().astype(np.int64)])
+
+    def to_scipy(self, edge_weight=None):
+        """The (N_dst, N_src) sparse matrix A[i, j] = sum of weights of edges j -> i."""
+        w = edge_weight if edge_weight is not None else self.edge_weight
+        if w is None:
+            w = np.ones(self.num_edges)
+        return sp.csr_matrix((w, self.indices, self.indptr), shape=self.shape)
+
+    # ------------------------------------------------------------------ transpose
+    @property
+    def t_indptr(self):
+        return self._transposed()[0]
+
+    @property
+    def t_indices(self):
+        return self._transposed()[1]
+
+    @property
+    def t_perm(self):
+        return self._transposed()[2]
+
+    def _transposed(self):
+        """CSC view: rows = source nodes. Built once; (t_indptr, t_indices = destinations, t_perm)."""
+        if self._transpose is None:
+            t_perm = np.argsort(self.indices, kind="stable").astype(np.int64)
+            t_indices = self.dst_of_edge()[t_perm]
+            t_indptr = np.zeros(self.num_src + 1, dtype=INDPTR_DTYPE)
+            np.cumsum(np.bincount(self.indices, minlength=self.num_src), out=t_indptr[1:])
+            self._transpose = (t_indptr, np.ascontiguousarray(t_indices, dtype=INDEX_DTYPE), t_perm)
+        return self._transpose
+
+    # ------------------------------------------------------------------ derived graphs
+    def with_self_loops(self, fill_value=1.0):
+        """A graph where every node has exactly one self-loop (PyG's ``add_remaining_self_loops``).
+
+        Existing self-loops are removed and one loop per node is added. With edge weights, a node
+        that had a self-loop keeps that loop's weight (the last one in edge order if it had several);
+        the others get ``fill_value``. Repeated non-loop edges are kept. Requires a square graph.
+        The new loop of node i comes last in row i; ``edge_id`` of a new loop is -1.
+        """
+        if self.num_dst != self.num_src:
+            raise GraphError(f"self-loops need a square graph, got shape {self.shape}")
+        N = self.num_dst
+        dst = self.dst_of_edge()
+        keep = self.indices != dst
+        loop_w = None
+        if self.edge_weight is not None:
+            loop_w = np.full(N, fill_value, dtype=self.edge_weight.dtype)
+            is_loop = ~keep
+            loop_w[dst[is_loop]] = self.edge_weight[is_loop]  # later writes win: last loop in edge order
+        kept_per_row = np.bincount(dst[keep], minlength=N)
+        indptr = np.zeros(N + 1, dtype=INDPTR_DTYPE)
+        np.cumsum(kept_per_row + 1, out=indptr[1:])
+        E_new = int(indptr[-1])
+        # a kept edge moves down by one slot for each earlier row's new loop
+        pos_keep = np.arange(keep.sum()) + dst[keep]
+        pos_loop = indptr[1:] - 1
+        indices = np.empty(E_new, dtype=INDEX_DTYPE)
+        indices[pos_keep] = self.indices[keep]
+        indices[pos_loop] = np.arange(N, dtype=INDEX_DTYPE)
+        edge_id = np.empty(E_new, dtype=np.int64)
+        edge_id[pos_keep] = self.edge_id[keep]
+        edge_id[pos_loop] = -1
+        weight = None
+        if self.edge_weight is not None:
+            weight = np.empty(E_new, dtype=self.edge_weight.dtype)
+            weight[pos_keep] = self.edge_weight[keep]
+            weight[pos_loop] = loop_w
+        return Graph(indptr, indices, weight, N, edge_id=edge_id, _validated=True)
+
+    def cached(self, key, build):
+        """Return ``build()`` computed once per graph and ``key`` (normalisation coefficients and the like)."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    def check_features(self, X, name="x", side="src"):
+        """Raise unless ``X`` is a finite float32/float64 array with one row per node."""
+        n = self.num_src if side == "src" else self.num_dst
+        if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+            raise TypeError(f"{name} must be an array of shape ({n}, F), got {type(X).__name__}")
+        if X.ndim != 2 or X.shape[0] != n:
+            raise ValueError(f"{name} must have shape ({n}, F) for a graph with {n} nodes, got {X.shape}")
+        if X.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name} must be float32 or float64, got {X.dtype}")
+        if isinstance(X, np.ndarray) and not np.isfinite(X).all():
+            r, c = np.argwhere(~np.isfinite(X))[0]
+            raise ValueError(f"{name} must be finite, got {X[r, c]} at row {r}, column {c}")

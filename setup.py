@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="gnn_scratch",
+    version="0.1.0",
+    description="Graph neural networks from scratch in NumPy and Numba, with hand-derived, checked gradients",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["gnn_scratch", "gnn_scratch.*"]),
+    python_requires=">=3.10",
+    install_requires=["numpy>=1.24", "scipy>=1.10", "numba>=0.59", "matplotlib>=3.7"],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6"],
+        # Peers used only by the benchmark scripts. Install torch==2.13.0 (CPU build) first:
+        # an unpinned torch pulls gigabytes of CUDA libraries.
+        "bench": ["torch", "torch-geometric"],
+        "cuda": ["numba-cuda"],
+    },
+    entry_points={"console_scripts": ["gnn-scratch=gnn_scratch.cli:main"]},
+)
