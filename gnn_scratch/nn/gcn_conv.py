@@ -1,0 +1,72 @@
+"""Graph convolution of Kipf & Welling: H' = A_hat H W + b (derivations/gcn.md)."""
+import numpy as np
+import scipy.sparse as sp
+
+from .. import ops
+from .init import as_rng, glorot
+from .module import Module
+
+
+class GCNConv(Module):
+    """H' = A_hat H W + b with A_hat = D^-1/2 (A + I) D^-1/2 (PyG's ``GCNConv`` defaults).
+
+    H: (N, F_in) float (dense, or scipy.sparse for a first layer), W: (F_in, F_out), b: (F_out,),
+    H': (N, F_out). The product is taken in the cheaper order: A_hat (H W) when F_out <= F_in (the
+    sparse product then runs at the narrower width), (A_hat H) W otherwise.
+
+    Backward with G = dL/dH' (derivations/gcn.md):
+        db = sum_n G[n]
+        order A_hat (H W):  Z = H W;   dZ = A_hat^T G;  dW = H^T dZ;  dH = dZ W^T
+        order (A_hat H) W:  S = A_hat H;  dW = S^T G;  dS = G W^T;  dH = A_hat^T dS
+    """
+
+    def __init__(self, in_channels, out_channels, bias=True, add_self_loops=True, normalize=True,
+                 improved=False, seed=0, dtype=np.float32):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.add_self_loops, self.normalize, self.improved = add_self_loops, normalize, improved
+        self.add_param("W", glorot(as_rng(seed), in_channels, out_channels, dtype=dtype))
+        if bias:
+            self.add_param("b", np.zeros(out_channels, dtype=dtype))
+
+    def propagation(self, graph, dtype):
+        """(graph_hat, edge_val): the graph the messages travel on and its edge weights, cached."""
+        if self.normalize:
+            return ops.gcn_norm(graph, dtype, self.add_self_loops, self.improved)
+        g = graph.with_self_loops() if self.add_self_loops else graph
+        return g, ops.edge_weight_or_ones(g, dtype)
+
+    def forward(self, H, graph=None):
+        if graph is None:
+            raise ValueError("GCNConv.forward needs the graph: forward(H, graph)")
+        if H.ndim != 2 or H.shape != (graph.num_src, self.in_channels):
+            raise ValueError(f"GCNConv expects H of shape ({graph.num_src}, {self.in_channels}), got {H.shape}")
+        W = self.params["W"]
+        g, a = self.propagation(graph, W.dtype)
+        transform_first = self.out_channels <= self.in_channels or sp.issparse(H)
+        if transform_first:
+            Z = np.asarray(H @ W)
+            out = ops.spmm(g, a, Z)
+        else:
+            S = ops.spmm(g, a, H)
+            out = S @ W
+            H = S  # backward needs S, not H, for dW
+        if "b" in self.params:
+            out += self.params["b"]
+        self._cache = (g, a, H, transform_first)
+        return out
+
+    def backward(self, grad_out):
+        g, a, H_or_S, transform_first = self._saved()
+        W = self.params["W"]
+        if "b" in self.params:
+            self.grads["b"] += grad_out.sum(axis=0)
+        if transform_first:
+            H = H_or_S
+            dZ = ops.spmm_backward_X(g, a, grad_out)
+            self.grads["W"] += np.asarray(H.T @ dZ)
+            return None if sp.issparse(H) else dZ @ W.T
+        S = H_or_S
+        self.grads["W"] += S.T @ grad_out
+        dS = grad_out @ W.T
+        return ops.spmm_backward_X(g, a, dS)
