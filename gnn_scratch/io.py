@@ -1,0 +1,36 @@
+"""Save a trained model to ``.npz`` and rebuild it: parameters plus the hyper-parameters to rebuild it.
+
+The file holds one array per parameter (``param/<qualified name>``) and ``config``, a JSON string
+(a 0-d unicode array), so it loads with ``allow_pickle=False``: reading a model runs no code.
+"""
+import json
+
+import numpy as np
+
+from .models import build_model
+
+FORMAT = "gnn_scratch.model/1"
+
+
+def save_model(path, model, extra=None):
+    """Write ``model`` (which must carry a ``config`` dict) to ``path``; ``extra`` is stored with the config."""
+    if not hasattr(model, "config"):
+        raise TypeError(f"{type(model).__name__} has no config: only registry models can be saved")
+    meta = dict(format=FORMAT, config=model.config, extra=extra or {})
+    arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
+    np.savez(path, config=np.array(json.dumps(meta)), **arrays)
+
+
+def load_model(path):
+    """Rebuild the model saved at ``path``; returns (model, extra)."""
+    with np.load(path, allow_pickle=False) as f:
+        if "config" not in f.files:
+            raise ValueError(f"{path} is not a gnn_scratch model file: it has no 'config' entry")
+        meta = json.loads(str(f["config"]))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} has format {meta.get('format')!r}; expected {FORMAT!r}")
+        state = {k[len("param/"):]: f[k] for k in f.files if k.startswith("param/")}
+    config = dict(meta["config"])
+    model = build_model(config.pop("model"), **config)
+    model.load_state_dict(state)
+    return model.eval(), meta.get("extra", {})
