@@ -8,13 +8,14 @@ Shapes: ``graph`` is (N_dst, N_src) with E edges; ``X`` (N_src, F); ``grad_out``
 """
 import numpy as np
 
-from .kernels import backend_for
+from .graph import Graph
+from .kernels import backend_for, is_device_array
 
 
 def _empty(like, shape, dtype=None):
     """Uninitialised output on the same device as ``like``."""
     dtype = like.dtype if dtype is None else dtype
-    if hasattr(like, "__cuda_array_interface__"):
+    if is_device_array(like):
         from numba import cuda
         return cuda.device_array(shape, dtype=dtype)
     return np.empty(shape, dtype=dtype)
@@ -148,17 +149,19 @@ def gcn_norm(graph, dtype=np.float32, add_self_loops=True, improved=False):
     both are cached on ``graph``, so the normalisation is computed once per graph.
     """
     def build():
-        g = graph.with_self_loops(2.0 if improved else 1.0) if add_self_loops else graph
-        w = (np.ones(g.num_edges) if g.edge_weight is None else g.edge_weight.astype(np.float64))
-        if graph.edge_weight is None and add_self_loops and improved:
-            w[g.indices == g.dst_of_edge()] = 2.0
+        if graph.num_src != graph.num_dst:
+            raise ValueError(f"gcn_norm needs a square graph, got shape {graph.shape}")
+        # An unweighted graph is a graph of weight-1 edges: then an existing self-loop keeps weight 1
+        # and only the added loops get the fill value (2 when improved), exactly as PyG does.
+        w0 = np.ones(graph.num_edges) if graph.edge_weight is None else graph.edge_weight.astype(np.float64)
+        g = Graph(graph.indptr, graph.indices, w0, graph.num_src, graph.edge_id, _validated=True)
+        if add_self_loops:
+            g = g.with_self_loops(2.0 if improved else 1.0)
+        w, dst = g.edge_weight, g.dst_of_edge()
         deg = np.zeros(g.num_dst)
-        np.add.at(deg, g.dst_of_edge(), w)
+        np.add.at(deg, dst, w)
         with np.errstate(divide="ignore"):
             d_inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(deg), 0.0)
-        if g.num_src != g.num_dst:
-            raise ValueError(f"gcn_norm needs a square graph, got shape {g.shape}")
-        val = d_inv_sqrt[g.indices] * w * d_inv_sqrt[g.dst_of_edge()]
-        return g, val
+        return g, d_inv_sqrt[g.indices] * w * d_inv_sqrt[dst]
     g, val = graph.cached(("gcn_norm", add_self_loops, improved), build)
     return g, g.cached(("gcn_val", np.dtype(dtype).str), lambda: val.astype(dtype))

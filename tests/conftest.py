@@ -9,6 +9,12 @@ import pytest
 if os.environ.get("GNN_SCRATCH_TEST_DEVICE", "sim") == "sim":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a real CUDA GPU (skipped under the simulator)")
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

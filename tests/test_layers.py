@@ -136,3 +136,25 @@ def test_layer_is_stateless_in_the_graph():
     X1, X2 = np.ones((6, 2)), np.ones((3, 2))
     assert conv(X1, g1).shape == (6, 2) and conv(X2, g2).shape == (3, 2)
     assert ops.gcn_norm(g1, np.float64)[0].num_edges == 6 + 6  # 6 non-loop edges kept, one loop per node
+
+
+def test_gcn_improved_keeps_an_existing_loop_weight_as_pyg():
+    # edges 0->0, 1->0, 1->1: the existing loops keep weight 1, only node 2's added loop gets 2
+    g = Graph.from_edge_index(np.array([[0, 1, 1], [0, 0, 1]]), num_nodes=3)
+    gh, val = ops.gcn_norm(g, np.float64, improved=True)
+    A = gh.to_scipy(val).toarray()
+    d = np.array([2.0, 1.0, 2.0])
+    np.testing.assert_allclose(A[0, 0], 1 / d[0])
+    np.testing.assert_allclose(A[2, 2], 2 / d[2])
+    with pytest.raises(ValueError, match="requires normalize"):
+        GCNConv(2, 2, normalize=False)
+
+
+def test_dropout_backward_follows_what_forward_did():
+    d = Dropout(0.5, seed=0)
+    with pytest.raises(BackwardBeforeForward):
+        d.backward(np.ones((2, 2)))
+    x = np.ones((4, 4))
+    y = d(x)
+    d.eval()  # switching mode between forward and backward must not skip the mask
+    np.testing.assert_array_equal(d.backward(x), y)

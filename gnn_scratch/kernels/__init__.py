@@ -36,8 +36,14 @@ def load(name):
 
 
 def is_device_array(a):
-    """True for arrays that live on a GPU (they expose ``__cuda_array_interface__``)."""
-    return hasattr(a, "__cuda_array_interface__")
+    """True for arrays that live on a GPU: they expose ``__cuda_array_interface__``, or are Numba
+    device arrays (which under the CUDA simulator have no such interface but must still go to ``cuda``)."""
+    if hasattr(a, "__cuda_array_interface__"):
+        return True
+    if type(a).__module__.startswith("numba"):
+        from numba.cuda.cudadrv.devicearray import is_cuda_ndarray
+        return is_cuda_ndarray(a)
+    return False
 
 
 def backend_for(*arrays):

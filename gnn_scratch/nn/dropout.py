@@ -22,7 +22,7 @@ class Dropout(Module):
 
     def forward(self, x, graph=None):
         if not self.training or self.p == 0.0:
-            self._cache = None
+            self._cache = "identity"
             return x
         keep = 1.0 - self.p
         if sp.issparse(x):
@@ -35,9 +35,8 @@ class Dropout(Module):
         return x * scale
 
     def backward(self, grad_out):
-        if not self.training or self.p == 0.0:
-            return grad_out
-        scale = self._saved()
+        scale = self._saved()  # what the forward did decides, not the current mode
         if isinstance(scale, str):
-            return None  # the input was sparse data: it has no gradient to pass on
+            # "sparse": the input was sparse data, it has no gradient to pass on
+            return grad_out if scale == "identity" else None
         return grad_out * scale

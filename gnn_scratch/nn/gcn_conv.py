@@ -23,6 +23,9 @@ class GCNConv(Module):
     def __init__(self, in_channels, out_channels, bias=True, add_self_loops=True, normalize=True,
                  improved=False, seed=0, dtype=np.float32):
         super().__init__()
+        if add_self_loops and not normalize:
+            # PyG adds the loops inside its normalisation; without it the flag would silently do nothing there
+            raise ValueError("GCNConv: add_self_loops=True requires normalize=True (as in PyG)")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.add_self_loops, self.normalize, self.improved = add_self_loops, normalize, improved
         self.add_param("W", glorot(as_rng(seed), in_channels, out_channels, dtype=dtype))
@@ -33,8 +36,7 @@ class GCNConv(Module):
         """(graph_hat, edge_val): the graph the messages travel on and its edge weights, cached."""
         if self.normalize:
             return ops.gcn_norm(graph, dtype, self.add_self_loops, self.improved)
-        g = graph.with_self_loops() if self.add_self_loops else graph
-        return g, ops.edge_weight_or_ones(g, dtype)
+        return graph, ops.edge_weight_or_ones(graph, dtype)
 
     def forward(self, H, graph=None):
         if graph is None:
