@@ -1,0 +1,564 @@
+"""CUDA kernels (``numba.cuda``): the GPU twin of ``reference.py``, same names, same argument order.
+
+The contract -- shapes, "out is preallocated and fully overwritten", the empty-row rules and the
+max tie rule -- is written once, at the top of ``reference.py``; every function here follows it.
+Each public function takes device arrays (numba ``DeviceNDArray`` or anything exposing
+``__cuda_array_interface__``), checks shapes and dtypes (metadata only, never the data), picks a
+launch configuration and launches. Nothing is copied to or from the host; host arrays are refused.
+
+Launch shapes
+-------------
+* **Row-owner kernels** (``_row_launch``): a group of lanes owns one destination row -- a warp of 32
+  by default, up to a whole block (256 lanes) for wide rows -- with ``threadIdx.x`` the lane and
+  ``threadIdx.y`` the row within the block. The lanes split the row's features
+  (``f = lane; f < F; f += lanes``) or, for per-edge outputs, the row's (edge, head) pairs. Every
+  output element is written by exactly one thread that reads its edges in CSR order, so forward
+  kernels use no atomics and repeat bit for bit.
+* **Per-(row, head) kernels** (``_flat_launch``): one thread per (row, head) pair loops over the
+  row's edges (segment sums, edge softmax and its backward).
+* Both use grid-stride loops, so any grid size is correct; the grid is capped at ``_MAX_BLOCKS``.
+
+Only ``spmm_max_backward`` uses atomics (see its docstring). float32 and float64 are both supported:
+kernels compile lazily per dtype on first launch, and accumulate in the dtype of their output
+(``out.dtype.type(0)``), so float32 kernels contain no float64 arithmetic.
+
+On a real GPU, NVVM contracts ``acc + w * x`` into a fused multiply-add, so the weighted sums
+(``spmm_sum``, ``spmm_sum_perm``, ``sddmm_dot``) may differ from the NumPy reference in the last
+bits -- they still repeat bit for bit from run to run. Sums of plain adds and divisions
+(``spmm_mean``, ``segment_sum``, ...) and selections (``spmm_max``, ``sddmm_add``) equal the
+reference exactly. ``edge_softmax`` uses the device ``exp``, within a few ulp of NumPy's.
+
+Adding kernels (GAT fused kernels, element-wise ops, optimisers): write a ``@_jit`` kernel that
+takes its row from ``_row_launch``'s layout (row = ``blockIdx.x * blockDim.y + threadIdx.y``,
+lane = ``threadIdx.x``) or its item from ``_flat_launch``'s (``cuda.grid(1)``), both with
+grid-stride loops, and a public wrapper: ``require_cuda()``, ``_device(...)``, checks, launch.
+
+Importing this module never touches the GPU: without numba-cuda, or without a GPU, the import
+succeeds and the first call raises ``require_cuda``'s RuntimeError. Under the simulator
+(``NUMBA_ENABLE_CUDASIM=1``), where every thread is a Python thread, blocks are kept small.
+"""
+import math
+
+try:
+    import numba
+    from numba import cuda
+except ImportError:  # numba-cuda is not installed: the module imports, require_cuda() explains
+    cuda = None
+
+_NO_CUDA_MESSAGE = (
+    "no CUDA GPU available; install the `cuda` extra (numba-cuda) and run on a machine with an "
+    "NVIDIA GPU, or set NUMBA_ENABLE_CUDASIM=1 to use the simulator")
+
+
+def _simulator_enabled():
+    """True when numba runs CUDA kernels in its simulator (NUMBA_ENABLE_CUDASIM=1 at numba import)."""
+    if cuda is None:
+        return False
+    try:
+        from numba.cuda.core import config      # numba-cuda's own copy decides what numba.cuda is
+    except ImportError:
+        config = numba.config
+    return bool(getattr(config, "ENABLE_CUDASIM", 0))
+
+
+_cuda_ok = False
+
+
+def require_cuda():
+    """Raise RuntimeError unless a CUDA GPU or the numba CUDA simulator is available."""
+    global _cuda_ok
+    if _cuda_ok:
+        return
+    if cuda is None or not (_simulator_enabled() or cuda.is_available()):
+        raise RuntimeError(_NO_CUDA_MESSAGE)
+    _cuda_ok = True
+
+
+def _jit(fn):
+    """``cuda.jit`` (lazy: compiled per argument types on first launch), or the plain function without numba-cuda."""
+    return cuda.jit(fn) if cuda is not None else fn
+
+
+# ---------------------------------------------------------------------------------------- launching
+_WARP = 32
+_MAX_LANES = 256                                         # a whole block for one row at most
+_BLOCK_THREADS = 64 if _simulator_enabled() else 256     # simulated threads are Python threads
+_MAX_BLOCKS = 65535
+
+
+def _row_launch(n_rows, width):
+    """(grid, block) for a row-owner kernel: ``lanes`` threads per row, ``rows`` rows per block.
+
+    ``width`` is the number of items a row splits across its lanes (features, or edge-head pairs).
+    lanes = 32 (one warp), doubled up to ``_MAX_LANES`` while it is below ``width`` (wide features:
+    up to a block per row); rows per block = ``_BLOCK_THREADS // lanes``. Returns None when there is
+    nothing to launch.
+    """
+    if n_rows <= 0:
+        return None
+    lanes = _WARP
+    while lanes < width and lanes < min(_MAX_LANES, _BLOCK_THREADS):
+        lanes *= 2
+    rows = max(1, _BLOCK_THREADS // lanes)
+    grid = min((n_rows + rows - 1) // rows, _MAX_BLOCKS)
+    return grid, (lanes, rows)
+
+
+def _flat_launch(n_items):
+    """(grid, block) for a kernel with one thread per item (grid-stride); None when n_items == 0."""
+    if n_items <= 0:
+        return None
+    threads = _BLOCK_THREADS
+    return min((n_items + threads - 1) // threads, _MAX_BLOCKS), threads
+
+
+def _launch(kernel, config, *args):
+    """Launch ``kernel[config](*args)``; a None config (empty problem) launches nothing."""
+    if config is not None:
+        kernel[config](*args)
+
+
+# --------------------------------------------------------------------------------------- validation
+def _device(**arrays):
+    """The arguments as numba device arrays, in order; a host array raises TypeError (no hidden copies)."""
+    out = []
+    for name, a in arrays.items():
+        if cuda.devicearray.is_cuda_ndarray(a):
+            out.append(a)
+        elif hasattr(a, "__cuda_array_interface__"):
+            out.append(cuda.as_cuda_array(a))
+        else:
+            raise TypeError(
+                f"{name} must be a device array (numba.cuda.to_device / device_array, or an object "
+                f"with __cuda_array_interface__), got {type(a).__name__}; the CUDA kernels never "
+                f"copy host data")
+    return out
+
+
+def _check(name, a, shape, dtype=None, kind=None):
+    """Raise unless ``a`` has ``shape`` (None entries match anything) and ``dtype`` / dtype ``kind``."""
+    if a.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, a.shape)):
+        want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(a.shape)}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {a.dtype}")
+    if kind is not None and a.dtype.kind not in kind:
+        what = {"iu": "an integer", "f": "a float"}.get(kind, kind)
+        raise TypeError(f"{name} must have {what} dtype, got {a.dtype}")
+
+
+def _check_float(*named):
+    """Raise unless every (name, array) pair is float32 or float64, all of one dtype."""
+    dtype = named[0][1].dtype
+    if dtype.name not in ("float32", "float64"):
+        raise TypeError(f"{named[0][0]} must be float32 or float64, got {dtype}")
+    for name, a in named[1:]:
+        if a.dtype != dtype:
+            raise TypeError(f"{name} must have dtype {dtype} like {named[0][0]}, got {a.dtype}")
+
+
+def _check_csr(indptr, indices, ptr="indptr", idx="indices"):
+    """Shape and dtype checks of a CSR pair; returns (number of rows, E)."""
+    _check(ptr, indptr, (None,), kind="iu")
+    if indptr.shape[0] < 1:
+        raise ValueError(f"{ptr} must have length N_dst + 1 >= 1, got 0")
+    _check(idx, indices, (None,), kind="iu")
+    return indptr.shape[0] - 1, indices.shape[0]
+
+
+# ================================================================================ SpMM (node <- edges)
+@_jit
+def _spmm_sum_kernel(indptr, indices, edge_val, X, out):
+    lanes = cuda.blockDim.x
+    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
+                   cuda.gridDim.x * cuda.blockDim.y):
+        lo, hi = indptr[i], indptr[i + 1]
+        for f in range(cuda.threadIdx.x, out.shape[1], lanes):
+            acc = out.dtype.type(0)
+            for e in range(lo, hi):
+                acc += edge_val[e] * X[indices[e], f]
+            out[i, f] = acc
+
+
+def spmm_sum(indptr, indices, edge_val, X, out):
+    """Weighted sum aggregation: out[i] = sum_{e in row i} edge_val[e] * X[indices[e]].
+
+    indptr (N_dst+1,) int, indices (E,) int, edge_val (E,), X (N_src, F), out (N_dst, F); floats of
+    one dtype. out is overwritten; an empty row gives 0. O(E * F) work.
+    Launch: a warp (up to a block, for F > 32) per destination row, features across lanes; no atomics.
+    """
+    require_cuda()
+    indptr, indices, edge_val, X, out = _device(indptr=indptr, indices=indices, edge_val=edge_val, X=X, out=out)
+    n_dst, E = _check_csr(indptr, indices)
+    _check("edge_val", edge_val, (E,))
+    _check("X", X, (None, None))
+    _check("out", out, (n_dst, X.shape[1]))
+    _check_float(("X", X), ("edge_val", edge_val), ("out", out))
+    _launch(_spmm_sum_kernel, _row_launch(n_dst, X.shape[1]), indptr, indices, edge_val, X, out)
+
+
+@_jit
+def _spmm_sum_perm_kernel(indptr, indices, perm, edge_val, X, out):
+    lanes = cuda.blockDim.x
+    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
+                   cuda.gridDim.x * cuda.blockDim.y):
+        lo, hi = indptr[i], indptr[i + 1]
+        for f in range(cuda.threadIdx.x, out.shape[1], lanes):
+            acc = out.dtype.type(0)
+            for e in range(lo, hi):
+                acc += edge_val[perm[e]] * X[indices[e], f]
+            out[i, f] = acc
+
+
+def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
+    """Weighted sum with permuted weights: out[i] = sum_{e in row i} edge_val[perm[e]] * X[indices[e]].
+
+    Called on the transpose (t_indptr, t_indices, t_perm) it computes A^T @ X with the weights kept
+    in CSR order. indptr (R+1,), indices (E,), perm (E,) int, edge_val (E,), X (C, F), out (R, F).
+    out is overwritten; an empty row gives 0. O(E * F) work.
+    Launch: a warp (up to a block, for F > 32) per row, features across lanes; no atomics.
+    """
+    require_cuda()
+    indptr, indices, perm, edge_val, X, out = _device(
+        indptr=indptr, indices=indices, perm=perm, edge_val=edge_val, X=X, out=out)
+    n_rows, E = _check_csr(indptr, indices)
+    _check("perm", perm, (E,), kind="iu")
+    _check("edge_val", edge_val, (E,))
+    _check("X", X, (None, None))
+    _check("out", out, (n_rows, X.shape[1]))
+    _check_float(("X", X), ("edge_val", edge_val), ("out", out))
+    _launch(_spmm_sum_perm_kernel, _row_launch(n_rows, X.shape[1]), indptr, indices, perm, edge_val, X, out)
+
+
+@_jit
+def _spmm_mean_kernel(indptr, indices, X, out):
+    lanes = cuda.blockDim.x
+    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
+                   cuda.gridDim.x * cuda.blockDim.y):
+        lo, hi = indptr[i], indptr[i + 1]
+        deg = out.dtype.type(max(hi - lo, 1))
+        for f in range(cuda.threadIdx.x, out.shape[1], lanes):
+            acc = out.dtype.type(0)
+            for e in range(lo, hi):
+                acc += X[indices[e], f]
+            out[i, f] = acc / deg
+
+
+def spmm_mean(indptr, indices, X, out):
+    """Mean aggregation: out[i] = (1/deg_i) sum_{e in row i} X[indices[e]]; 0 when deg_i = 0.
+
+    indptr (N_dst+1,), indices (E,), X (N_src, F), out (N_dst, F). out is overwritten. O(E * F) work.
+    Launch: a warp (up to a block, for F > 32) per destination row, features across lanes; no atomics.
+    """
+    require_cuda()
+    indptr, indices, X, out = _device(indptr=indptr, indices=indices, X=X, out=out)
+    n_dst, _ = _check_csr(indptr, indices)
+    _check("X", X, (None, None))
+    _check("out", out, (n_dst, X.shape[1]))
+    _check_float(("X", X), ("out", out))
+    _launch(_spmm_mean_kernel, _row_launch(n_dst, X.shape[1]), indptr, indices, X, out)
+
+
+@_jit
+def _spmm_mean_backward_kernel(t_indptr, t_indices, indptr, grad_out, grad_X):
+    lanes = cuda.blockDim.x
+    for j in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, grad_X.shape[0],
+                   cuda.gridDim.x * cuda.blockDim.y):
+        lo, hi = t_indptr[j], t_indptr[j + 1]
+        for f in range(cuda.threadIdx.x, grad_X.shape[1], lanes):
+            acc = grad_X.dtype.type(0)
+            for e in range(lo, hi):
+                i = t_indices[e]
+                acc += grad_out[i, f] / grad_X.dtype.type(max(indptr[i + 1] - indptr[i], 1))
+            grad_X[j, f] = acc
+
+
+def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
+    """Gradient of spmm_mean w.r.t. X: grad_X[j] = sum_{edges j -> i} grad_out[i] / deg_i.
+
+    t_indptr (N_src+1,), t_indices (E,) destination ids, indptr (N_dst+1,) for the degrees,
+    grad_out (N_dst, F), grad_X (N_src, F). grad_X is overwritten. O(E * F) work.
+    Launch: a warp (up to a block, for F > 32) per *source* row of the transpose, features across
+    lanes: each grad_X row has one owner, so no atomics.
+    """
+    require_cuda()
+    t_indptr, t_indices, indptr, grad_out, grad_X = _device(
+        t_indptr=t_indptr, t_indices=t_indices, indptr=indptr, grad_out=grad_out, grad_X=grad_X)
+    n_src, _ = _check_csr(t_indptr, t_indices, "t_indptr", "t_indices")
+    _check("indptr", indptr, (None,), kind="iu")
+    _check("grad_out", grad_out, (indptr.shape[0] - 1, None))
+    _check("grad_X", grad_X, (n_src, grad_out.shape[1]))
+    _check_float(("grad_out", grad_out), ("grad_X", grad_X))
+    _launch(_spmm_mean_backward_kernel, _row_launch(n_src, grad_X.shape[1]),
+            t_indptr, t_indices, indptr, grad_out, grad_X)
+
+
+@_jit
+def _spmm_max_kernel(indptr, indices, X, out, argmax):
+    lanes = cuda.blockDim.x
+    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
+                   cuda.gridDim.x * cuda.blockDim.y):
+        lo, hi = indptr[i], indptr[i + 1]
+        for f in range(cuda.threadIdx.x, out.shape[1], lanes):
+            if lo == hi:                       # empty row: 0, argmax -1
+                out[i, f] = 0
+                argmax[i, f] = -1
+                continue
+            best_j = indices[lo]
+            best = X[best_j, f]
+            for e in range(lo + 1, hi):
+                j = indices[e]
+                v = X[j, f]
+                if v > best:                   # strict: the first edge in CSR order wins ties
+                    best = v
+                    best_j = j
+            out[i, f] = best
+            argmax[i, f] = best_j
+
+
+def spmm_max(indptr, indices, X, out, argmax):
+    """Max aggregation per feature: out[i, f] = max_{e in row i} X[indices[e], f].
+
+    indptr (N_dst+1,), indices (E,), X (N_src, F), out (N_dst, F), argmax (N_dst, F) int64. Both out
+    and argmax are overwritten: argmax gets the winning source id (first edge in CSR order on ties),
+    or -1 for an empty row, whose output is 0. O(E * F) work.
+    Launch: a warp (up to a block, for F > 32) per destination row, features across lanes; no atomics.
+    """
+    require_cuda()
+    indptr, indices, X, out, argmax = _device(indptr=indptr, indices=indices, X=X, out=out, argmax=argmax)
+    n_dst, _ = _check_csr(indptr, indices)
+    _check("X", X, (None, None))
+    _check("out", out, (n_dst, X.shape[1]))
+    _check("argmax", argmax, (n_dst, X.shape[1]), kind="iu")
+    _check_float(("X", X), ("out", out))
+    _launch(_spmm_max_kernel, _row_launch(n_dst, X.shape[1]), indptr, indices, X, out, argmax)
+
+
+@_jit
+def _fill_2d_kernel(a, value):
+    n_cols = a.shape[1]
+    for k in range(cuda.grid(1), a.shape[0] * n_cols, cuda.gridsize(1)):
+        a[k // n_cols, k % n_cols] = value
+
+
+@_jit
+def _spmm_max_backward_kernel(argmax, grad_out, grad_X):
+    n_cols = argmax.shape[1]
+    for k in range(cuda.grid(1), argmax.shape[0] * n_cols, cuda.gridsize(1)):
+        i = k // n_cols
+        f = k % n_cols
+        j = argmax[i, f]
+        if j >= 0:
+            cuda.atomic.add(grad_X, (j, f), grad_out[i, f])
+
+
+def spmm_max_backward(argmax, grad_out, grad_X):
+    """Gradient of spmm_max w.r.t. X: grad_X[argmax[i, f], f] += grad_out[i, f]; grad_X is overwritten.
+
+    argmax (N_dst, F) int, grad_out (N_dst, F), grad_X (N_src, F). O(N_src * F + N_dst * F) work.
+    Launch: a fill kernel zeroes grad_X, then one thread per (row, feature) pair scatters with
+    ``cuda.atomic.add``. It USES ATOMICS and is therefore nondeterministic, but only in the float
+    summation order where several destination rows picked the same source for the same feature;
+    a (source, feature) picked once gets exactly grad_out[i, f]. (A row-owner, atomic-free version
+    needs the transposed graph, which this contract's arguments do not carry.)
+    """
+    require_cuda()
+    argmax, grad_out, grad_X = _device(argmax=argmax, grad_out=grad_out, grad_X=grad_X)
+    _check("argmax", argmax, (None, None), kind="iu")
+    _check("grad_out", grad_out, argmax.shape)
+    _check("grad_X", grad_X, (None, argmax.shape[1]))
+    _check_float(("grad_out", grad_out), ("grad_X", grad_X))
+    _launch(_fill_2d_kernel, _flat_launch(grad_X.shape[0] * grad_X.shape[1]), grad_X, grad_X.dtype.type(0))
+    _launch(_spmm_max_backward_kernel, _flat_launch(argmax.shape[0] * argmax.shape[1]), argmax, grad_out, grad_X)
+
+
+# ============================================================================== SDDMM (edge <- nodes)
+@_jit
+def _sddmm_dot_kernel(indptr, indices, A, B, out):
+    lanes = cuda.blockDim.x
+    H = out.shape[1]
+    F = A.shape[2]
+    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, A.shape[0],
+                   cuda.gridDim.x * cuda.blockDim.y):
+        lo, hi = indptr[i], indptr[i + 1]
+        for p in range(cuda.threadIdx.x, (hi - lo) * H, lanes):
+            e = lo + p // H
+            h = p % H
+            j = indices[e]
+            acc = out.dtype.type(0)
+            for f in range(F):
+                acc += A[i, h, f] * B[j, h, f]
+            out[e, h] = acc
+
+
+def sddmm_dot(indptr, indices, A, B, out):
+    """Per-edge, per-head dot product: out[e, h] = <A[i, h, :], B[indices[e], h, :]> for e in row i.
+
+    A (N_dst, H, F), B (N_src, H, F), out (E, H). out is overwritten. O(E * H * F) work.
+    Launch: a warp per destination row; its lanes split the row's (edge, head) pairs and each lane
+    sums its dot product over F in order, so each out[e, h] has one writer: no atomics.
+    """
+    require_cuda()
+    indptr, indices, A, B, out = _device(indptr=indptr, indices=indices, A=A, B=B, out=out)
+    n_dst, E = _check_csr(indptr, indices)
+    _check("A", A, (n_dst, None, None))
+    _check("B", B, (None, A.shape[1], A.shape[2]))
+    _check("out", out, (E, A.shape[1]))
+    _check_float(("A", A), ("B", B), ("out", out))
+    if E:
+        _launch(_sddmm_dot_kernel, _row_launch(n_dst, _WARP), indptr, indices, A, B, out)
+
+
+@_jit
+def _sddmm_add_kernel(indptr, indices, a_dst, a_src, out):
+    lanes = cuda.blockDim.x
+    H = out.shape[1]
+    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, a_dst.shape[0],
+                   cuda.gridDim.x * cuda.blockDim.y):
+        lo, hi = indptr[i], indptr[i + 1]
+        for p in range(cuda.threadIdx.x, (hi - lo) * H, lanes):
+            e = lo + p // H
+            h = p % H
+            out[e, h] = a_dst[i, h] + a_src[indices[e], h]
+
+
+def sddmm_add(indptr, indices, a_dst, a_src, out):
+    """Per-edge, per-head sum: out[e, h] = a_dst[i, h] + a_src[indices[e], h] for e in row i.
+
+    a_dst (N_dst, H), a_src (N_src, H), out (E, H). out is overwritten. O(E * H) work.
+    GAT's attention logits. Launch: a warp per destination row, its lanes across the row's
+    (edge, head) pairs (contiguous in out, so the writes coalesce); no atomics.
+    """
+    require_cuda()
+    indptr, indices, a_dst, a_src, out = _device(
+        indptr=indptr, indices=indices, a_dst=a_dst, a_src=a_src, out=out)
+    n_dst, E = _check_csr(indptr, indices)
+    _check("a_dst", a_dst, (n_dst, None))
+    _check("a_src", a_src, (None, a_dst.shape[1]))
+    _check("out", out, (E, a_dst.shape[1]))
+    _check_float(("a_dst", a_dst), ("a_src", a_src), ("out", out))
+    if E:
+        _launch(_sddmm_add_kernel, _row_launch(n_dst, _WARP), indptr, indices, a_dst, a_src, out)
+
+
+# ======================================================================== segment sums, edge softmax
+@_jit
+def _segment_sum_kernel(indptr, edge_val, out):
+    H = out.shape[1]
+    for k in range(cuda.grid(1), out.shape[0] * H, cuda.gridsize(1)):
+        i = k // H
+        h = k % H
+        acc = out.dtype.type(0)
+        for e in range(indptr[i], indptr[i + 1]):
+            acc += edge_val[e, h]
+        out[i, h] = acc
+
+
+def segment_sum(indptr, edge_val, out):
+    """Sum of edge values per destination row: out[i, h] = sum_{e in row i} edge_val[e, h].
+
+    indptr (N_dst+1,), edge_val (E, H), out (N_dst, H). out is overwritten; an empty row gives 0.
+    O(E * H) work. Launch: one thread per (row, head), summing in CSR order; no atomics.
+    """
+    require_cuda()
+    indptr, edge_val, out = _device(indptr=indptr, edge_val=edge_val, out=out)
+    _check("indptr", indptr, (None,), kind="iu")
+    _check("edge_val", edge_val, (None, None))
+    _check("out", out, (indptr.shape[0] - 1, edge_val.shape[1]))
+    _check_float(("edge_val", edge_val), ("out", out))
+    _launch(_segment_sum_kernel, _flat_launch(out.shape[0] * out.shape[1]), indptr, edge_val, out)
+
+
+@_jit
+def _segment_sum_perm_kernel(t_indptr, t_perm, edge_val, out):
+    H = out.shape[1]
+    for k in range(cuda.grid(1), out.shape[0] * H, cuda.gridsize(1)):
+        j = k // H
+        h = k % H
+        acc = out.dtype.type(0)
+        for e in range(t_indptr[j], t_indptr[j + 1]):
+            acc += edge_val[t_perm[e], h]
+        out[j, h] = acc
+
+
+def segment_sum_perm(t_indptr, t_perm, edge_val, out):
+    """Sum of edge values per source node: out[j, h] = sum_{e' in transposed row j} edge_val[t_perm[e'], h].
+
+    t_indptr (N_src+1,), t_perm (E,) int, edge_val (E, H) in CSR order, out (N_src, H). out is
+    overwritten. O(E * H) work. Launch: one thread per (source, head), in transposed order; no atomics.
+    """
+    require_cuda()
+    t_indptr, t_perm, edge_val, out = _device(t_indptr=t_indptr, t_perm=t_perm, edge_val=edge_val, out=out)
+    _check_csr(t_indptr, t_perm, "t_indptr", "t_perm")
+    _check("edge_val", edge_val, (t_perm.shape[0], None))
+    _check("out", out, (t_indptr.shape[0] - 1, edge_val.shape[1]))
+    _check_float(("edge_val", edge_val), ("out", out))
+    _launch(_segment_sum_perm_kernel, _flat_launch(out.shape[0] * out.shape[1]), t_indptr, t_perm, edge_val, out)
+
+
+@_jit
+def _edge_softmax_kernel(indptr, scores, out):
+    H = out.shape[1]
+    for k in range(cuda.grid(1), (indptr.shape[0] - 1) * H, cuda.gridsize(1)):
+        i = k // H
+        h = k % H
+        lo, hi = indptr[i], indptr[i + 1]
+        if lo == hi:                           # softmax over no edges: nothing to write
+            continue
+        m = scores[lo, h]
+        for e in range(lo + 1, hi):
+            m = max(m, scores[e, h])
+        s = out.dtype.type(0)
+        for e in range(lo, hi):
+            s += math.exp(scores[e, h] - m)
+        for e in range(lo, hi):
+            out[e, h] = math.exp(scores[e, h] - m) / s
+
+
+def edge_softmax(indptr, scores, out):
+    """Softmax over each destination's incoming edges, per head, shifted by the row max for stability.
+
+    out[e, h] = exp(s[e, h] - m[i, h]) / sum_{e' in row i} exp(s[e', h] - m[i, h]), m = row max.
+    indptr (N_dst+1,), scores (E, H), out (E, H). out is overwritten. O(E * H) work.
+    Launch: one thread per (row, head): max pass, sum pass, write pass; no atomics.
+    """
+    require_cuda()
+    indptr, scores, out = _device(indptr=indptr, scores=scores, out=out)
+    _check("indptr", indptr, (None,), kind="iu")
+    _check("scores", scores, (None, None))
+    _check("out", out, scores.shape)
+    _check_float(("scores", scores), ("out", out))
+    if scores.shape[0]:
+        _launch(_edge_softmax_kernel, _flat_launch((indptr.shape[0] - 1) * out.shape[1]), indptr, scores, out)
+
+
+@_jit
+def _edge_softmax_backward_kernel(indptr, alpha, grad_alpha, out):
+    H = out.shape[1]
+    for k in range(cuda.grid(1), (indptr.shape[0] - 1) * H, cuda.gridsize(1)):
+        i = k // H
+        h = k % H
+        lo, hi = indptr[i], indptr[i + 1]
+        s = out.dtype.type(0)
+        for e in range(lo, hi):
+            s += alpha[e, h] * grad_alpha[e, h]
+        for e in range(lo, hi):
+            out[e, h] = alpha[e, h] * grad_alpha[e, h] - alpha[e, h] * s
+
+
+def edge_softmax_backward(indptr, alpha, grad_alpha, out):
+    """Gradient of edge_softmax w.r.t. its scores: out[e] = alpha[e] * (g[e] - sum_{e' in row i} alpha[e'] g[e']).
+
+    indptr (N_dst+1,), alpha, grad_alpha, out: (E, H). out is overwritten. O(E * H) work.
+    Launch: one thread per (row, head): a sum pass, then a write pass; no atomics.
+    """
+    require_cuda()
+    indptr, alpha, grad_alpha, out = _device(indptr=indptr, alpha=alpha, grad_alpha=grad_alpha, out=out)
+    _check("indptr", indptr, (None,), kind="iu")
+    _check("alpha", alpha, (None, None))
+    _check("grad_alpha", grad_alpha, alpha.shape)
+    _check("out", out, alpha.shape)
+    _check_float(("alpha", alpha), ("grad_alpha", grad_alpha), ("out", out))
+    if alpha.shape[0]:
+        _launch(_edge_softmax_backward_kernel, _flat_launch((indptr.shape[0] - 1) * out.shape[1]),
+                indptr, alpha, grad_alpha, out)
