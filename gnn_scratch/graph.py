@@ -17,6 +17,8 @@ destinations are the first N_dst of the N_src source nodes.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -182,7 +184,9 @@ class Graph:
         w = edge_weight if edge_weight is not None else self.edge_weight
         if w is None:
             w = np.ones(self.num_edges)
-        return sp.csr_matrix((w, self.indices, self.indptr), shape=self.shape)
+        # copies: scipy sorts and merges indices in place (A > 0, sum_duplicates), which must not
+        # rewrite this graph's arrays
+        return sp.csr_matrix((np.array(w), self.indices.copy(), self.indptr.copy()), shape=self.shape)
 
     # ------------------------------------------------------------------ transpose
     @property
@@ -245,6 +249,36 @@ class Graph:
             weight[pos_keep] = self.edge_weight[keep]
             weight[pos_loop] = loop_w
         return Graph(indptr, indices, weight, N, edge_id=edge_id, _validated=True)
+
+    # ------------------------------------------------------------------ placement
+    device = "cpu"   # where indptr, indices, edge_weight and the transpose live; a device copy says "cuda"
+
+    def to(self, device):
+        """This graph with its arrays on ``device`` ("cuda" or "cpu"); the device copy is made once and cached.
+
+        The device graph has the same class and sizes, and indptr, indices, edge_weight and the
+        transpose (t_indptr, t_indices, t_perm -- built on the host first) as device arrays;
+        ``edge_id`` stays on the host. ``graph.host`` is the host graph it came from: host-side
+        work (normalisation, self-loops, degrees) runs there and is cached on the device graph as
+        a device copy (see ``ops.gcn_norm``). ``to("cpu")`` of a device graph returns that host graph.
+        Raises RuntimeError without a GPU (or the simulator), ValueError for an unknown device.
+        """
+        from .dense import check_device, to_device
+        if check_device(device) == self.device:
+            return self
+        if device == "cpu":
+            return self.host
+
+        def move():
+            t = self._transposed()
+            g = copy.copy(self)
+            g.indptr, g.indices = to_device(self.indptr), to_device(self.indices)
+            g.edge_weight = to_device(self.edge_weight)
+            g._transpose = tuple(to_device(a) for a in t)
+            g._cache = {}
+            g.device, g.host = device, self
+            return g
+        return self.cached(("to", device), move)
 
     def cached(self, key, build):
         """Return ``build()`` computed once per graph and ``key`` (normalisation coefficients and the like)."""

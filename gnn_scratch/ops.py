@@ -8,6 +8,7 @@ Shapes: ``graph`` is (N_dst, N_src) with E edges; ``X`` (N_src, F); ``grad_out``
 """
 import numpy as np
 
+from .dense import to_device
 from .graph import Graph
 from .kernels import backend_for, is_device_array
 
@@ -21,13 +22,46 @@ def _empty(like, shape, dtype=None):
     return np.empty(shape, dtype=dtype)
 
 
+# Work (edges x features) below which a CPU kernel runs on one thread: a fork/join of the thread
+# pool costs more than it saves on a problem this small (~0.1 ms of work), and far more when the
+# cores are shared. The same idea as PyTorch's at::parallel_for grain size.
+SERIAL_GRAIN = 1 << 18
+
+
+def _call(K, name, work, *args):
+    """``K.<name>(*args)``; a small CPU (Numba) problem runs on one thread (``SERIAL_GRAIN``)."""
+    kernel = getattr(K, name)
+    if work < SERIAL_GRAIN and K.__name__.endswith(".cpu"):
+        import numba
+        n = numba.get_num_threads()
+        if n > 1:
+            numba.set_num_threads(1)
+            try:
+                return kernel(*args)
+            finally:
+                numba.set_num_threads(n)
+    return kernel(*args)
+
+
+def _host_copy_on_device(graph, fn, dtype, *args):
+    """``fn(graph, dtype, *args)`` of a device graph: computed on its host graph, cached on it as a device copy."""
+    def build():
+        r = fn(graph.host, dtype, *args)
+        return tuple(to_device(v) for v in r) if isinstance(r, tuple) else to_device(r)
+    return graph.cached((fn.__name__, "on", graph.device, np.dtype(dtype).str, *args), build)
+
+
 def ones_on_edges(graph, dtype):
     """A cached (E,) array of ones: the weights of an unweighted graph."""
+    if getattr(graph, "device", "cpu") != "cpu":
+        return _host_copy_on_device(graph, ones_on_edges, dtype)
     return graph.cached(("ones", np.dtype(dtype).str), lambda: np.ones(graph.num_edges, dtype=dtype))
 
 
 def edge_weight_or_ones(graph, dtype):
     """The graph's edge weights cast to ``dtype`` (cached), or ones when it has none."""
+    if getattr(graph, "device", "cpu") != "cpu":
+        return _host_copy_on_device(graph, edge_weight_or_ones, dtype)
     if graph.edge_weight is None:
         return ones_on_edges(graph, dtype)
     return graph.cached(("edge_weight", np.dtype(dtype).str), lambda: graph.edge_weight.astype(dtype))
@@ -38,7 +72,7 @@ def spmm(graph, edge_val, X):
     """Weighted sum aggregation  out = A X,  A[i, j] = sum of edge_val over edges j -> i.  (N_dst, F)."""
     K = backend_for(X)
     out = _empty(X, (graph.num_dst, X.shape[1]))
-    K.spmm_sum(graph.indptr, graph.indices, edge_val, X, out)
+    _call(K, "spmm_sum", graph.num_edges * X.shape[1], graph.indptr, graph.indices, edge_val, X, out)
     return out
 
 
@@ -46,7 +80,31 @@ def spmm_backward_X(graph, edge_val, grad_out):
     """dL/dX = A^T G, as a sum over the cached transpose with the weights permuted: (N_src, F)."""
     K = backend_for(grad_out)
     grad_X = _empty(grad_out, (graph.num_src, grad_out.shape[1]))
-    K.spmm_sum_perm(graph.t_indptr, graph.t_indices, graph.t_perm, edge_val, grad_out, grad_X)
+    _call(K, "spmm_sum_perm", graph.num_edges * grad_out.shape[1], graph.t_indptr, graph.t_indices, graph.t_perm,
+          edge_val, grad_out, grad_X)
+    return grad_X
+
+
+def transposed_edge_val(graph, edge_val, key):
+    """``edge_val`` in the order of the cached transpose, edge_val[t_perm]: (E,), cached on ``graph`` under ``key``.
+
+    For weights that belong to the graph (GCN's normalisation): computed once, it turns every later
+    A^T G into ``spmm_transposed`` -- a plain SpMM on the transpose, without the per-edge random
+    read edge_val[t_perm[e]]. Host graphs only (a device graph's t_perm lives on the GPU).
+    """
+    return graph.cached(("transposed_edge_val", key),
+                        lambda: np.ascontiguousarray(np.asarray(edge_val)[graph.t_perm]))
+
+
+def spmm_transposed(graph, edge_val_t, grad_out):
+    """dL/dX = A^T G with the weights already in transpose order (``transposed_edge_val``): (N_src, F).
+
+    The same products summed in the same order as ``spmm_backward_X``, so the same bits.
+    """
+    K = backend_for(grad_out)
+    grad_X = _empty(grad_out, (graph.num_src, grad_out.shape[1]))
+    _call(K, "spmm_sum", graph.num_edges * grad_out.shape[1], graph.t_indptr, graph.t_indices, edge_val_t,
+          grad_out, grad_X)
     return grad_X
 
 
@@ -63,7 +121,7 @@ def mean_aggregate(graph, X):
     """out[i] = mean of X over i's in-neighbours (0 for a node with none): (N_dst, F)."""
     K = backend_for(X)
     out = _empty(X, (graph.num_dst, X.shape[1]))
-    K.spmm_mean(graph.indptr, graph.indices, X, out)
+    _call(K, "spmm_mean", graph.num_edges * X.shape[1], graph.indptr, graph.indices, X, out)
     return out
 
 
@@ -71,7 +129,8 @@ def mean_aggregate_backward(graph, grad_out):
     """dL/dX[j] = sum over edges j -> i of G[i] / deg_i: (N_src, F)."""
     K = backend_for(grad_out)
     grad_X = _empty(grad_out, (graph.num_src, grad_out.shape[1]))
-    K.spmm_mean_backward(graph.t_indptr, graph.t_indices, graph.indptr, grad_out, grad_X)
+    _call(K, "spmm_mean_backward", graph.num_edges * grad_out.shape[1], graph.t_indptr, graph.t_indices,
+          graph.indptr, grad_out, grad_X)
     return grad_X
 
 
@@ -148,6 +207,9 @@ def gcn_norm(graph, dtype=np.float32, add_self_loops=True, improved=False):
     w_ji / sqrt(deg_j deg_i). Returns (graph_hat, edge_val) with edge_val (E_hat,) ``dtype``;
     both are cached on ``graph``, so the normalisation is computed once per graph.
     """
+    if getattr(graph, "device", "cpu") != "cpu":   # normalised once on the host graph; the device graph caches a device copy
+        return _host_copy_on_device(graph, gcn_norm, dtype, add_self_loops, improved)
+
     def build():
         if graph.num_src != graph.num_dst:
             raise ValueError(f"gcn_norm needs a square graph, got shape {graph.shape}")

@@ -7,6 +7,9 @@ before the update rule -- as in torch.optim.Adam, not AdamW's decoupled decay.
 """
 import numpy as np
 
+from . import dense
+from .nn import elementwise as ew
+
 
 class Optimizer:
     """Shared handling of parameter groups and hyper-parameter defaults."""
@@ -31,14 +34,21 @@ class Optimizer:
     def zero_grad(self):
         for g in self.groups:
             for _, grad in g["params"]:
-                grad[...] = 0
+                dense.zero_(grad)
 
     def step(self):
         self.t += 1
         for g in self.groups:
             for p, grad in g["params"]:
-                d = grad + g["weight_decay"] * p if g["weight_decay"] else grad
-                self._update(p, d, g, self.state.setdefault(id(p), {}))
+                if dense.is_device(p):   # on the GPU: one fused kernel per parameter, state on the device
+                    self._update_device(p, grad, g, self.state.setdefault(id(p), {}))
+                    continue
+                self._update_host(p, grad, g, self.state.setdefault(id(p), {}))
+
+    def _update_host(self, p, grad, g, s):
+        """The update of one host parameter: L2 decay folded into the gradient, then the rule."""
+        d = grad + g["weight_decay"] * p if g["weight_decay"] else grad
+        self._update(p, d, g, s)
 
 
 class SGD(Optimizer):
@@ -54,6 +64,9 @@ class SGD(Optimizer):
             v += d
             d = v
         p -= (g["lr"] * d).astype(p.dtype, copy=False)
+
+    def _update_device(self, p, grad, g, s):
+        dense.sgd_update(p, grad, s, g["lr"], g["momentum"], g["weight_decay"])
 
 
 class Adam(Optimizer):
@@ -74,3 +87,18 @@ class Adam(Optimizer):
         v += (1 - b2) * d * d
         step = g["lr"] / (1 - b1 ** self.t)
         p -= (step * m / (np.sqrt(v / (1 - b2 ** self.t)) + g["eps"])).astype(p.dtype, copy=False)
+
+    def _update_host(self, p, grad, g, s):
+        """One fused pass (nn/elementwise.adam_update) over p, grad, m, v instead of ~12 NumPy passes."""
+        if not (p.flags.c_contiguous and grad.flags.c_contiguous and p.dtype == grad.dtype
+                and p.dtype in (np.float32, np.float64)):
+            return super()._update_host(p, grad, g, s)
+        b1, b2 = g["betas"]
+        m = s.setdefault("m", np.zeros_like(p))
+        v = s.setdefault("v", np.zeros_like(p))
+        dt = p.dtype.type
+        ew.adam_update(p.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), dt(g["weight_decay"]),
+                       dt(b1), dt(b2), dt(g["lr"] / (1 - b1 ** self.t)), dt(1 - b2 ** self.t), dt(g["eps"]))
+
+    def _update_device(self, p, grad, g, s):
+        dense.adam_update(p, grad, s, self.t, g["lr"], g["betas"], g["eps"], g["weight_decay"])

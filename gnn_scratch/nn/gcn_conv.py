@@ -1,8 +1,8 @@
 """Graph convolution of Kipf & Welling: H' = A_hat H W + b (derivations/gcn.md)."""
 import numpy as np
-import scipy.sparse as sp
 
-from .. import ops
+from .. import dense, ops
+from ..threads import single_blas_pool
 from .init import as_rng, glorot
 from .module import Module
 
@@ -18,7 +18,13 @@ class GCNConv(Module):
         db = sum_n G[n]
         order A_hat (H W):  Z = H W;   dZ = A_hat^T G;  dW = H^T dZ;  dH = dZ W^T
         order (A_hat H) W:  S = A_hat H;  dW = S^T G;  dS = G W^T;  dH = A_hat^T dS
+
+    ``needs_input_grad = False`` (set by the trainer on a first layer, whose input is data) makes
+    ``backward`` return None without computing dH. A_hat^T G runs on the cached transpose with the
+    weights permuted once per graph (``ops.transposed_edge_val``).
     """
+
+    needs_input_grad = True
 
     def __init__(self, in_channels, out_channels, bias=True, add_self_loops=True, normalize=True,
                  improved=False, seed=0, dtype=np.float32):
@@ -38,6 +44,7 @@ class GCNConv(Module):
             return ops.gcn_norm(graph, dtype, self.add_self_loops, self.improved)
         return graph, ops.edge_weight_or_ones(graph, dtype)
 
+    @single_blas_pool
     def forward(self, H, graph=None):
         if graph is None:
             raise ValueError("GCNConv.forward needs the graph: forward(H, graph)")
@@ -45,30 +52,42 @@ class GCNConv(Module):
             raise ValueError(f"GCNConv expects H of shape ({graph.num_src}, {self.in_channels}), got {H.shape}")
         W = self.params["W"]
         g, a = self.propagation(graph, W.dtype)
-        transform_first = self.out_channels <= self.in_channels or sp.issparse(H)
+        transform_first = self.out_channels <= self.in_channels or dense.issparse(H)
         if transform_first:
-            Z = np.asarray(H @ W)
+            Z = dense.matmul(H, W)            # host: np.asarray(H @ W); device: tiled kernel or SpMM
             out = ops.spmm(g, a, Z)
         else:
             S = ops.spmm(g, a, H)
-            out = S @ W
+            out = dense.matmul(S, W)
             H = S  # backward needs S, not H, for dW
         if "b" in self.params:
-            out += self.params["b"]
+            dense.add_bias(out, self.params["b"])
         self._cache = (g, a, H, transform_first)
         return out
 
+    @single_blas_pool
     def backward(self, grad_out):
         g, a, H_or_S, transform_first = self._saved()
         W = self.params["W"]
         if "b" in self.params:
-            self.grads["b"] += grad_out.sum(axis=0)
+            dense.col_sum(grad_out, out=self.grads["b"], accumulate=True)      # db += sum_n G[n]
         if transform_first:
             H = H_or_S
-            dZ = ops.spmm_backward_X(g, a, grad_out)
-            self.grads["W"] += np.asarray(H.T @ dZ)
-            return None if sp.issparse(H) else dZ @ W.T
+            dZ = self._transposed_product(g, a, grad_out)                      # dZ = A_hat^T G
+            dense.matmul_tn(H, dZ, out=self.grads["W"], accumulate=True)       # dW += H^T dZ
+            if dense.issparse(H) or not self.needs_input_grad:
+                return None
+            return dense.matmul_nt(dZ, W)                                      # dH = dZ W^T
         S = H_or_S
-        self.grads["W"] += S.T @ grad_out
-        dS = grad_out @ W.T
-        return ops.spmm_backward_X(g, a, dS)
+        dense.matmul_tn(S, grad_out, out=self.grads["W"], accumulate=True)     # dW += S^T G
+        if not self.needs_input_grad:
+            return None
+        dS = dense.matmul_nt(grad_out, W)                                      # dS = G W^T
+        return self._transposed_product(g, a, dS)
+
+    def _transposed_product(self, g, a, G):
+        """A_hat^T G: on a host graph with the weights in transpose order, cached on ``g`` (no per-edge gather)."""
+        if getattr(g, "device", "cpu") != "cpu" or dense.is_device(G):
+            return ops.spmm_backward_X(g, a, G)
+        key = ("gcn", self.normalize, self.add_self_loops, self.improved, a.dtype.str)
+        return ops.spmm_transposed(g, ops.transposed_edge_val(g, a, key), G)

@@ -1,7 +1,8 @@
 """Linear layer: Y = X W + b."""
 import numpy as np
-import scipy.sparse as sp
 
+from .. import dense
+from ..threads import single_blas_pool
 from .init import as_rng, glorot
 from .module import Module
 
@@ -12,7 +13,10 @@ class Linear(Module):
     X: (N, F_in) float (dense, or scipy.sparse for a first layer), W: (F_in, F_out), b: (F_out,).
     Backward (derivations/linear.md):  dW = X^T G,  db = sum_n G[n],  dX = G W^T.
     For a sparse X the input gradient is not computed (``backward`` returns None): features are data.
+    Nor with ``needs_input_grad = False``, which the trainer sets on a first layer (its input is data).
     """
+
+    needs_input_grad = True
 
     def __init__(self, in_channels, out_channels, bias=True, seed=0, dtype=np.float32):
         super().__init__()
@@ -21,20 +25,22 @@ class Linear(Module):
         if bias:
             self.add_param("b", np.zeros(out_channels, dtype=dtype))
 
+    @single_blas_pool
     def forward(self, x, graph=None):
-        if x.shape[-1] != self.in_channels:
+        if tuple(x.shape)[-1] != self.in_channels:     # tuple(): the CUDA simulator's shapes refuse index -1
             raise ValueError(f"Linear expects x with {self.in_channels} features, got shape {x.shape}")
         self._cache = x
-        y = x @ self.params["W"]
+        y = dense.matmul(x, self.params["W"])     # host: np.asarray(x @ W); device: a tiled kernel or SpMM
         if "b" in self.params:
-            y += self.params["b"]
-        return np.asarray(y)
+            dense.add_bias(y, self.params["b"])
+        return y
 
+    @single_blas_pool
     def backward(self, grad_out):
         x = self._saved()
-        self.grads["W"] += np.asarray(x.T @ grad_out)
+        dense.matmul_tn(x, grad_out, out=self.grads["W"], accumulate=True)      # dW += X^T G
         if "b" in self.params:
-            self.grads["b"] += grad_out.sum(axis=0)
-        if sp.issparse(x):
+            dense.col_sum(grad_out, out=self.grads["b"], accumulate=True)        # db += sum_n G[n]
+        if dense.issparse(x) or not self.needs_input_grad:
             return None
-        return grad_out @ self.params["W"].T
+        return dense.matmul_nt(grad_out, self.params["W"])                      # dX = G W^T

@@ -1,6 +1,8 @@
 """Masked softmax cross-entropy for node classification (derivations/softmax_cross_entropy.md)."""
 import numpy as np
 
+from .. import dense
+
 
 def log_softmax(Z):
     """Row-wise log-softmax, shifted by the row max so exp never overflows: (N, C) -> (N, C)."""
@@ -17,6 +19,9 @@ class SoftmaxCrossEntropy:
     """
 
     def forward(self, Z, y, mask=None):
+        if dense.is_device(Z):   # on the GPU: loss is a (1,) device array; labels are checked when moved (train.fit)
+            loss, self._cache = dense.cross_entropy(Z, y, mask)
+            return loss
         N, C = Z.shape
         y = np.asarray(y)
         if y.shape != (N,):
@@ -31,6 +36,8 @@ class SoftmaxCrossEntropy:
         return float(-logp[np.arange(idx.size), y[idx]].mean())
 
     def backward(self):
+        if isinstance(self._cache, dense.CrossEntropyCache):
+            return dense.cross_entropy_backward(self._cache)
         shape, dtype, idx, y_m, P = self._cache
         dZ = np.zeros(shape, dtype=dtype)
         P = P.copy()
@@ -41,6 +48,8 @@ class SoftmaxCrossEntropy:
 
 def accuracy(Z, y, mask=None):
     """Fraction of the masked nodes whose arg-max logit is their label."""
+    if dense.is_device(Z):   # counted on the GPU, two numbers copied back
+        return dense.accuracy(Z, y, mask)
     pred = Z.argmax(axis=1)
     if mask is not None:
         pred, y = pred[mask], np.asarray(y)[mask]

@@ -9,6 +9,8 @@ a trained layer runs on graphs it never saw.
 """
 import numpy as np
 
+from ..dense import copy_, to, to_host, zero_
+
 
 class BackwardBeforeForward(RuntimeError):
     """Raised when ``backward`` is called with no ``forward`` before it."""
@@ -69,7 +71,7 @@ class Module:
     def zero_grad(self):
         """Set every gradient of the tree to zero, in place."""
         for _, _, g in self.named_parameters():
-            g[...] = 0
+            zero_(g)
 
     def train(self, mode=True):
         """Switch the tree to training (dropout active) or evaluation mode; returns self."""
@@ -80,9 +82,24 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    def to(self, device):
+        """Move every parameter and gradient of the tree to ``device`` ("cuda" or "cpu"); returns self.
+
+        The arrays are replaced in the ``params`` / ``grads`` dicts (a device copy, or a host copy
+        back), and forward caches are dropped. An optimiser holds the arrays themselves, so create
+        it after moving the model; its state is then created on the parameters' device. Raises
+        RuntimeError when there is no GPU (nor the numba CUDA simulator).
+        """
+        for _, m in self.modules():
+            for arrays in (m.params, m.grads):
+                for k in arrays:
+                    arrays[k] = to(arrays[k], device)
+            m._cache = None
+        return self
+
     def state_dict(self):
         """Copies of every parameter, by qualified name."""
-        return {name: np.array(p) for name, p, _ in self.named_parameters()}
+        return {name: np.array(to_host(p)) for name, p, _ in self.named_parameters()}
 
     def load_state_dict(self, state):
         """Copy parameters in place from ``state``; names and shapes must match exactly."""
@@ -94,4 +111,4 @@ class Module:
             v = np.asarray(state[name])
             if v.shape != p.shape:
                 raise ValueError(f"parameter {name} must have shape {p.shape}, got {v.shape}")
-            p[...] = v
+            copy_(p, v)

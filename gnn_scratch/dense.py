@@ -1,0 +1,534 @@
+"""Dense and element-wise operations on host or device arrays: one call site for the CPU and the GPU.
+
+The layers call these functions where an operand may live on the GPU. Each looks at where its
+operands are (``kernels.is_device_array``, or a ``DeviceCSR`` for sparse features):
+
+* host arrays get exactly the NumPy expression the layer used before (``np.asarray(A @ B)``,
+  ``out += G.sum(axis=0)``, ...), so the CPU path keeps its results bit for bit and its speed
+  (the cost is one ``is_device_array`` test per call);
+* device arrays get the numba.cuda kernels of ``kernels/dense_cuda.py`` (sparse products go to the
+  SpMM kernels of ``kernels/cuda.py``), with outputs allocated on the device. Nothing is copied
+  between host and device behind the caller's back: a host operand mixed with device ones is an
+  error. ``to_device`` / ``to_host`` / ``to`` are the only copies.
+
+The GPU modules are imported on first device use, so the CPU path never imports numba.cuda.
+
+Shapes follow the layers: X (N, F_in) dense or sparse, W (F_in, F_out), b (F_out,), G (N, F_out).
+"""
+import numpy as np
+import scipy.sparse as sp
+
+from .kernels import is_device_array
+
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(device):
+    """Return ``device`` if it is "cpu" or "cuda", else raise ValueError."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    return device
+
+
+def _cuda():
+    from numba import cuda
+    return cuda
+
+
+def _dc():
+    """The dense CUDA kernels, after checking that a GPU (or the simulator) is there."""
+    from .kernels import cuda as ck
+    from .kernels import dense_cuda
+    ck.require_cuda()
+    return dense_cuda
+
+
+def _ck():
+    from .kernels import cuda as ck
+    ck.require_cuda()
+    return ck
+
+
+# ============================================================================ sparse features on the GPU
+class DeviceCSR:
+    """A scipy CSR matrix X (N, F) on the device: its three arrays, plus its transpose's structure.
+
+    indptr (N+1,) int64, indices (nnz,) int32 column ids, data (nnz,) float, and the transpose as
+    t_indptr (F+1,) int64, t_indices (nnz,) int32 row ids, t_perm (nnz,) int64 -- the CSR position
+    of each transposed entry -- built once on the host by ``from_scipy``. Then
+        X @ W   = spmm_sum(indptr, indices, data, W, out)
+        X^T @ G = spmm_sum_perm(t_indptr, t_indices, t_perm, data, G, out)
+    and dropout on X replaces ``data`` only (``with_data``): the transposed product reads the new
+    values through t_perm, so the structure never changes. The host structure is kept too
+    (``host_indptr``, ``host_indices``) to rebuild a scipy matrix.
+    """
+
+    ndim = 2
+
+    def __init__(self, indptr, indices, data, t_indptr, t_indices, t_perm, shape, host_indptr, host_indices):
+        self.indptr, self.indices, self.data = indptr, indices, data
+        self.t_indptr, self.t_indices, self.t_perm = t_indptr, t_indices, t_perm
+        self.shape = tuple(int(s) for s in shape)
+        self.host_indptr, self.host_indices = host_indptr, host_indices
+
+    @classmethod
+    def from_scipy(cls, X):
+        """Move a scipy sparse matrix (N, F) to the device; the transpose is built here, on the host."""
+        X = sp.csr_matrix(X)
+        X.sort_indices()
+        N, F = X.shape
+        indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+        indices = np.ascontiguousarray(X.indices, dtype=np.int32)
+        rows = np.repeat(np.arange(N, dtype=np.int32), np.diff(indptr))
+        t_perm = np.argsort(indices, kind="stable").astype(np.int64)
+        t_indptr = np.zeros(F + 1, dtype=np.int64)
+        np.cumsum(np.bincount(indices, minlength=F), out=t_indptr[1:])
+        cuda = _cuda()
+        return cls(cuda.to_device(indptr), cuda.to_device(indices), cuda.to_device(np.ascontiguousarray(X.data)),
+                   cuda.to_device(t_indptr), cuda.to_device(np.ascontiguousarray(rows[t_perm])),
+                   cuda.to_device(t_perm), X.shape, indptr, indices)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def nnz(self):
+        return int(self.data.shape[0])
+
+    def with_data(self, data):
+        """The same sparsity pattern with new stored values (nnz,) on the device."""
+        return DeviceCSR(self.indptr, self.indices, data, self.t_indptr, self.t_indices, self.t_perm, self.shape,
+                         self.host_indptr, self.host_indices)
+
+    def to_scipy(self):
+        """A host scipy.sparse.csr_matrix copy."""
+        return sp.csr_matrix((self.data.copy_to_host(), self.host_indices, self.host_indptr), shape=self.shape)
+
+    def __repr__(self):
+        return f"DeviceCSR(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype})"
+
+
+# ================================================================================ placement
+def is_device(a):
+    """True for a device array or a DeviceCSR."""
+    return isinstance(a, DeviceCSR) or is_device_array(a)
+
+
+def issparse(a):
+    """True for a scipy sparse matrix on the host or a DeviceCSR on the device."""
+    return isinstance(a, DeviceCSR) or sp.issparse(a)
+
+
+def to_device(a):
+    """A device copy of ``a``: NumPy array -> numba device array, scipy sparse -> DeviceCSR, Graph ->
+    ``Graph.to("cuda")``; device arrays and None come back unchanged. Raises RuntimeError without a GPU."""
+    if a is None or is_device(a):
+        return a
+    from .graph import Graph
+    if isinstance(a, Graph):
+        return a.to("cuda")
+    _ck()
+    if sp.issparse(a):
+        return DeviceCSR.from_scipy(a)
+    return _cuda().to_device(np.ascontiguousarray(a))
+
+
+def to_host(a):
+    """A host copy of a device array (NumPy) or DeviceCSR (scipy CSR); a device Graph -> its host graph;
+    host objects come back unchanged."""
+    if isinstance(a, DeviceCSR):
+        return a.to_scipy()
+    if is_device_array(a):
+        return a.copy_to_host()
+    from .graph import Graph
+    if isinstance(a, Graph):
+        return a.to("cpu")
+    return a
+
+
+def to(a, device):
+    """``a`` on ``device`` ("cpu" or "cuda"): ``to_host`` or ``to_device``."""
+    return to_device(a) if check_device(device) == "cuda" else to_host(a)
+
+
+def empty(shape, dtype, like=None):
+    """Uninitialised array of ``shape`` on the device of ``like`` (the host when like is None or a host array)."""
+    if like is not None and is_device(like):
+        return _cuda().device_array(shape, dtype=np.dtype(dtype))
+    return np.empty(shape, dtype=dtype)
+
+
+def zeros(shape, dtype, like=None):
+    """Zeros of ``shape`` on the device of ``like``."""
+    if like is not None and is_device(like):
+        a = empty(shape, dtype, like)
+        _dc().fill(a, 0)
+        return a
+    return np.zeros(shape, dtype=dtype)
+
+
+def zeros_like(a):
+    """Zeros with the shape and dtype of ``a``, on a's device."""
+    return zeros(a.shape, a.dtype, like=a) if is_device(a) else np.zeros_like(a)
+
+
+def empty_like(a):
+    return empty(a.shape, a.dtype, like=a) if is_device(a) else np.empty_like(a)
+
+
+def zero_(a):
+    """a[...] = 0 in place (a gradient); a fill kernel on the device."""
+    if is_device_array(a):
+        _dc().fill(a, 0)
+    else:
+        a[...] = 0
+    return a
+
+
+def copy_(dst, src):
+    """dst[...] = src in place; src may be on the host (a state dict) when dst is on the device."""
+    if is_device_array(dst):
+        src = to_host(src)
+        dst.copy_to_device(np.ascontiguousarray(src, dtype=dst.dtype).reshape(dst.shape))
+    else:
+        dst[...] = src
+    return dst
+
+
+def item(x):
+    """A Python float from a host scalar, a 0-d / 1-element array, or a 1-element device array (one copy)."""
+    if is_device_array(x):
+        return float(x.copy_to_host().reshape(-1)[0])
+    return float(x)
+
+
+def synchronize(*arrays):
+    """Wait for the GPU when any of ``arrays`` lives there (for timings); a no-op on the host."""
+    if any(is_device(a) for a in arrays):
+        _cuda().synchronize()
+
+
+# ================================================================================ products and sums
+def _put(result, out, accumulate):
+    """The host tail of the out=/accumulate= convention."""
+    if out is None:
+        return result
+    if accumulate:
+        out += result
+    else:
+        out[...] = result
+    return out
+
+
+def matmul(A, B):
+    """A @ B: A (N, K) dense or sparse, B (K, F) -> (N, F). Host: ``np.asarray(A @ B)``."""
+    if not (is_device(A) or is_device(B)):
+        return np.asarray(A @ B)
+    out = empty((A.shape[0], B.shape[1]), B.dtype, like=B)
+    if isinstance(A, DeviceCSR):
+        _ck().spmm_sum(A.indptr, A.indices, A.data, B, out)
+    else:
+        _dc().matmul(A, B, out)
+    return out
+
+
+def matmul_tn(A, B, out=None, accumulate=False):
+    """A^T @ B: A (K, M) dense or sparse, B (K, N) -> (M, N); into ``out`` (added with ``accumulate``).
+
+    Host: ``np.asarray(A.T @ B)`` (then ``out += ...``). Device: the split-K tiled kernel, or for a
+    DeviceCSR the transposed SpMM through t_perm.
+    """
+    if not (is_device(A) or is_device(B) or (out is not None and is_device(out))):
+        return _put(np.asarray(A.T @ B), out, accumulate)
+    M, N = A.shape[1], B.shape[1]
+    if isinstance(A, DeviceCSR):
+        res = empty((M, N), B.dtype, like=B)
+        _ck().spmm_sum_perm(A.t_indptr, A.t_indices, A.t_perm, A.data, B, res)
+        if out is None:
+            return res
+        if accumulate:
+            _dc().add(out, res)
+            return out
+        _dc().add(zero_(out), res)
+        return out
+    if out is None:
+        out = empty((M, N), B.dtype, like=B)
+        accumulate = False
+    _dc().matmul_tn(A, B, out, accumulate)
+    return out
+
+
+def matmul_nt(A, B):
+    """A @ B^T: A (M, K), B (N, K) -> (M, N). Host: ``A @ B.T``."""
+    if not (is_device(A) or is_device(B)):
+        return A @ B.T
+    out = empty((A.shape[0], B.shape[0]), A.dtype, like=A)
+    _dc().matmul_nt(A, B, out)
+    return out
+
+
+def add_bias(Y, b):
+    """Y += b on every row, in place; returns Y. Host: ``Y += b``."""
+    if is_device(Y):
+        _dc().add_bias(Y, b)
+    else:
+        Y += b
+    return Y
+
+
+def col_sum(G, out=None, accumulate=False):
+    """sum_n G[n]: (N, F) -> (F,); into ``out`` (added with ``accumulate``). Host: ``G.sum(axis=0)``."""
+    if not is_device(G):
+        return _put(G.sum(axis=0), out, accumulate)
+    if out is None:
+        out = empty((G.shape[1],), G.dtype, like=G)
+        accumulate = False
+    _dc().col_sum(G, out, accumulate)
+    return out
+
+
+def add_(acc, x):
+    """acc += x in place; returns acc."""
+    if is_device(acc):
+        _dc().add(acc, x)
+    else:
+        acc += x
+    return acc
+
+
+def mul(a, b):
+    """a * b element-wise (same shape). Host: ``a * b``."""
+    if not (is_device(a) or is_device(b)):
+        return a * b
+    out = empty_like(a)
+    _dc().mul(a, b, out)
+    return out
+
+
+# ==================================================================================== activations
+def relu_forward(x):
+    """(y, pos): y = max(x, 0), pos = x > 0 (the backward's cache). Host: ReLU's NumPy expressions."""
+    if not is_device(x):
+        pos = x > 0
+        return np.where(pos, x, 0).astype(x.dtype, copy=False), pos
+    y, pos = empty_like(x), empty(x.shape, np.bool_, like=x)
+    _dc().relu(x, y, pos)
+    return y, pos
+
+
+def relu_backward(grad_out, pos):
+    """grad_out * [x > 0]. Host: ``grad_out * pos``."""
+    if not is_device(grad_out):
+        return grad_out * pos
+    out = empty_like(grad_out)
+    _dc().relu_backward(grad_out, pos, out)
+    return out
+
+
+def leaky_relu_forward(x, negative_slope):
+    """(y, pos): y = x if x > 0 else s x, pos = x > 0."""
+    if not is_device(x):
+        pos = x > 0
+        return np.where(pos, x, negative_slope * x).astype(x.dtype, copy=False), pos
+    y, pos = empty_like(x), empty(x.shape, np.bool_, like=x)
+    _dc().leaky_relu(x, negative_slope, y, pos)
+    return y, pos
+
+
+def leaky_relu_backward(grad_out, pos, negative_slope):
+    """grad_out * (1 if x > 0 else s)."""
+    if not is_device(grad_out):
+        return grad_out * np.where(pos, 1, negative_slope).astype(grad_out.dtype)
+    out = empty_like(grad_out)
+    _dc().leaky_relu_backward(grad_out, pos, negative_slope, out)
+    return out
+
+
+def elu_forward(x, alpha):
+    """(y, pos): y = x if x > 0 else a (e^x - 1), pos = x > 0."""
+    if not is_device(x):
+        y = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+        return y, x > 0
+    y, pos = empty_like(x), empty(x.shape, np.bool_, like=x)
+    _dc().elu(x, alpha, y, pos)
+    return y, pos
+
+
+def elu_backward(grad_out, pos, y, alpha):
+    """grad_out * (1 if x > 0 else y + a), y the forward output."""
+    if not is_device(grad_out):
+        return grad_out * np.where(pos, 1, y + alpha).astype(grad_out.dtype)
+    out = empty_like(grad_out)
+    _dc().elu_backward(grad_out, pos, y, alpha, out)
+    return out
+
+
+# ======================================================================================== dropout
+_dropout_masks = "device"
+
+
+def set_dropout_masks(source):
+    """Where dropout masks of device arrays come from:
+
+    * "device" (default): drawn on the GPU by ``dense_cuda.dropout``'s counter-based hash, keyed by a
+      seed that the layer draws once from its own generator and by the call number -- the same
+      model seed gives the same masks, on any GPU and under the simulator, with no host work;
+    * "host": the layer's own NumPy generator draws them exactly as on the CPU (the very same masks,
+      the same generator state afterwards), and each mask is copied to the device -- for comparing
+      a GPU run with a CPU run; it costs one host-to-device copy of the mask per call.
+    """
+    global _dropout_masks
+    if source not in ("device", "host"):
+        raise ValueError(f"dropout masks come from 'device' or 'host', got {source!r}")
+    _dropout_masks = source
+
+
+def get_dropout_masks():
+    return _dropout_masks
+
+
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def dropout_keys(layer):
+    """The (key0, key1) of the next device mask of ``layer``: splitmix64 of (seed, call number).
+
+    The seed is drawn once from ``layer.rng`` on the first device call and kept, with the call
+    counter, in ``layer.device_dropout_state``.
+    """
+    state = getattr(layer, "device_dropout_state", None)
+    if state is None:
+        state = layer.device_dropout_state = [int(layer.rng.integers(0, 1 << 32)), 0]
+    z = _splitmix64((state[0] << 32) | (state[1] & 0xFFFFFFFF))
+    state[1] += 1
+    return z & 0xFFFFFFFF, z >> 32
+
+
+def dropout_forward(x, layer):
+    """Training-mode inverted dropout of a device array for the Dropout ``layer``: (y, cache).
+
+    y = x * scale with scale = [u < keep] / keep (keep = 1 - layer.p). cache is the device ``scale``
+    for a dense x, or "sparse" for a DeviceCSR, whose stored values alone are dropped (as on the
+    CPU) and which has no gradient. Masks come from ``set_dropout_masks``' source.
+    """
+    keep = 1.0 - layer.p
+    sparse = isinstance(x, DeviceCSR)
+    data = x.data if sparse else x
+    dc = _dc()
+    y = empty_like(data)
+    if _dropout_masks == "host":
+        if sparse:
+            ones = sp.csr_matrix((np.ones(x.nnz, dtype=x.dtype), x.host_indices, x.host_indptr), shape=x.shape)
+            scale = to_device(layer.forward(ones).data)
+        else:
+            scale = to_device(layer.forward(np.ones(x.shape, dtype=x.dtype)))
+        dc.mul(data, scale, y)
+    else:
+        scale = empty_like(data)
+        key0, key1 = dropout_keys(layer)
+        dc.dropout(data, key0, key1, keep, y, scale)
+    if sparse:
+        return x.with_data(y), "sparse"
+    return y, scale
+
+
+# ============================================================================ loss and accuracy
+class CrossEntropyCache:
+    """What the device cross-entropy's backward needs: Z, y, mask and the (sum, count) totals."""
+
+    def __init__(self, Z, y, mask, totals):
+        self.Z, self.y, self.mask, self.totals = Z, y, mask, totals
+
+
+def _device_mask(mask, like):
+    return empty((0,), np.bool_, like=like) if mask is None else mask
+
+
+def cross_entropy(Z, y, mask=None):
+    """Masked mean softmax cross-entropy: (loss, cache).
+
+    Host Z: ``nn.SoftmaxCrossEntropy`` itself (loss a float; cache the loss object). Device Z:
+    y (N,) int and mask (N,) bool must be device arrays too (moved once, by the caller); loss is a
+    (1,) device array (``item`` reads it), the labels are not range-checked (``train.fit`` checks
+    them on the host before moving them), and an empty mask gives NaN.
+    """
+    if not is_device(Z):
+        from .nn.loss import SoftmaxCrossEntropy
+        ce = SoftmaxCrossEntropy()
+        return ce.forward(Z, y, mask), ce
+    mask = _device_mask(mask, Z)
+    rows = empty((Z.shape[0], 2), Z.dtype, like=Z)
+    totals = empty((2,), Z.dtype, like=Z)
+    loss = empty((1,), Z.dtype, like=Z)
+    _dc().cross_entropy(Z, y, mask, rows, totals, loss)
+    return loss, CrossEntropyCache(Z, y, mask, totals)
+
+
+def cross_entropy_backward(cache):
+    """dL/dZ from ``cross_entropy``'s cache: (softmax - onehot) / |M| on the masked rows, 0 elsewhere."""
+    if not isinstance(cache, CrossEntropyCache):
+        return cache.backward()
+    dZ = empty_like(cache.Z)
+    _dc().cross_entropy_backward(cache.Z, cache.y, cache.mask, cache.totals, dZ)
+    return dZ
+
+
+def accuracy(Z, y, mask=None):
+    """Fraction of the masked nodes whose arg-max logit is their label (NaN for an empty mask).
+
+    Host: ``nn.accuracy``. Device: counted on the GPU; the two counts are the only copy back.
+    """
+    if not is_device(Z):
+        from .nn.loss import accuracy as host_accuracy
+        return host_accuracy(Z, y, mask)
+    rows = empty((Z.shape[0], 2), np.float64, like=Z)
+    totals = empty((2,), np.float64, like=Z)
+    _dc().accuracy_counts(Z, y, _device_mask(mask, Z), rows, totals)
+    correct, count = totals.copy_to_host()
+    return float(correct / count) if count else float("nan")
+
+
+# ================================================================================== optimisers
+def sgd_update(p, grad, state, lr, momentum=0.0, weight_decay=0.0):
+    """One SGD step in place, as ``optim.SGD._update``; ``state`` holds the velocity "v" (created on p's device)."""
+    if not is_device(p):
+        d = grad + weight_decay * p if weight_decay else grad
+        if momentum:
+            v = state.setdefault("v", np.zeros_like(p))
+            v *= momentum
+            v += d
+            d = v
+        p -= (lr * d).astype(p.dtype, copy=False)
+        return p
+    if momentum and "v" not in state:
+        state["v"] = zeros_like(p)
+    _dc().sgd_update(p, grad, state.get("v", p), lr, momentum, weight_decay)
+    return p
+
+
+def adam_update(p, grad, state, t, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    """One Adam step in place, as ``optim.Adam._update`` (t = step number from 1); ``state`` holds "m", "v"."""
+    if not is_device(p):
+        d = grad + weight_decay * p if weight_decay else grad
+        b1, b2 = betas
+        m = state.setdefault("m", np.zeros_like(p))
+        v = state.setdefault("v", np.zeros_like(p))
+        m *= b1
+        m += (1 - b1) * d
+        v *= b2
+        v += (1 - b2) * d * d
+        step = lr / (1 - b1 ** t)
+        p -= (step * m / (np.sqrt(v / (1 - b2 ** t)) + eps)).astype(p.dtype, copy=False)
+        return p
+    if "m" not in state:
+        state["m"], state["v"] = zeros_like(p), zeros_like(p)
+    _dc().adam_update(p, grad, state["m"], state["v"], t, lr, betas, eps, weight_decay)
+    return p
