@@ -1,0 +1,233 @@
+"""GraphSAGE convolution (Hamilton, Ying & Leskovec, 2017) with four aggregators (derivations/sage.md)."""
+import numpy as np
+import scipy.sparse as sp
+
+from .. import ops
+from .init import as_rng, glorot
+from .lstm import LSTM, pack_neighbours
+from .module import Module
+
+AGGREGATORS = ("mean", "sum", "max", "lstm")
+NORM_EPS = 1e-12  # PyG's F.normalize: y = x / max(||x||, eps)
+
+
+def _positive_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+    return int(v)
+
+
+class SAGEConv(Module):
+    """h'_i = W_self h_i + W_neigh agg_{j in N(i)} m_j + b, optionally L2-normalised per row.
+
+    Messages m_j = h_j, or m_j = ReLU(W_proj h_j + b_proj) with ``project`` (PyG's ``project=True``;
+    the default for aggr="max", which makes it the paper's pooling aggregator, and off for the
+    others). Messages are computed once per source node, not per edge. Aggregators over N(i):
+        "mean"  (1/|N(i)|) sum_j m_j            "sum"  sum_j m_j
+        "max"   element-wise max_j m_j (tie: the first edge in CSR order wins)
+        "lstm"  final hidden state of an LSTM over m_j in a random order of N(i)
+    An empty neighbourhood aggregates to 0 (all four). Edge weights are ignored, as in PyG.
+
+    Self term:  root_weight=True    W_self h_i + W_neigh agg_i + b   (PyG: lin_r, lin_l)
+                concat=True         W [h_i || agg_i] + b             (the paper; W = [W_self; W_neigh])
+                root_weight=False   W_neigh agg_i + b
+    normalize:  y_i = h'_i / max(||h'_i||, 1e-12)  (a zero row stays 0).
+
+    Shapes: H: (N_src, F_in) dense or scipy.sparse (the sparse input gets no gradient); the graph
+    is (N_dst, N_src), square or a bipartite block whose destinations are the first N_dst sources,
+    so the self term reads H[:N_dst]. Output (N_dst, F_out). Messages and aggregate have width
+    F_agg = ``agg_channels`` (default F_in, as PyG) with ``project`` or "lstm", F_in otherwise.
+    Params: W_self (F_in, F_out), W_neigh (F_agg, F_out) -- or W (F_in + F_agg, F_out) with concat --
+    b (F_out,); W_proj (F_in, F_agg), b_proj (F_agg,) with project; lstm.W_x, lstm.W_h, lstm.b.
+
+    The LSTM permutation is drawn from ``self.rng`` on every training forward (the gradient check
+    restores it before each evaluation, so the permutation replays); in evaluation mode the LSTM
+    reads neighbours in CSR order, so inference is deterministic and the same in row blocks.
+    With ``needs_input_grad = False`` (features that are data) backward skips dL/dH and returns None.
+
+    Backward (derivations/sage.md §7), S = the aggregation matrix of mean / sum:
+        G <- (G - y (y.G)) / ||x||  (normalize);  db = sum_i G_i;  dW_self = H_dst^T G;  dH[:N_dst] += G W_self^T
+        mean / sum:  dW_neigh = M^T S^T G (or Agg^T G);  dM = S^T G W_neigh^T   (SpMM at the narrower width;
+                     with root_weight and no projection H [W_neigh | W_self] is one product, and so is its backward)
+        max:  dM[j, f] = sum_i (G W_neigh^T)[i, f] [argmax_if = j];   lstm: dM = LSTM.backward(G W_neigh^T)
+        project:  dP = dM * [P > 0];  dW_proj = H^T dP;  db_proj = sum dP;  dH += dP W_proj^T;  else dH += dM
+    """
+
+    needs_input_grad = True
+
+    def __init__(self, in_channels, out_channels, aggr="mean", root_weight=True, concat=False, normalize=False,
+                 bias=True, project=None, agg_channels=None, seed=0, dtype=np.float32):
+        super().__init__()
+        F_in, F_out = _positive_int("in_channels", in_channels), _positive_int("out_channels", out_channels)
+        if aggr not in AGGREGATORS:
+            raise ValueError(f"aggr must be one of {AGGREGATORS}, got {aggr!r}")
+        if concat and not root_weight:
+            raise ValueError("concat=True concatenates the self term h_i with the aggregate: it needs root_weight=True")
+        project = (aggr == "max") if project is None else bool(project)
+        if agg_channels is not None and not (project or aggr == "lstm"):
+            raise ValueError(f"agg_channels sets the width of a projection or an LSTM; aggr={aggr!r} with "
+                             f"project=False has neither (the aggregate has the input's width {F_in})")
+        F_agg = F_in if agg_channels is None else _positive_int("agg_channels", agg_channels)
+        self.in_channels, self.out_channels, self.aggr = F_in, F_out, aggr
+        self.root_weight, self.concat, self.normalize, self.project = bool(root_weight), bool(concat), \
+            bool(normalize), project
+        self.agg_channels = F_agg if (project or aggr == "lstm") else F_in
+        F_msg = self.agg_channels if project else F_in        # width of the messages m_j
+        dtype = np.dtype(dtype)
+        s = [int(q.generate_state(1)[0]) for q in np.random.SeedSequence(seed).spawn(5)]
+        if concat:
+            self.add_param("W", glorot(as_rng(s[0]), F_in + self.agg_channels, F_out, dtype=dtype))
+        else:
+            self.add_param("W_neigh", glorot(as_rng(s[0]), self.agg_channels, F_out, dtype=dtype))
+            if root_weight:
+                self.add_param("W_self", glorot(as_rng(s[1]), F_in, F_out, dtype=dtype))
+        if bias:
+            self.add_param("b", np.zeros(F_out, dtype=dtype))
+        if project:
+            self.add_param("W_proj", glorot(as_rng(s[2]), F_in, F_msg, dtype=dtype))
+            self.add_param("b_proj", np.zeros(F_msg, dtype=dtype))
+        if aggr == "lstm":
+            self.lstm = LSTM(F_msg, self.agg_channels, seed=s[3], dtype=dtype)
+        self.rng = as_rng(s[4])
+
+    # ------------------------------------------------------------------ weights
+    def _weights(self):
+        """(W_self or None, W_neigh, dW_self or None, dW_neigh): views into W when concatenating."""
+        if self.concat:
+            F_in = self.in_channels
+            W, dW = self.params["W"], self.grads["W"]
+            return W[:F_in], W[F_in:], dW[:F_in], dW[F_in:]
+        if self.root_weight:
+            return self.params["W_self"], self.params["W_neigh"], self.grads["W_self"], self.grads["W_neigh"]
+        return None, self.params["W_neigh"], None, self.grads["W_neigh"]
+
+    # ------------------------------------------------------------------ linear aggregators
+    def _linear_aggregate(self, graph, M):
+        """mean: ops.mean_aggregate; sum: A M with A the 0/1 adjacency (ones on the edges). (N_dst, F)."""
+        if self.aggr == "mean":
+            return ops.mean_aggregate(graph, M)
+        return ops.spmm(graph, ops.ones_on_edges(graph, M.dtype), M)
+
+    def _linear_aggregate_backward(self, graph, G):
+        """The transposed aggregation A^T G over the cached transpose: (N_src, F)."""
+        if self.aggr == "mean":
+            return ops.mean_aggregate_backward(graph, G)
+        return ops.spmm_backward_X(graph, ops.ones_on_edges(graph, G.dtype), G)
+
+    # ------------------------------------------------------------------ forward / backward
+    def forward(self, H, graph=None):
+        if graph is None:
+            raise ValueError("SAGEConv.forward needs the graph: forward(H, graph)")
+        if not hasattr(H, "ndim") or H.ndim != 2 or H.shape != (graph.num_src, self.in_channels):
+            raise ValueError(f"SAGEConv expects H of shape ({graph.num_src}, {self.in_channels}) for a graph with "
+                             f"{graph.num_src} source nodes, got {getattr(H, 'shape', type(H).__name__)}")
+        if graph.num_dst > graph.num_src:
+            raise ValueError(f"graph must have its N_dst = {graph.num_dst} destinations among its N_src = "
+                             f"{graph.num_src} sources (a block lists the destinations first)")
+        W_self, W_neigh, _, _ = self._weights()
+        dtype = W_neigh.dtype
+        if H.dtype != dtype:
+            raise TypeError(f"H must have the layer's dtype {dtype}, got {H.dtype}")
+        sparse = sp.issparse(H)
+        N_dst = graph.num_dst
+        H_dst = H[:N_dst]
+        # messages m_j, one per source node (not per edge)
+        pre = None
+        if self.project:
+            pre = np.asarray(H @ self.params["W_proj"]) + self.params["b_proj"]
+            M = np.maximum(pre, 0)
+        else:
+            M = H
+        # aggregate and the neighbour weight
+        agg, argmax, transform_first, fused = None, None, False, False
+        if self.aggr in ("mean", "sum"):
+            # the aggregation is linear, so agg(M) W = agg(M W): run the SpMM at the narrower width
+            transform_first = sp.issparse(M) or W_neigh.shape[1] <= W_neigh.shape[0]
+            fused = transform_first and W_self is not None and M is H
+            if fused:
+                # one pass over H for both weights: H [W_neigh | W_self] (a sparse H is read once)
+                F_out = self.out_channels
+                HW = np.asarray(H @ np.concatenate([W_neigh, W_self], axis=1))
+                out = self._linear_aggregate(graph, np.ascontiguousarray(HW[:, :F_out]))
+                out += HW[:N_dst, F_out:]
+            elif transform_first:
+                out = self._linear_aggregate(graph, np.asarray(M @ W_neigh))
+            else:
+                agg = self._linear_aggregate(graph, np.ascontiguousarray(M))
+                out = agg @ W_neigh
+        elif self.aggr == "max":
+            M_dense = np.ascontiguousarray(M.toarray() if sp.issparse(M) else M)
+            agg, argmax = ops.max_aggregate(graph, M_dense)
+            out = agg @ W_neigh
+        else:
+            seqs = pack_neighbours(graph, self.rng if self.training else None)
+            agg = self.lstm.forward(M, seqs)
+            out = agg @ W_neigh
+        if "b" in self.params:
+            out += self.params["b"]
+        if W_self is not None and not fused:
+            out += np.asarray(H_dst @ W_self)
+        norm = y = None
+        if self.normalize:
+            norm = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
+            y = out / np.maximum(norm, NORM_EPS)
+            out = y
+        self._cache = (graph, H, sparse, pre, M, agg, argmax, transform_first, fused, norm, y)
+        return out
+
+    def backward(self, grad_out):
+        graph, H, sparse, pre, M, agg, argmax, transform_first, fused, norm, y = self._saved()
+        W_self, W_neigh, dW_self, dW_neigh = self._weights()
+        G = grad_out
+        if self.normalize:
+            # y = x / ||x||:  dx = (g - y (y . g)) / ||x||;  below eps y = x / eps, so dx = g / eps
+            big = norm > NORM_EPS
+            yg = np.einsum("ij,ij->i", y, G)[:, None]
+            G = np.where(big, (G - y * yg) / np.maximum(norm, NORM_EPS), G / NORM_EPS).astype(G.dtype, copy=False)
+        if "b" in self.params:
+            self.grads["b"] += G.sum(axis=0)
+        if fused:
+            # the transpose of the fused product: [dW_neigh | dW_self] = H^T [A^T G | G padded to N_src rows]
+            F_out, N_dst = self.out_channels, graph.num_dst
+            D = np.zeros((H.shape[0], 2 * F_out), dtype=G.dtype)
+            D[:, :F_out] = self._linear_aggregate_backward(graph, np.ascontiguousarray(G))
+            D[:N_dst, F_out:] = G
+            dW = np.asarray(H.T @ D)
+            dW_neigh += dW[:, :F_out]
+            dW_self += dW[:, F_out:]
+            if sparse or not self.needs_input_grad:
+                return None
+            return D @ np.concatenate([W_neigh, W_self], axis=1).T
+        dH = None if (sparse or not self.needs_input_grad) else np.zeros(H.shape, dtype=G.dtype)
+        if W_self is not None:
+            dW_self += np.asarray(H[:graph.num_dst].T @ G)
+            if dH is not None:
+                dH[:graph.num_dst] += G @ W_self.T
+        # back through W_neigh and the aggregator to the messages: dM (N_src, F_msg), needed by W_proj or dH
+        want_dM = self.project or dH is not None
+        if transform_first:
+            dZ = self._linear_aggregate_backward(graph, np.ascontiguousarray(G))
+            dW_neigh += np.asarray(M.T @ dZ)
+            dM = dZ @ W_neigh.T if want_dM and not sp.issparse(M) else None
+        else:
+            dW_neigh += agg.T @ G
+            dM = None
+            if self.aggr == "lstm":
+                # the LSTM's own weights need the backward through time; its dx only when dM is wanted
+                self.lstm.needs_input_grad = want_dM
+                dM = self.lstm.backward(np.ascontiguousarray(G @ W_neigh.T))
+            elif want_dM:
+                d_agg = np.ascontiguousarray(G @ W_neigh.T)
+                if self.aggr == "max":
+                    dM = ops.max_aggregate_backward(graph, argmax, d_agg)
+                else:
+                    dM = self._linear_aggregate_backward(graph, d_agg)
+        if self.project:
+            d_pre = dM * (pre > 0)
+            self.grads["W_proj"] += np.asarray(H.T @ d_pre)
+            self.grads["b_proj"] += d_pre.sum(axis=0)
+            if dH is not None:
+                dH += d_pre @ self.params["W_proj"].T
+        elif dH is not None and dM is not None:
+            dH += dM
+        return dH
