@@ -1,4 +1,4 @@
-"""The ``gnn-scratch`` command line: train, predict, gradcheck."""
+"""The ``gnn-scratch`` command line: train, predict, gradcheck, bench."""
 from __future__ import annotations
 
 import argparse
@@ -18,9 +18,24 @@ def _load_data(args):
     return get_dataset(args.dataset, root=args.data_root)
 
 
+def _fanouts(text):
+    """'25,10' -> [25, 10]: the --fanout option."""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fan-outs must be comma-separated ints such as 25,10, got {text!r}")
+
+
 def cmd_train(args):
     from .io import save_model
     from .train import run
+    if args.device != "cpu":   # say it in one line before loading anything
+        from .kernels.cuda import require_cuda
+        try:
+            require_cuda()
+        except RuntimeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     data = _load_data(args)
     log = None if args.quiet else (lambda s: print(s, flush=True))
     if not args.quiet:
@@ -28,7 +43,8 @@ def cmd_train(args):
               f"{data.num_classes} classes; model {args.model}", flush=True)
     hp = dict(hidden_channels=args.hidden, dropout=args.dropout, lr=args.lr, weight_decay=args.weight_decay,
               epochs=args.epochs, patience=args.patience)
-    summary, model = run(args.model, data, runs=args.runs, seed=args.seed, log=log, **hp)
+    hp.update(aggr=args.aggr, batch_size=args.batch_size, fanout=args.fanout)  # GraphSAGE; None = not given
+    summary, model = run(args.model, data, runs=args.runs, seed=args.seed, log=log, device=args.device, **hp)
     print(f"test accuracy {100 * summary['test_acc_mean']:.2f} ± {100 * summary['test_acc_std']:.2f} % "
           f"over {summary['runs']} run(s); median epoch {summary['epoch_ms_median']:.2f} ms", flush=True)
     if args.save:
@@ -73,12 +89,19 @@ def cmd_gradcheck(args):
     return 1 if failed else 0
 
 
+def cmd_bench(args):
+    from .bench.suite import run
+    argv = sys.argv[1:]
+    args.argv = argv[argv.index("bench") + 1:] if "bench" in argv else []   # for the report's command line
+    return run(args)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="gnn-scratch", description="Graph neural networks from scratch in NumPy and Numba.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a node classifier and report test accuracy")
-    t.add_argument("--model", default="gcn", help="gcn (default)")
+    t.add_argument("--model", default="gcn", help="gcn (default) or gat")
     _add_data_args(t)
     t.add_argument("--runs", type=int, default=1, help="number of seeds (default 1)")
     t.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
@@ -88,6 +111,13 @@ def build_parser():
     t.add_argument("--dropout", type=float, default=None)
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--weight-decay", type=float, default=None)
+    t.add_argument("--aggr", default=None, choices=("mean", "sum", "max", "lstm"), help="sage: aggregator (mean)")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="sage: train on sampled mini-batches of this many seed nodes (default: full batch)")
+    t.add_argument("--fanout", type=_fanouts, default=None, metavar="F1,F2",
+                   help="sage: neighbours sampled per node at each hop from the seeds, -1 = all (default 25,10)")
+    t.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="cpu (default) or cuda: whole epochs on the GPU (needs numba-cuda and an NVIDIA GPU)")
     t.add_argument("--save", default=None, metavar="FILE.npz", help="write the (last run's) trained model")
     t.add_argument("--json", action="store_true", help="end with one JSON object of the results")
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -103,6 +133,13 @@ def build_parser():
     g.add_argument("--only", default=None, help="run only the cases whose name contains this text")
     g.add_argument("--backend", default="cpu", choices=("cpu", "reference"), help="kernels to check (default cpu)")
     g.set_defaults(fn=cmd_gradcheck)
+
+    from .bench.suite import add_arguments as add_bench_arguments
+    b = sub.add_parser("bench", help="benchmarks beside scipy.sparse and PyG on the CPU (= scripts/bench.py)",
+                       description="Kernels, models, memory, start-up and scaling of gnn_scratch beside scipy.sparse "
+                                   "and PyG; writes the JSON, BENCHMARKS.md and the plot.")
+    add_bench_arguments(b)
+    b.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -18,3 +18,5 @@ def build_model(name, **config):
 
 
 __all__ = ["GCN", "MODELS", "build_model", "register"]
+from . import gat  # noqa: E402,F401  (registers "gat"; imported last because it uses register)
+from . import sage  # noqa: E402,F401  (registers "sage"; imported last because it uses register)
