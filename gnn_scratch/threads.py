@@ -1,0 +1,95 @@
+"""One thread pool at a time: NumPy's OpenBLAS pool is kept asleep while gnn_scratch computes.
+
+A training step alternates dense products (NumPy -> OpenBLAS, with its own worker threads) and
+sparse kernels (Numba's OpenMP pool). After each product OpenBLAS's workers keep spinning on
+``sched_yield`` for up to 2^28 cycles (~0.1 s) before they sleep, so the Numba kernel that follows
+shares its cores with them; PyTorch has a single pool and no such fight. ``blas_threads(1)``
+runs the products of a block on the calling thread -- the workers are never woken -- and gives
+OpenBLAS its previous thread count back on exit. Measured on the project's 2-core machine, the
+100k-node GCN training step took 1.6-2x less time this way.
+
+Only NumPy's bundled OpenBLAS (``scipy_openblas``) or a system ``libopenblas`` is controlled;
+with any other BLAS the context manager does nothing.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+from contextlib import contextmanager
+
+_lock = threading.Lock()
+_api = None      # (get, set) ctypes functions, False when no OpenBLAS was found
+_depth = 0       # nesting of blas_threads blocks (the outermost one restores)
+_saved = None
+
+
+def _find():
+    """(get_num_threads, set_num_threads) of the OpenBLAS that NumPy uses, or False."""
+    import numpy as np
+    libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    candidates = sorted(glob.glob(os.path.join(libdir, "libscipy_openblas*.so*")))
+    names = [("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+             ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+             ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+             ("openblas_get_num_threads", "openblas_set_num_threads")]
+    for path in candidates + [None]:
+        try:
+            lib = ctypes.CDLL(path) if path else ctypes.CDLL(None)   # None: symbols already in the process
+        except OSError:
+            continue
+        for get, set_ in names:
+            if hasattr(lib, get) and hasattr(lib, set_):
+                g, s = getattr(lib, get), getattr(lib, set_)
+                g.restype, g.argtypes = ctypes.c_int, []
+                s.restype, s.argtypes = None, [ctypes.c_int]
+                return g, s
+    return False
+
+
+def _openblas():
+    global _api
+    if _api is None:
+        _api = _find()
+    return _api
+
+
+def get_blas_threads():
+    """OpenBLAS's current thread count, or None when NumPy's BLAS is not a controllable OpenBLAS."""
+    api = _openblas()
+    return api[0]() if api else None
+
+
+@contextmanager
+def blas_threads(n=1):
+    """Run the block with OpenBLAS limited to ``n`` threads (nestable; restored on exit)."""
+    global _depth, _saved
+    api = _openblas()
+    if not api:
+        yield
+        return
+    with _lock:
+        if _depth == 0:
+            _saved = api[0]()
+            if _saved != n:
+                api[1](n)
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _saved is not None and _saved != n:
+                api[1](_saved)
+
+
+def single_blas_pool(fn):
+    """Decorator: ``fn`` runs inside ``blas_threads(1)`` (a layer's forward or backward)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with blas_threads(1):
+            return fn(*args, **kwargs)
+    return wrapped
