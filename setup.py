@@ -10,7 +10,8 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy>=1.24", "scipy>=1.10", "numba>=0.59", "matplotlib>=3.7"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # numba-cuda provides numba.cuda and its simulator: the CUDA kernels are tested without a GPU
+        "test": ["pytest>=7", "hypothesis>=6", "numba-cuda"],
         # Peers used only by the benchmark scripts. Install torch==2.13.0 (CPU build) first:
         # an unpinned torch pulls gigabytes of CUDA libraries.
         "bench": ["torch", "torch-geometric"],
