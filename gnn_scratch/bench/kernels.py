@@ -1,0 +1,177 @@
+"""Kernel benchmark: each Numba kernel of ``kernels/cpu.py`` (and the fused GAT kernels when present),
+forward and backward, at several feature widths, beside ``scipy.sparse`` and the bytes-moved bound.
+
+For every (kernel, width) one interleaved group times: our kernel, its scipy.sparse peer where one
+exists (``A @ X``, ``A.T @ G``), and a large ``np.copyto`` whose bandwidth turns the kernel's
+bytes-moved lower bound (``harness.bytes_moved``) into a time. Reported: the medians, the ratio to
+scipy, and the achieved fraction of the bound = (bytes / kernel time) / copy bandwidth.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import numpy as np
+import scipy.sparse as sp
+
+from .harness import CopyBandwidth, Shape, bytes_moved, interleave, ratio
+
+WIDTHS = (16, 64, 256)
+SOFTMAX_HEADS = 8     # edge softmax and fused GAT run with 8 heads (GAT's usual first layer)
+
+
+def _gat_module():
+    try:
+        return importlib.import_module("gnn_scratch.kernels.gat_cpu")
+    except ImportError:
+        return None
+
+
+def _cases(graph, F, rng, gat):
+    """name -> (ours fn, scipy fn or None, bytes-moved kernel name(s), Shape) for width F."""
+    from ..kernels import cpu
+    g = graph
+    N, E = g.num_dst, g.num_edges
+    t_indptr, t_indices, t_perm = g.t_indptr, g.t_indices, g.t_perm
+    w = rng.random(E, dtype=np.float32) + np.float32(0.5)
+    w_t = np.ascontiguousarray(w[t_perm])
+    X = rng.standard_normal((g.num_src, F), dtype=np.float32)
+    G = rng.standard_normal((N, F), dtype=np.float32)
+    out_d = np.empty((N, F), dtype=np.float32)
+    out_s = np.empty((g.num_src, F), dtype=np.float32)
+    argmax = np.empty((N, F), dtype=np.int64)
+    A = sp.csr_matrix((w, g.indices, g.indptr), shape=(N, g.num_src))
+    deg = np.maximum(np.diff(g.indptr), 1).astype(np.float32)
+    A_mean = sp.csr_matrix((np.repeat(1.0 / deg, np.diff(g.indptr)).astype(np.float32), g.indices, g.indptr),
+                           shape=(N, g.num_src))
+    cpu.spmm_max(g.indptr, g.indices, X, out_d, argmax)
+    argmax_saved = argmax.copy()
+    shape = Shape(N, g.num_src, E, F)
+    cases = {
+        "weighted-sum fwd": (lambda: cpu.spmm_sum(g.indptr, g.indices, w, X, out_d),
+                             lambda: A @ X, ["spmm_sum"], shape),
+        "weighted-sum bwd": (lambda: cpu.spmm_sum_perm(t_indptr, t_indices, t_perm, w, G, out_s),
+                             lambda: A.T @ G, ["spmm_sum_perm"], shape),
+        "weighted-sum bwd (pre-permuted)": (lambda: cpu.spmm_sum(t_indptr, t_indices, w_t, G, out_s),
+                                            lambda: A.T @ G, ["spmm_sum_t"], shape),
+        "mean fwd": (lambda: cpu.spmm_mean(g.indptr, g.indices, X, out_d), lambda: A_mean @ X, ["spmm_mean"], shape),
+        "mean bwd": (lambda: cpu.spmm_mean_backward(t_indptr, t_indices, g.indptr, G, out_s),
+                     lambda: A_mean.T @ G, ["spmm_mean_backward"], shape),
+        "max fwd": (lambda: cpu.spmm_max(g.indptr, g.indices, X, out_d, argmax), None, ["spmm_max"], shape),
+        "max bwd": (lambda: cpu.spmm_max_backward(argmax_saved, G, out_s), None, ["spmm_max_backward"], shape),
+    }
+    # SDDMM, one head at width F: the edge-weight gradient of the weighted sum (an (E, 1) output)
+    A3, B3 = G[:, None, :], X[:, None, :]
+    e_out = np.empty((E, 1), dtype=np.float32)
+    g_e = rng.standard_normal(E, dtype=np.float32)
+
+    def sddmm_bwd():
+        cpu.spmm_sum(g.indptr, g.indices, g_e, X, out_d)                    # dA = S B
+        cpu.spmm_sum_perm(t_indptr, t_indices, t_perm, g_e, G, out_s)       # dB = S^T A
+    cases["SDDMM fwd"] = (lambda: cpu.sddmm_dot(g.indptr, g.indices, A3, B3, e_out), None, ["sddmm_dot"], shape)
+    cases["SDDMM bwd"] = (sddmm_bwd, None, ["sddmm_dot_backward"], shape)
+    if gat is not None and F % SOFTMAX_HEADS == 0:
+        H, Fh = SOFTMAX_HEADS, F // SOFTMAX_HEADS
+        Z = X.reshape(g.num_src, H, Fh)
+        a_src = rng.standard_normal((g.num_src, H), dtype=np.float32)
+        a_dst = rng.standard_normal((N, H), dtype=np.float32)
+        no_mask = np.zeros((0, H), dtype=np.uint8)
+        one, slope = np.float32(1.0), np.float32(0.2)
+        out3 = np.empty((N, H, Fh), dtype=np.float32)
+        rmax = np.empty((N, H), dtype=np.float32)
+        rsum = np.empty((N, H), dtype=np.float32)
+        gat.gat_forward(g.indptr, g.indices, a_dst, a_src, Z, slope, no_mask, one, out3, rmax, rsum)
+        G3 = G.reshape(N, H, Fh)
+        grad_pre = np.empty((E, H), dtype=np.float32)
+        gZ = np.empty_like(Z)
+        ga_dst, ga_src = np.empty_like(a_dst), np.empty_like(a_src)
+        gshape = Shape(N, g.num_src, E, F, H)
+        bwd_args = [g.indptr, g.indices, t_indptr, t_indices, t_perm, a_dst, a_src, Z, slope, no_mask, one, rmax,
+                    rsum, G3, grad_pre, gZ, ga_dst, ga_src]
+        if "alpha_d" in inspect.signature(gat.gat_backward.py_func).parameters:   # (E, H) workspace, newer kernel
+            bwd_args.insert(15, np.empty((E, H), dtype=np.float32))
+        cases["fused GAT fwd"] = (
+            lambda: gat.gat_forward(g.indptr, g.indices, a_dst, a_src, Z, slope, no_mask, one, out3, rmax, rsum),
+            None, ["gat_forward"], gshape)
+        cases["fused GAT bwd"] = (lambda: gat.gat_backward(*bwd_args), None, ["gat_backward"], gshape)
+    return cases
+
+
+def _softmax_cases(graph, rng):
+    from ..kernels import cpu
+    g = graph
+    E, H = g.num_edges, SOFTMAX_HEADS
+    scores = rng.standard_normal((E, H), dtype=np.float32)
+    alpha = np.empty_like(scores)
+    cpu.edge_softmax(g.indptr, scores, alpha)
+    grad = rng.standard_normal((E, H), dtype=np.float32)
+    out = np.empty_like(scores)
+    shape = Shape(g.num_dst, g.num_src, E, 1, H)
+    return {
+        "edge softmax fwd": (lambda: cpu.edge_softmax(g.indptr, scores, alpha), None, ["edge_softmax"], shape),
+        "edge softmax bwd": (lambda: cpu.edge_softmax_backward(g.indptr, alpha, grad, out), None,
+                             ["edge_softmax_backward"], shape),
+    }
+
+
+def _measure(cases, width_label, copy, repeats, warmup, log, graph_label, min_time=0.2, max_time=None):
+    rows = []
+    for name, (ours, peer, kinds, shape) in cases.items():
+        fns = {"ours": ours, "copy": copy.fn}
+        if peer is not None:
+            fns["scipy"] = peer
+        try:
+            res = interleave(fns, repeats=repeats, warmup=warmup, min_time=min_time, max_time=max_time)
+        except Exception as e:   # noqa: BLE001 -- a kernel still being written must not stop the run
+            rows.append(dict(graph=graph_label, kernel=name, width=width_label, error=f"{type(e).__name__}: {e}"))
+            if log:
+                log(f"  {name:34s} {str(width_label):>5}  failed: {type(e).__name__}: {e}")
+            continue
+        nbytes = sum(bytes_moved(k, shape) for k in kinds)
+        bw = copy.bandwidth(res["copy"])
+        bound_s = nbytes / bw
+        row = dict(graph=graph_label, kernel=name, width=width_label, ours=res["ours"], scipy=res.get("scipy"),
+                   copy=res["copy"], copy_bandwidth_gbs=bw / 1e9, bytes=int(nbytes), bound_s=bound_s,
+                   fraction_of_bound=bound_s / res["ours"]["median"],
+                   speedup_vs_scipy=(1.0 / ratio(res["ours"], res["scipy"])) if "scipy" in res else None)
+        rows.append(row)
+        if log:
+            sc = f"  scipy {1e3 * res['scipy']['median']:.2f} ms" if "scipy" in res else ""
+            log(f"  {name:34s} {str(width_label):>5}  ours {1e3 * res['ours']['median']:9.2f} ms{sc}  "
+                f"bound {100 * row['fraction_of_bound']:5.1f} %")
+    return rows
+
+
+def run(specs, widths=WIDTHS, repeats=5, warmup=1, copy_mb=256, min_time=0.2, log=print, data_root=None,
+        widths_by_graph=None, max_time=None):
+    """The kernel rows for every graph of ``specs`` (their CSR and transpose built first).
+
+    ``widths_by_graph`` (graph name -> widths) narrows the widths of some graphs (the 1M-node graph
+    runs at the target's width only); ``max_time`` caps the seconds of one interleaved group.
+    """
+    from ..graph import Graph
+    from .harness import random_edge_index
+    gat = _gat_module()
+    rows, graphs = [], []
+    for spec in specs:
+        if spec.kind == "planetoid":
+            from ..data import get_dataset
+            graph = get_dataset(spec.name, root=data_root).graph
+        else:
+            graph = Graph.from_edge_index(random_edge_index(spec.num_nodes, spec.num_edges, spec.seed),
+                                          num_nodes=spec.num_nodes)
+        graph.t_perm  # build the cached transpose outside the timings
+        if log:
+            log(f"kernels on {spec.label} (E = {graph.num_edges})")
+        rng = np.random.default_rng(0)
+        copy = CopyBandwidth(copy_mb * 2 ** 20)
+        for F in (widths_by_graph or {}).get(spec.name, widths):
+            cases = _cases(graph, F, rng, gat)
+            rows += _measure(cases, F, copy, repeats, warmup, log, spec.label, min_time, max_time)
+            del cases
+        rows += _measure(_softmax_cases(graph, rng), f"H={SOFTMAX_HEADS}", copy, repeats, warmup, log, spec.label,
+                         min_time, max_time)
+        graphs.append(dict(name=spec.name, label=spec.label, num_nodes=graph.num_nodes, num_edges=graph.num_edges))
+        del graph, copy
+    return dict(rows=rows, graphs=graphs, widths=list(widths), gat_fused=gat is not None,
+                copy_mb=copy_mb, repeats=repeats, warmup=warmup)

@@ -1,0 +1,394 @@
+"""BENCHMARKS.md and the plot, regenerated from the benchmark's JSON.
+
+``render(results)`` turns the JSON into Markdown tables (machine, commands, targets with PASS/MISS,
+kernels, models, memory, start-up, scaling); ``write_markdown`` puts them between the
+``<!-- BEGIN GENERATED -->`` / ``<!-- END GENERATED -->`` markers of BENCHMARKS.md, keeping every
+hand-written line outside them; ``plot`` draws the speed-up bars and the scaling curve (matplotlib,
+Agg backend) to a PNG.
+"""
+from __future__ import annotations
+
+import os
+
+BEGIN = "<!-- BEGIN GENERATED: gnn-scratch bench rewrites everything down to END GENERATED -->"
+END = "<!-- END GENERATED -->"
+
+TARGET_MODELS = ("gcn", "sage", "gat")
+MODEL_LABELS = {"gcn": "GCN", "sage": "SAGE-mean", "gat": "GAT"}
+AGGREGATION_KERNELS = ("weighted-sum fwd", "weighted-sum bwd", "weighted-sum bwd (pre-permuted)", "mean fwd",
+                       "mean bwd", "max fwd", "max bwd")
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def ms(s):
+    """A duration in seconds as milliseconds with 3 significant digits."""
+    if s is None:
+        return "–"
+    v = 1e3 * s
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+def span(summary, unit="ms"):
+    """'median (min–max)' of a ``harness.summarize`` dict, in ms or s."""
+    if not summary:
+        return "–"
+    if unit == "s":
+        return f"{summary['median']:.2f} s ({summary['min']:.2f}–{summary['max']:.2f})"
+    return f"{ms(summary['median'])} ({ms(summary['min'])}–{ms(summary['max'])})"
+
+
+def table(header, rows):
+    """A Markdown table from a header list and rows of cells."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def best_pyg(phase_result):
+    """(form, summary) of the fastest PyG form in one phase's timings, or (None, None)."""
+    forms = {k[4:]: v for k, v in (phase_result or {}).items() if k.startswith("pyg:")}
+    if not forms:
+        return None, None
+    form = min(forms, key=lambda f: forms[f]["median"])
+    return form, forms[form]
+
+
+def _is_big(name):
+    return name in ("random-1M",)
+
+
+# ----------------------------------------------------------------------------------- targets
+
+
+def targets(results):
+    """[{target, measured, ratio, goal, status, note}] for every target of the issue."""
+    out = []
+    models = {(r["model"], r["graph"]): r for r in results.get("models", {}).get("rows", [])}
+    graphs = ("cora", "random-1M")
+    for m in TARGET_MODELS:
+        for gname in graphs:
+            for phase in ("train", "infer"):
+                label = f"{MODEL_LABELS[m]} {'training step' if phase == 'train' else 'inference'} on " \
+                        f"{'Cora' if gname == 'cora' else 'the 1M-node graph'} ≤ 0.5× PyG"
+                row = models.get((m, gname))
+                if row is None:
+                    out.append(dict(target=label, status="not measured"))
+                    continue
+                if "error" in row or not row.get(phase):
+                    out.append(dict(target=label, status="not measured", note=row.get("error", "")))
+                    continue
+                form, pyg = best_pyg(row[phase])
+                if pyg is None:
+                    out.append(dict(target=label, status="not measured", note="no PyG timing"))
+                    continue
+                r = row[phase]["ours"]["median"] / pyg["median"]
+                out.append(_judge(label, f"{ms(row[phase]['ours']['median'])} ms vs {ms(pyg['median'])} ms ({form})",
+                                  r, 0.5, "le"))
+    krows = [r for r in results.get("kernels", {}).get("rows", [])
+             if "error" not in r and r["width"] == 64 and "1M nodes" in r["graph"] and r["kernel"] in AGGREGATION_KERNELS]
+    if not krows:
+        out.append(dict(target="aggregation kernels, width 64, 1M graph ≥ 60 % of the bytes-moved bound",
+                        status="not measured"))
+    for r in krows:
+        out.append(_judge(f"{r['kernel']} (width 64, 1M graph) ≥ 60 % of the bytes-moved bound",
+                          f"{100 * r['fraction_of_bound']:.0f} % ({ms(r['ours']['median'])} ms, bound "
+                          f"{ms(r['bound_s'])} ms)", r["fraction_of_bound"], 0.6, "ge", pct=True))
+    mem = results.get("memory", {}).get("rows", [])
+    ours = [r for r in mem if r["model"] == "gat" and _is_big(r["graph"]) and r["lib"] == "ours" and "peak_mb" in r]
+    theirs = [r for r in mem if r["model"] == "gat" and _is_big(r["graph"]) and r["lib"] == "pyg" and "peak_mb" in r]
+    label = "GAT peak memory on the 1M-node graph ≤ 0.5× PyG"
+    if ours and theirs:
+        low = min(theirs, key=lambda r: r["peak_mb"])
+        r = ours[0]["peak_mb"] / low["peak_mb"]
+        out.append(_judge(label, f"{ours[0]['peak_mb']:.0f} MB vs {low['peak_mb']:.0f} MB ({low['form']}, PyG's "
+                                 f"lowest)", r, 0.5, "le"))
+    else:
+        failed = [r for r in mem if r["model"] == "gat" and _is_big(r["graph"]) and "error" in r]
+        out.append(dict(target=label, status="not measured", note="; ".join(
+            f"{r['lib']} {r.get('form') or ''}: {r['error']}" for r in failed)))
+    st = results.get("startup")
+    if st and "ours_warm" in st:
+        r = st["ours_warm"]["median"] / st["pyg"]["median"]
+        out.append(_judge("warm-cache whole-process train on Cora ≤ 0.5× the PyG script",
+                          f"{st['ours_warm']['median']:.2f} s vs {st['pyg']['median']:.2f} s", r, 0.5, "le"))
+        c = st["ours_cold"]["median"]
+        out.append(_judge("cold-cache whole-process train on Cora < 30 s", f"{c:.1f} s", c, 30.0, "lt", unit=" s"))
+    else:
+        out.append(dict(target="whole-process train on Cora (warm ≤ 0.5× PyG, cold < 30 s)", status="not measured"))
+    sc = results.get("scaling")
+    if sc and sc.get("slope") is not None:
+        s = sc["slope"]
+        ok = 0.9 <= s <= 1.1
+        e = [r["edges"] for r in sc["rows"] if "train" in r]
+        out.append(dict(target="scaling slope of the training step in [0.9, 1.1]",
+                        measured=f"{s:.3f} over E = {min(e):.0e}…{max(e):.0e}", ratio=f"{s:.3f}",
+                        status="PASS" if ok else "MISS",
+                        note="" if ok else (f"{'below' if s < 0.9 else 'above'} the band by {abs(s - (0.9 if s < 0.9 else 1.1)):.3f}")))
+    else:
+        out.append(dict(target="scaling slope of the training step in [0.9, 1.1]", status="not measured"))
+    return out
+
+
+def _judge(label, measured, value, goal, op, pct=False, unit="×"):
+    ok = {"le": value <= goal, "lt": value < goal, "ge": value >= goal}[op]
+    shown = f"{100 * value:.0f} %" if pct else (f"{value:.2f}{unit}" if unit == "×" else f"{value:.1f}{unit}")
+    note = ""
+    if not ok:
+        if op in ("le", "lt"):
+            note = f"{value / goal:.2f}× over the goal" + (" (needs a further speed-up of that much)" if unit == "×" else "")
+        else:
+            note = f"{100 * (goal - value):.0f} points short"
+    return dict(target=label, measured=measured, ratio=shown, status="PASS" if ok else "MISS", note=note)
+
+
+# ----------------------------------------------------------------------------------- rendering
+
+
+def render(results, plot_path=None):
+    """The generated part of BENCHMARKS.md (Markdown)."""
+    meta = results.get("meta", {})
+    mach = meta.get("machine", {})
+    v = mach.get("versions", {})
+    parts = [BEGIN, ""]
+    parts.append("## Machine and command\n")
+    parts.append(table(["", ""], [
+        ["CPU", mach.get("cpu", "?")],
+        ["cores / threads used", f"{mach.get('cores', '?')} / {mach.get('threads', '?')} (Numba threading layer "
+                                 f"{mach.get('numba_threading_layer')}; torch.set_num_threads({mach.get('threads', '?')}))"],
+        ["date", mach.get("date", "?")],
+        ["load average at start / end", f"{_load(mach.get('loadavg'))} / {_load(meta.get('loadavg_end'))}"],
+        ["versions", ", ".join(f"{k} {v[k]}" for k in v if v[k])],
+        ["command", f"`{meta.get('command', '?')}`"],
+        ["mode", meta.get("mode", "full") + (f"; parts: {', '.join(meta.get('parts', []))}" if meta.get("parts") else "")],
+        ["wall time", f"{meta.get('wall_s', 0) / 60:.1f} min"],
+    ]))
+    parts.append("")
+    if plot_path:
+        parts.append(f"![speed-ups and scaling]({plot_path})\n")
+    parts.append("## Targets\n")
+    parts.append(table(["target", "measured", "ratio", "status", "by how much"],
+                       [[t["target"], t.get("measured", "–"), t.get("ratio", "–"), f"**{t['status']}**",
+                         t.get("note", "")] for t in targets(results)]))
+    parts.append("")
+    parts += _kernels_md(results.get("kernels"))
+    parts += _models_md(results.get("models"))
+    parts += _memory_md(results.get("memory"))
+    parts += _startup_md(results.get("startup"))
+    parts += _scaling_md(results.get("scaling"))
+    parts.append(END)
+    return "\n".join(parts) + "\n"
+
+
+def _load(x):
+    return " ".join(f"{v:.1f}" for v in x) if x else "?"
+
+
+def _kernels_md(k):
+    if not k:
+        return []
+    out = ["## Kernels\n",
+           "Times in ms, median (min–max) over the repeats; every row's ours / scipy / copy timings are interleaved. "
+           "*Bound* = bytes moved (index + values + gathered rows + output, `bench/harness.py: bytes_moved`) "
+           "over the bandwidth of a large `np.copyto` timed in the same group (one thread, 2 × bytes per copy). "
+           "scipy.sparse runs on one thread.\n"]
+    rows = []
+    for r in k["rows"]:
+        if "error" in r:
+            rows.append([r["graph"], r["kernel"], r["width"], f"failed: {r['error']}", "", "", "", "", ""])
+            continue
+        sc = r.get("scipy")
+        rows.append([r["graph"], r["kernel"], r["width"], span(r["ours"]), span(sc) if sc else "–",
+                     f"{r['speedup_vs_scipy']:.1f}×" if r.get("speedup_vs_scipy") else "–",
+                     f"{r['bytes'] / 1e6:.0f}", ms(r["bound_s"]), f"{100 * r['fraction_of_bound']:.0f} %"])
+    out.append(table(["graph", "kernel", "width", "ours ms", "scipy ms", "ours faster than scipy", "MB moved",
+                      "bound ms", "of bound"], rows))
+    bws = [r["copy_bandwidth_gbs"] for r in k["rows"] if "copy_bandwidth_gbs" in r]
+    if bws:
+        out.append(f"\nCopy bandwidth over the groups: median {sorted(bws)[len(bws) // 2]:.1f} GB/s "
+                   f"(min {min(bws):.1f}, max {max(bws):.1f}).")
+    if not k.get("gat_fused"):
+        out.append("\nFused GAT kernels: `kernels/gat_cpu.py` not present, not measured.")
+    out.append("")
+    return out
+
+
+def _models_md(m):
+    if not m:
+        return []
+    out = ["## Models: one training step and one inference forward\n",
+           "ms, median (min–max). PyG runs every adjacency form it accepts; *PyG best* is the fastest, "
+           "and the ratio is ours / PyG best (≤ 0.5 is the target). A PyG form whose eval-mode output differed "
+           "from ours with the same weights, or that failed, is listed as such.\n"]
+    rows = []
+    for r in m["rows"]:
+        label = f"{MODEL_LABELS.get(r['model'], r['model'])}"
+        if "error" in r:
+            rows.append([label, r["graph_label"], "–", r["error"], "", "", "", ""])
+            continue
+        for phase in ("train", "infer"):
+            res = r.get(phase)
+            if not res:
+                continue
+            form, pyg = best_pyg(res)
+            others = ", ".join(f"{k[4:]} {ms(v['median'])}" for k, v in res.items()
+                               if k.startswith("pyg:") and k[4:] != form)
+            bad = ", ".join(f"{f}: {e['error'][:60]}" for f, e in r.get("mirror", {}).items() if "error" in e)
+            ratio_ = res["ours"]["median"] / pyg["median"] if pyg else None
+            rows.append([label, r["graph_label"], "training step" if phase == "train" else "inference",
+                         span(res["ours"]), f"{span(pyg)} ({form})" if pyg else "–",
+                         (others + ("; " if others and bad else "") + (f"failed: {bad}" if bad else "")) or "–",
+                         f"{1 / ratio_:.1f}×" if ratio_ else "–", f"{ratio_:.2f}" if ratio_ else "–"])
+    out.append(table(["model", "graph", "phase", "ours ms", "PyG best ms (form)", "other PyG forms (ms)",
+                      "speed-up", "ours / PyG"], rows))
+    out.append("")
+    return out
+
+
+def _memory_md(m):
+    if not m:
+        return []
+    out = ["## Peak memory\n",
+           "Peak resident set (VmHWM, i.e. `ru_maxrss` of a clean process) of a fresh process that loads the graph, "
+           "builds the model, runs two "
+           "training steps and one inference forward; in brackets what the model and its steps added above the "
+           "peak before the model was built (imports and data).\n"]
+    by = {}
+    for r in m["rows"]:
+        by.setdefault((r["model"], r["graph_label"]), []).append(r)
+    rows = []
+    for (model, g), rs in by.items():
+        ours = next((r for r in rs if r["lib"] == "ours"), None)
+        pyg = [r for r in rs if r["lib"] == "pyg"]
+        cell = lambda r: (f"{r['peak_mb']:.0f} (+{r['peak_mb'] - r['baseline_mb']:.0f})" if "peak_mb" in r  # noqa
+                          else r.get("error", "–"))
+        okp = [r for r in pyg if "peak_mb" in r]
+        low = min(okp, key=lambda r: r["peak_mb"]) if okp else None
+        ratio_ = (ours["peak_mb"] / low["peak_mb"]) if ours and "peak_mb" in ours and low else None
+        rows.append([MODEL_LABELS.get(model, model), g, cell(ours) if ours else "–",
+                     "; ".join(f"{r.get('form') or ''} {cell(r)}" for r in pyg) or "–",
+                     f"{ratio_:.2f}" if ratio_ else "–"])
+    out.append(table(["model", "graph", "ours MB", "PyG MB by form", "ours / PyG lowest"], rows))
+    out.append("")
+    return out
+
+
+def _startup_md(s):
+    if not s or "ours_warm" not in s:
+        return []
+    c = s.get("commands", {})
+    out = ["## Start-up: whole process, 200 epochs on Cora\n",
+           "Seconds from spawn to exit, median (min–max), the three commands interleaved.\n"]
+    out.append(table(["run", "command", "seconds"], [
+        ["gnn_scratch, warm Numba cache", f"`{c.get('ours_warm', '')}`", span(s["ours_warm"], "s")],
+        ["gnn_scratch, empty Numba cache", f"`{c.get('ours_cold', '')}`", span(s["ours_cold"], "s")],
+        ["PyG script", f"`{c.get('pyg', '')}`", span(s["pyg"], "s")],
+    ]))
+    ll = s.get("last_lines", {})
+    if ll:
+        out.append(f"\nLast lines: gnn_scratch “{ll.get('ours', '')}”; PyG “{ll.get('pyg', '')}”.")
+    out.append("")
+    return out
+
+
+def _scaling_md(s):
+    if not s:
+        return []
+    out = [f"## Scaling: {MODEL_LABELS.get(s.get('model'), s.get('model'))} training step against the edge count\n",
+           f"Random graphs, average in-degree {s.get('avg_degree')}, 128 features, 64 hidden, 16 classes.\n"]
+    rows = []
+    for r in s["rows"]:
+        if "error" in r:
+            rows.append([f"{r['edges']:,}", f"{r['nodes']:,}", r["error"], "", ""])
+            continue
+        form, pyg = best_pyg(r["train"])
+        rows.append([f"{r['edges']:,}", f"{r['nodes']:,}", span(r["train"]["ours"]),
+                     f"{span(pyg)} ({form})" if pyg else "–",
+                     f"{pyg['median'] / r['train']['ours']['median']:.1f}×" if pyg else "–"])
+    out.append(table(["edges", "nodes", "ours ms", "PyG best ms", "speed-up"], rows))
+    if s.get("slope") is not None:
+        out.append(f"\nFitted log-log slope: gnn_scratch **{s['slope']:.3f}**"
+                   + (f", PyG {s['pyg_slope']:.3f}" if s.get("pyg_slope") is not None else "") + ".")
+    out.append("")
+    return out
+
+
+# ----------------------------------------------------------------------------------- files
+
+
+def write_markdown(results, path, plot_rel=None, title="# Benchmarks"):
+    """Write the generated block into ``path``, keeping the hand-written text around the markers."""
+    block = render(results, plot_rel)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if BEGIN in text and END in text:
+            head, rest = text.split(BEGIN, 1)
+            tail = rest.split(END, 1)[1]
+            text = head + block.rstrip("\n") + tail
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+    else:
+        text = (f"{title}\n\ngnn_scratch beside scipy.sparse and PyG on the CPU, measured by `gnn-scratch bench` "
+                f"(`scripts/bench.py`). Everything between the markers below is rewritten by each run.\n\n" + block)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def plot(results, path):
+    """Speed-up bars (PyG time / ours, per model and graph, training and inference) and step time vs
+    edges (log-log) in one PNG. Returns the path, or None when there is nothing to draw."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    mrows = [r for r in results.get("models", {}).get("rows", []) if "error" not in r]
+    sc = results.get("scaling")
+    if not mrows and not sc:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    ax = axes[0]
+    if mrows:
+        labels, train, infer = [], [], []
+        for r in mrows:
+            labels.append(f"{MODEL_LABELS.get(r['model'], r['model'])}\n{r['graph']}")
+            for phase, acc in (("train", train), ("infer", infer)):
+                _, pyg = best_pyg(r.get(phase))
+                acc.append(pyg["median"] / r[phase]["ours"]["median"] if pyg else 0.0)
+        import numpy as np
+        xs = np.arange(len(labels))
+        ax.bar(xs - 0.2, train, 0.4, label="training step")
+        ax.bar(xs + 0.2, infer, 0.4, label="inference")
+        ax.axhline(2.0, color="k", ls="--", lw=1, label="target 2×")
+        ax.axhline(1.0, color="grey", ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_ylabel("speed-up over PyG's fastest form (×)")
+        ax.set_title("gnn_scratch vs PyG, CPU")
+        ax.legend(fontsize=8)
+    else:
+        ax.set_axis_off()
+    ax = axes[1]
+    if sc and any("train" in r for r in sc["rows"]):
+        ok = [r for r in sc["rows"] if "train" in r]
+        e = [r["edges"] for r in ok]
+        ax.loglog(e, [r["train"]["ours"]["median"] for r in ok], "o-",
+                  label=f"gnn_scratch (slope {sc['slope']:.2f})" if sc.get("slope") is not None else "gnn_scratch")
+        pyg = [best_pyg(r["train"])[1] for r in ok]
+        if all(pyg):
+            ax.loglog(e, [p["median"] for p in pyg], "s-",
+                      label=f"PyG best form (slope {sc['pyg_slope']:.2f})" if sc.get("pyg_slope") else "PyG")
+        ax.set_xlabel("edges")
+        ax.set_ylabel("training step (s)")
+        ax.set_title(f"{MODEL_LABELS.get(sc.get('model'), '')} step time vs edges, avg degree {sc.get('avg_degree')}")
+        ax.grid(True, which="both", ls=":", lw=0.5)
+        ax.legend(fontsize=8)
+    else:
+        ax.set_axis_off()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,209 @@
+"""The benchmark command line: ``gnn-scratch bench`` and ``scripts/bench.py`` both call ``main``.
+
+Parts (``--only``, repeatable or comma-separated): kernels, models, memory, startup, scaling.
+Sizes per mode:
+
+    full      kernels on the 100k / 1M graph at widths 16, 64, 256 and on the 1M-node / 10M-edge graph
+              at width 64 (the target's); models and memory on
+              Cora, CiteSeer, 100k / 1M and 1M / 10M random graphs; start-up; scaling 1e5 .. 1e7 edges
+    --quick   kernels on 10k / 100k; models on Cora and a 10k / 100k graph (2 rounds, PyG's edge_index
+              and CSR forms); memory of GCN on Cora; scaling 1e4 .. 1e5 edges; no start-up, no 1M
+              graph  (about a minute on an idle 2-core machine)
+    --tiny    (hidden, for the tests) a 500-node graph, one width, two repeats
+
+The JSON (``--out``) keeps one section per part; a run of some parts replaces those sections and
+keeps the others, then BENCHMARKS.md (``--md``) and the plot (``--plot``) are regenerated from the
+whole file. ``--report-only`` regenerates them without measuring.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+
+PARTS = ("kernels", "models", "memory", "startup", "scaling")
+
+
+def add_arguments(p):
+    """The benchmark's options, on ``p`` (also used by the ``gnn-scratch bench`` subparser)."""
+    p.add_argument("--quick", action="store_true",
+                   help="small graphs, fewer repeats, no 1M-node graph and no start-up (under two minutes)")
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--only", action="append", default=None, metavar="PART",
+                   help=f"run only these parts: {', '.join(PARTS)} (repeat or separate with commas)")
+    p.add_argument("--out", default=None, metavar="FILE.json",
+                   help="results JSON (default benchmarks/results.json; --quick: benchmarks/results-quick.json)")
+    p.add_argument("--md", default=None, metavar="FILE.md",
+                   help="Markdown report to regenerate (default BENCHMARKS.md; --quick/--tiny: beside the JSON)")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="plot (default benchmarks/bench.png; --quick/--tiny: beside the JSON)")
+    p.add_argument("--no-pyg", action="store_true", help="skip the PyG peer (it is skipped anyway when not installed)")
+    p.add_argument("--data-root", default=None,
+                   help="folder holding planetoid/ind.cora.* (default $GNN_SCRATCH_DATA, then the data cache)")
+    p.add_argument("--report-only", action="store_true", help="regenerate the Markdown and the plot from --out")
+    return p
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="gnn-scratch bench",
+                                description="Benchmarks of gnn_scratch beside scipy.sparse and PyG on the CPU.")
+    return add_arguments(p)
+
+
+def _parts(only):
+    if not only:
+        return list(PARTS)
+    parts = [s.strip() for item in only for s in item.split(",") if s.strip()]
+    bad = [s for s in parts if s not in PARTS]
+    if bad:
+        raise ValueError(f"unknown part(s) {bad}; choose from {', '.join(PARTS)}")
+    return [p for p in PARTS if p in parts]
+
+
+def _paths(args):
+    mode = "tiny" if args.tiny else ("quick" if args.quick else "full")
+    out = args.out or ("benchmarks/results.json" if mode == "full" else f"benchmarks/results-{mode}.json")
+    stem = os.path.splitext(out)[0]
+    md = args.md or ("BENCHMARKS.md" if mode == "full" else stem + ".md")
+    plot = args.plot or ("benchmarks/bench.png" if mode == "full" else stem + ".png")
+    return mode, out, md, plot
+
+
+def plan(mode):
+    """The graphs and sizes of each part in a mode (see the module docstring)."""
+    from .harness import GraphSpec, random_spec
+    from .scaling import EDGES
+    cora, citeseer = GraphSpec("cora", "planetoid"), GraphSpec("citeseer", "planetoid")
+    if mode == "tiny":
+        tiny = random_spec(500, 5_000, num_features=16, num_classes=4)
+        return dict(kernels=dict(specs=[tiny], widths=(16,), repeats=2, warmup=1, copy_mb=4),
+                    models=dict(specs=[tiny]), memory=dict(specs=[tiny], forms=("edge_index",)),
+                    startup=dict(repeats=1), scaling=dict(edges=(1_000, 3_000, 10_000)))
+    if mode == "quick":
+        return dict(kernels=dict(specs=[random_spec(10_000, 100_000)], widths=(16, 64, 256), repeats=3, warmup=1,
+                                 copy_mb=32, min_time=0.0),
+                    models=dict(specs=[cora, random_spec(10_000, 100_000)], forms=("edge_index", "csr")),
+                    memory=dict(specs=[cora], forms=("edge_index",), models=("gcn",)),
+                    startup=dict(repeats=2), scaling=dict(edges=(10_000, 31_623, 100_000), forms=("edge_index", "csr")))
+    big = random_spec(1_000_000, 10_000_000)
+    return dict(kernels=dict(specs=[random_spec(100_000, 1_000_000), big], widths=(16, 64, 256), repeats=5,
+                             warmup=1, copy_mb=256, widths_by_graph={big.name: (64,)}, max_time=60.0),
+                models=dict(specs=[cora, citeseer, random_spec(100_000, 1_000_000), big]),
+                memory=dict(specs=[cora, citeseer, random_spec(100_000, 1_000_000), big],
+                            forms=("edge_index", "EdgeIndex", "csr")),
+                startup=dict(repeats=4), scaling=dict(edges=EDGES))
+
+
+def _planetoid_dir(args):
+    """The folder holding ind.cora.* (searched as the data loader searches), or None."""
+    from ..data.paths import candidate_dirs
+    for d in candidate_dirs("planetoid", args.data_root):
+        if (d / "ind.cora.x").exists():
+            return str(d)
+    return None
+
+
+def run(args):
+    """Run the parts asked for, merge them into the JSON, regenerate the report. Returns 0."""
+    from .harness import machine, torch_available
+    mode, out, md, plot_path = _paths(args)
+    results = {}
+    if os.path.exists(out):
+        with open(out, encoding="utf-8") as f:
+            results = json.load(f)
+    if args.report_only:
+        if not results:
+            raise ValueError(f"--report-only needs an existing results file, {out} not found")
+        _write_report(results, md, plot_path)
+        return 0
+    parts = _parts(args.only)
+    if mode != "full" and "startup" in parts and not args.only:
+        parts.remove("startup")
+    pyg = (not args.no_pyg) and torch_available()
+    data_root = _planetoid_dir(args)
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    cfg = plan(mode)
+    command = "gnn-scratch bench " + " ".join(shlex.quote(a) for a in (args.argv if hasattr(args, "argv") else []))
+    meta = results.setdefault("meta", {})
+    mach = machine()
+    meta.update(machine=mach, command=command.strip(), mode=mode, parts=parts, pyg=pyg)
+    t_start = time.perf_counter()
+    planetoid_ok = data_root is not None
+
+    def specs_of(part):
+        specs = cfg[part]["specs"]
+        if not planetoid_ok:
+            skipped = [s.name for s in specs if s.kind == "planetoid"]
+            if skipped:
+                log(f"{part}: no Planetoid files (set GNN_SCRATCH_DATA or --data-root): skipping {skipped}")
+            specs = [s for s in specs if s.kind != "planetoid"]
+        return specs
+
+    for part in parts:
+        t0 = time.perf_counter()
+        log(f"== {part} ({mode}) ==")
+        if part == "kernels":
+            from .kernels import run as run_kernels
+            c = cfg["kernels"]
+            section = run_kernels(specs_of("kernels"), widths=c["widths"], repeats=c["repeats"], warmup=c["warmup"],
+                                  copy_mb=c["copy_mb"], min_time=c.get("min_time", 0.2), log=log, data_root=data_root,
+                                  widths_by_graph=c.get("widths_by_graph"), max_time=c.get("max_time"))
+        elif part == "models":
+            from .models import run as run_models
+            section = run_models(specs_of("models"), quick=mode != "full", pyg=pyg, data_root=data_root, log=log,
+                                 forms=cfg["models"].get("forms"))
+        elif part == "memory":
+            from .memory import run as run_memory
+            section = run_memory(specs_of("memory"), pyg=pyg, forms=cfg["memory"]["forms"], data_root=data_root,
+                                 log=log, **({"models": cfg["memory"]["models"]} if "models" in cfg["memory"] else {}))
+        elif part == "startup":
+            if not planetoid_ok:
+                log("startup: needs the Cora files (GNN_SCRATCH_DATA or --data-root); skipped")
+                continue
+            if not pyg:
+                log("startup: needs torch and torch_geometric for the PyG script; skipped")
+                continue
+            from .startup import run as run_startup
+            section = run_startup(data_root, repeats=cfg["startup"]["repeats"], log=log)
+        else:
+            from .scaling import run as run_scaling
+            section = run_scaling(edges=cfg["scaling"]["edges"], pyg=pyg, quick=mode != "full", log=log,
+                                  forms=cfg["scaling"].get("forms"))
+        section["_run"] = dict(command=meta["command"], mode=mode, date=mach["date"], wall_s=time.perf_counter() - t0)
+        results[part] = section
+        _save(results, out)
+    meta["wall_s"] = time.perf_counter() - t_start
+    try:
+        meta["loadavg_end"] = list(os.getloadavg())
+    except OSError:
+        pass
+    _save(results, out)
+    log(f"results: {out}")
+    _write_report(results, md, plot_path)
+    return 0
+
+
+def _save(results, out):
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    os.replace(tmp, out)
+
+
+def _write_report(results, md, plot_path):
+    from . import report
+    png = report.plot(results, plot_path)
+    rel = os.path.relpath(png, os.path.dirname(os.path.abspath(md))) if png else None
+    report.write_markdown(results, md, rel)
+    print(f"report: {md}" + (f", plot: {png}" if png else ""), file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    return run(args)

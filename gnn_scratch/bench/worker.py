@@ -1,0 +1,42 @@
+"""``python -m gnn_scratch.bench.worker CONFIG_JSON``: one benchmark configuration in a fresh process;
+``python -m gnn_scratch.bench.worker serve CONFIG_JSON``: a long-lived timing server (``models.serve``).
+
+The parent (``bench/models.py``, ``bench/scaling.py``) passes a JSON config whose ``task`` is
+"memory" (``models.memory_config``); the worker prints ``BENCH_RESULT <json>`` as its last line of stdout
+and its progress on stderr. A failure is reported as ``{"error": ...}`` in the same line.
+"""
+import json
+import sys
+import traceback
+import warnings
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    warnings.filterwarnings("ignore", category=UserWarning)   # torch's "sparse CSR is in beta" and the like
+    if argv and argv[0] == "serve":   # a long-lived server (models.Server): JSON lines on stdin / stdout
+        from .models import serve
+        protocol, sys.stdout = sys.stdout, sys.stderr   # a stray print must not corrupt the protocol
+        try:
+            serve(json.loads(argv[1]), stdout=protocol)
+        except Exception as e:   # noqa: BLE001 -- e.g. the graph did not load: say so, then exit
+            traceback.print_exc(file=sys.stderr)
+            print(json.dumps(dict(error=f"{type(e).__name__}: {str(e)[:500]}")), file=protocol, flush=True)
+            return 1
+        return 0
+    cfg = json.loads(argv[0])
+    try:
+        if cfg["task"] == "memory":
+            from .models import memory_config as fn
+        else:
+            raise ValueError(f"unknown task {cfg['task']!r}")
+        result = fn(cfg)
+    except Exception as e:   # noqa: BLE001 -- reported to the parent as this row's error
+        traceback.print_exc(file=sys.stderr)
+        result = dict(error=f"{type(e).__name__}: {str(e)[:500]}")
+    print("BENCH_RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
