@@ -197,7 +197,7 @@ def fit_minibatch(model, data, optimizer, epochs=200, patience=None, batch_size=
     better validation loss nor accuracy stop training. Returns a ``train.Result`` whose
     ``sampler_wait_s`` attribute holds the time the training loop waited for batches.
     """
-    from .train import Result, prepare_features  # train imports this module lazily: no cycle
+    from .train import BestEpoch, prepare_features  # train imports this module lazily: no cycle
     x = prepare_features(data) if x is None else x
     graph, y = data.graph, data.y
     fanouts = list(fanouts)
@@ -205,8 +205,8 @@ def fit_minibatch(model, data, optimizer, epochs=200, patience=None, batch_size=
         raise ValueError(f"fanouts must give one fan-out per layer ({model.num_layers}), got {fanouts}")
     train_nodes = np.flatnonzero(data.train_mask)
     loss_fn = SoftmaxCrossEntropy()
-    best = Result(best_epoch=-1, val_acc=-1.0, test_acc=float("nan"), train_acc=float("nan"), epochs_run=0)
-    best_val_loss, best_val_acc, best_key, waited, wait_s = np.inf, -1.0, (-1.0, -np.inf), 0, 0.0
+    tracker = BestEpoch(patience)
+    best, wait_s = tracker.result, 0.0
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -222,22 +222,11 @@ def fit_minibatch(model, data, optimizer, epochs=200, patience=None, batch_size=
         best.epoch_ms.append(1e3 * (time.perf_counter() - t0))
         val_loss = SoftmaxCrossEntropy().forward(Z, y, data.val_mask)
         accs = [accuracy(Z, y, m) for m in (data.train_mask, data.val_mask, data.test_mask)]
-        best.epochs_run = epoch
         if log:
             log(f"epoch {epoch:4d}  loss {np.mean(losses):.4f}  train {accs[0]:.4f}  val {accs[1]:.4f}  "
                 f"val_loss {val_loss:.4f}  {best.epoch_ms[-1]:.1f} ms")
-        key = (accs[1], -val_loss)
-        if key > best_key:
-            best_key = key
-            best.best_epoch, best.train_acc, best.val_acc, best.test_acc = epoch, accs[0], accs[1], accs[2]
-            best.state = model.state_dict()
-        if val_loss < best_val_loss or accs[1] > best_val_acc:
-            best_val_loss, best_val_acc = min(best_val_loss, val_loss), max(best_val_acc, accs[1])
-            waited = 0
-        else:
-            waited += 1
-            if patience is not None and waited >= patience:
-                break
+        if tracker.update(epoch, model, val_loss, accs):
+            break
     model.load_state_dict(best.state)
     best.sampler_wait_s = wait_s
     return best

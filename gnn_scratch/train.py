@@ -43,6 +43,38 @@ class Result:
     state: dict = field(default_factory=dict, repr=False)
 
 
+
+class BestEpoch:
+    """Keeps the best validation epoch of a run and says when to stop.
+
+    Best = highest validation accuracy, ties broken by lower validation loss; its accuracies and a
+    copy of the parameters go into ``result``. Stop after ``patience`` epochs in which neither the
+    validation loss nor the validation accuracy improved (the GAT paper's rule; None = never).
+    """
+
+    def __init__(self, patience):
+        self.patience = patience
+        self.result = Result(best_epoch=-1, val_acc=-1.0, test_acc=float("nan"), train_acc=float("nan"),
+                             epochs_run=0)
+        self._best_key, self._best_val_loss, self._best_val_acc, self._waited = (-1.0, -np.inf), np.inf, -1.0, 0
+
+    def update(self, epoch, model, val_loss, accs):
+        """Record epoch ``epoch`` (accs = train, val, test accuracy); True when training should stop."""
+        best = self.result
+        best.epochs_run = epoch
+        key = (accs[1], -val_loss)
+        if key > self._best_key:
+            self._best_key = key
+            best.best_epoch, best.train_acc, best.val_acc, best.test_acc = epoch, accs[0], accs[1], accs[2]
+            best.state = model.state_dict()
+        if val_loss < self._best_val_loss or accs[1] > self._best_val_acc:
+            self._best_val_loss = min(self._best_val_loss, val_loss)
+            self._best_val_acc = max(self._best_val_acc, accs[1])
+            self._waited = 0
+            return False
+        self._waited += 1
+        return self.patience is not None and self._waited >= self.patience
+
 def prepare_features(data, normalize="auto", dtype=np.float32):
     """Features as the model consumes them: row-normalised for bag-of-words data (Planetoid), in ``dtype``."""
     x = data.x
@@ -163,8 +195,8 @@ def fit(model, data, optimizer, epochs=200, patience=None, x=None, log=None, dev
 def _fit_epochs(model, data, optimizer, epochs, patience, x, log):
     graph, y = data.graph, data.y
     loss_fn = SoftmaxCrossEntropy()
-    best = Result(best_epoch=-1, val_acc=-1.0, test_acc=float("nan"), train_acc=float("nan"), epochs_run=0)
-    best_val_loss, best_val_acc, best_key, waited = np.inf, -1.0, (-1.0, -np.inf), 0
+    tracker = BestEpoch(patience)
+    best = tracker.result
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         loss = train_step(model, x, graph, y, data.train_mask, optimizer, loss_fn)
@@ -175,22 +207,11 @@ def _fit_epochs(model, data, optimizer, epochs, patience, x, log):
         best.epoch_ms.append(1e3 * (time.perf_counter() - t0))
         val_loss = dense.item(SoftmaxCrossEntropy().forward(Z, y, data.val_mask))
         accs = [accuracy(Z, y, m) for m in (data.train_mask, data.val_mask, data.test_mask)]
-        best.epochs_run = epoch
         if log:
             log(f"epoch {epoch:4d}  loss {dense.item(loss):.4f}  train {accs[0]:.4f}  val {accs[1]:.4f}  "
                 f"val_loss {val_loss:.4f}  {best.epoch_ms[-1]:.1f} ms")
-        key = (accs[1], -val_loss)
-        if key > best_key:
-            best_key = key
-            best.best_epoch, best.train_acc, best.val_acc, best.test_acc = epoch, accs[0], accs[1], accs[2]
-            best.state = model.state_dict()
-        if val_loss < best_val_loss or accs[1] > best_val_acc:
-            best_val_loss, best_val_acc = min(best_val_loss, val_loss), max(best_val_acc, accs[1])
-            waited = 0
-        else:
-            waited += 1
-            if patience is not None and waited >= patience:
-                break
+        if tracker.update(epoch, model, val_loss, accs):
+            break
     model.load_state_dict(best.state)
     return best
 
