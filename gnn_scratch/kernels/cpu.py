@@ -117,6 +117,42 @@ def _chunk_start(indptr, c, n_chunks):
 
 
 # ---------------------------------------------------------------------------------- SpMM
+@njit(inline="always", **_SERIAL)
+def _weighted_row_sum(orow, X, indices, lo, hi, edge_val, perm, pd):
+    """orow = sum_{e in [lo, hi)} w_e X[indices[e]], summed in edge order; 0 for an empty row.
+
+    w_e = 1 when ``edge_val`` is None, edge_val[e] when ``perm`` is None, else edge_val[perm[e]].
+    Numba compiles one specialisation per combination (a None argument prunes its branch), so the
+    unweighted sum multiplies by nothing. The first edge initialises orow (no zeroing pass); the
+    row of X needed ``pd`` edges later is prefetched, so several gathers are in flight at once.
+    """
+    F = orow.size
+    E = indices.size
+    if lo == hi:
+        for f in range(F):
+            orow[f] = 0
+        return
+    for e in range(lo, hi):
+        if e + pd < E:
+            _prefetch_row(X, indices[e + pd])
+        xrow = X[indices[e]]
+        if edge_val is None:
+            if e == lo:
+                for f in range(F):
+                    orow[f] = xrow[f]
+            else:
+                for f in range(F):
+                    orow[f] += xrow[f]
+        else:
+            w = edge_val[e] if perm is None else edge_val[perm[e]]
+            if e == lo:
+                for f in range(F):
+                    orow[f] = w * xrow[f]
+            else:
+                for f in range(F):
+                    orow[f] += w * xrow[f]
+
+
 @njit(**_PARALLEL)
 def spmm_sum(indptr, indices, edge_val, X, out):
     """Weighted sum aggregation: out[i] = sum_{e in row i} edge_val[e] * X[indices[e]].
@@ -129,35 +165,16 @@ def spmm_sum(indptr, indices, edge_val, X, out):
     O(E * F) work, O(E * F) random reads of X rows; row-parallel, no atomics.
 
     The hot kernel, bound by the latency of gathering random rows of X. Row i's output row is
-    written by one thread and stays in L1 while its edges stream by: the first edge initialises
-    it (no separate zeroing pass), later edges add into it. The row of X needed ``pd`` edges
-    later is prefetched, so that several gathers are in flight at once.
+    written by one thread and stays in L1 while its edges stream by (``_weighted_row_sum``).
     """
-    n_dst, F = out.shape
-    E = indices.size
+    n_dst = out.shape[0]
     pd = _prefetch_distance(X)
     n_chunks = _num_chunks(n_dst)
     for c in prange(n_chunks):
         r0 = _chunk_start(indptr, c, n_chunks)
         r1 = _chunk_start(indptr, c + 1, n_chunks)
         for i in range(r0, r1):
-            lo, hi = indptr[i], indptr[i + 1]
-            orow = out[i]
-            if lo == hi:
-                for f in range(F):
-                    orow[f] = 0
-                continue
-            for e in range(lo, hi):
-                if e + pd < E:
-                    _prefetch_row(X, indices[e + pd])
-                w = edge_val[e]
-                xrow = X[indices[e]]
-                if e == lo:
-                    for f in range(F):
-                        orow[f] = w * xrow[f]
-                else:
-                    for f in range(F):
-                        orow[f] += w * xrow[f]
+            _weighted_row_sum(out[i], X, indices, indptr[i], indptr[i + 1], edge_val, None, pd)
 
 
 @njit(**_PARALLEL)
@@ -172,31 +189,14 @@ def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
     out      (N_rows, F) float  overwritten; an empty row gets 0
     O(E * F). On the transpose this is A^T @ X without permuting the weights first.
     """
-    n_rows, F = out.shape
-    E = indices.size
+    n_rows = out.shape[0]
     pd = _prefetch_distance(X)
     n_chunks = _num_chunks(n_rows)
     for c in prange(n_chunks):
         r0 = _chunk_start(indptr, c, n_chunks)
         r1 = _chunk_start(indptr, c + 1, n_chunks)
         for i in range(r0, r1):
-            lo, hi = indptr[i], indptr[i + 1]
-            orow = out[i]
-            if lo == hi:
-                for f in range(F):
-                    orow[f] = 0
-                continue
-            for e in range(lo, hi):
-                if e + pd < E:
-                    _prefetch_row(X, indices[e + pd])
-                w = edge_val[perm[e]]
-                xrow = X[indices[e]]
-                if e == lo:
-                    for f in range(F):
-                        orow[f] = w * xrow[f]
-                else:
-                    for f in range(F):
-                        orow[f] += w * xrow[f]
+            _weighted_row_sum(out[i], X, indices, indptr[i], indptr[i + 1], edge_val, perm, pd)
 
 
 @njit(**_PARALLEL)
@@ -208,7 +208,6 @@ def spmm_mean(indptr, indices, X, out):
     reference does), so the result is the reference's bit for bit.
     """
     n_dst, F = out.shape
-    E = indices.size
     pd = _prefetch_distance(X)
     n_chunks = _num_chunks(n_dst)
     for c in prange(n_chunks):
@@ -217,23 +216,11 @@ def spmm_mean(indptr, indices, X, out):
         for i in range(r0, r1):
             lo, hi = indptr[i], indptr[i + 1]
             orow = out[i]
-            if lo == hi:
+            _weighted_row_sum(orow, X, indices, lo, hi, None, None, pd)
+            if hi > lo:
+                deg = out.dtype.type(hi - lo)
                 for f in range(F):
-                    orow[f] = 0
-                continue
-            for e in range(lo, hi):
-                if e + pd < E:
-                    _prefetch_row(X, indices[e + pd])
-                xrow = X[indices[e]]
-                if e == lo:
-                    for f in range(F):
-                        orow[f] = xrow[f]
-                else:
-                    for f in range(F):
-                        orow[f] += xrow[f]
-            deg = out.dtype.type(hi - lo)
-            for f in range(F):
-                orow[f] /= deg
+                    orow[f] /= deg
 
 
 @njit(**_PARALLEL)
