@@ -145,10 +145,13 @@ def max_aggregate(graph, X):
 
 
 def max_aggregate_backward(graph, argmax, grad_out):
-    """dL/dX[j, f] = sum of G[i, f] over the rows i whose max in feature f came from j: (N_src, F)."""
+    """dL/dX[j, f] = sum of G[i, f] over the rows i whose max in feature f came from j: (N_src, F).
+
+    A gather over the cached transpose (each row of dL/dX has one owner), not a scatter.
+    """
     K = backend_for(grad_out)
     grad_X = _empty(grad_out, (graph.num_src, grad_out.shape[1]))
-    K.spmm_max_backward(argmax, grad_out, grad_X)
+    K.spmm_max_backward(graph.t_indptr, graph.t_indices, argmax, grad_out, grad_X)
     return grad_X
 
 

@@ -279,10 +279,10 @@ def test_cpu_spmm_max_and_backward_without_ties(dtype, g, F, seed):
                                                 out_shapes=shapes, dtype=dtype)
     np.testing.assert_array_equal(got, want)                 # a max does no arithmetic: exact
     np.testing.assert_array_equal(got_arg, want_arg)
-    (want,), (got,) = run_both("spmm_max_backward", want_arg, G,
+    (want,), (got,) = run_both("spmm_max_backward", g.t_indptr, g.t_indices, want_arg, G,
                                out_shapes=[((g.num_src, F), dtype)], dtype=dtype)
     mag = np.empty_like(want)
-    ref.spmm_max_backward(want_arg, np.abs(G), mag)
+    ref.spmm_max_backward(g.t_indptr, g.t_indices, want_arg, np.abs(G), mag)
     assert_sum_close(got, want, mag, dtype)
 
 
@@ -308,7 +308,7 @@ def test_cpu_spmm_max_tie_rule_first_edge_in_csr_order_wins(dtype, g, F, seed):
     # the gradient goes to the one winner only: each row's grad_out lands once per column
     G = rng.standard_normal((g.num_dst, F)).astype(dtype)
     grad_X = np.empty((g.num_src, F), dtype)
-    cpu.spmm_max_backward(got_arg, G, grad_X)
+    cpu.spmm_max_backward(g.t_indptr, g.t_indices, got_arg, G, grad_X)
     nonempty = g.in_degree() > 0
     np.testing.assert_allclose(grad_X.sum(axis=0, dtype=np.float64),
                                G[nonempty].sum(axis=0, dtype=np.float64), rtol=1e-4, atol=1e-4)
@@ -391,7 +391,7 @@ def _run_all_cpu(g, dtype, seed=0, F=33, H=3):
     r["spmm_max"], r["argmax"] = np.empty((N_dst, F), dtype), np.empty((N_dst, F), np.int64)
     cpu.spmm_max(g.indptr, g.indices, X, r["spmm_max"], r["argmax"])
     r["spmm_max_backward"] = np.empty((N_src, F), dtype)
-    cpu.spmm_max_backward(r["argmax"], G, r["spmm_max_backward"])
+    cpu.spmm_max_backward(g.t_indptr, g.t_indices, r["argmax"], G, r["spmm_max_backward"])
     r["sddmm_dot"] = np.empty((E, H), dtype)
     cpu.sddmm_dot(g.indptr, g.indices, A3, B3, r["sddmm_dot"])
     r["sddmm_add"] = np.empty((E, H), dtype)
@@ -421,7 +421,7 @@ def test_cpu_matches_reference_on_power_law_graph(dtype):
         "spmm_sum_perm": (ref.spmm_sum_perm, (*T, x["w"], x["G"])),
         "spmm_mean": (ref.spmm_mean, (g.indptr, g.indices, x["X"])),
         "spmm_mean_backward": (ref.spmm_mean_backward, (g.t_indptr, g.t_indices, g.indptr, x["G"])),
-        "spmm_max_backward": (ref.spmm_max_backward, (got["argmax"], x["G"])),
+        "spmm_max_backward": (ref.spmm_max_backward, (g.t_indptr, g.t_indices, got["argmax"], x["G"])),
         "sddmm_dot": (ref.sddmm_dot, (g.indptr, g.indices, x["A3"], x["B3"])),
         "sddmm_add": (ref.sddmm_add, (g.indptr, g.indices, x["a_dst"], x["a_src"])),
         "segment_sum": (ref.segment_sum, (g.indptr, x["v"])),
@@ -470,7 +470,7 @@ def test_cpu_overwrites_out_and_handles_an_edgeless_graph():
     cpu.spmm_max(g.indptr, g.indices, X, out, argmax)
     assert np.all(out == 0) and np.all(argmax == -1)
     grad_X = np.full((3, 2), np.nan, np.float32)
-    cpu.spmm_max_backward(argmax, np.ones((4, 2), np.float32), grad_X)
+    cpu.spmm_max_backward(g.t_indptr, g.t_indices, argmax, np.ones((4, 2), np.float32), grad_X)
     assert np.all(grad_X == 0)
     cpu.spmm_mean_backward(g.t_indptr, g.t_indices, g.indptr, np.ones((4, 2), np.float32), grad_X)
     assert np.all(grad_X == 0)

@@ -97,7 +97,7 @@ def make_case(kernel, g, dtype, rng, F=3, H=2):
     if kernel == "spmm_max_backward":
         m, argmax = out(Nd, F), np.empty((Nd, F), np.int64)
         ref.spmm_max(g.indptr, g.indices, _ties(rng, (Ns, F), dtype), m, argmax)
-        return [argmax, r(Nd, F), out(Ns, F)], [2]
+        return [g.t_indptr, g.t_indices, argmax, r(Nd, F), out(Ns, F)], [4]
     if kernel == "sddmm_dot":
         return [g.indptr, g.indices, r(Nd, H, F), r(Ns, H, F), out(E, H)], [4]
     if kernel == "sddmm_add":
@@ -118,10 +118,10 @@ def make_case(kernel, g, dtype, rng, F=3, H=2):
 KERNELS = ["spmm_sum", "spmm_sum_perm", "spmm_mean", "spmm_mean_backward", "spmm_max",
            "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum", "segment_sum_perm",
            "edge_softmax", "edge_softmax_backward"]
-FORWARD = [k for k in KERNELS if k != "spmm_max_backward"]   # the row-owner, atomic-free ones
 # Plain adds, IEEE divisions and selections: equal to the reference bit for bit, on a GPU too
 # (the others may differ in the last bits there, through fused multiply-adds and the device exp).
-EXACT = {"spmm_mean", "spmm_mean_backward", "spmm_max", "sddmm_add", "segment_sum", "segment_sum_perm"}
+EXACT = {"spmm_mean", "spmm_mean_backward", "spmm_max", "spmm_max_backward", "sddmm_add", "segment_sum",
+         "segment_sum_perm"}
 
 
 def _sentinel(a):
@@ -165,8 +165,9 @@ def test_matches_reference(kernel, graph, dtype):
     check_against_reference(kernel, args, outs, dtype)
 
 
-@pytest.mark.parametrize("kernel", FORWARD)
-def test_forward_kernels_repeat_bit_for_bit(kernel):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_kernels_repeat_bit_for_bit(kernel):
+    # every kernel owns its outputs (no atomics, spmm_max_backward included): the same bits each run
     g = GRAPHS["random12"]()
     args, outs = make_case(kernel, g, np.float32, np.random.default_rng(7), F=5, H=2)
     first = run_cuda(kernel, args, outs)
@@ -184,7 +185,8 @@ def test_max_tie_rule_first_edge_in_csr_order_wins():
     assert out.copy_to_host().tolist() == [[5.0], [0.0]]
     assert argmax.copy_to_host().tolist() == [[3], [-1]]
     grad_X = cuda.to_device(np.full((4, 1), np.nan))
-    ck.spmm_max_backward(argmax, cuda.to_device(np.array([[2.0], [4.0]])), grad_X)
+    ck.spmm_max_backward(cuda.to_device(g.t_indptr), cuda.to_device(g.t_indices), argmax,
+                         cuda.to_device(np.array([[2.0], [4.0]])), grad_X)
     assert grad_X.copy_to_host().ravel().tolist() == [0.0, 0.0, 0.0, 2.0]
 
 

@@ -140,7 +140,8 @@ def bytes_moved(kernel, s):
         spmm_mean           indptr + indices + E gathered rows + output
         spmm_mean_backward  t_indptr + t_indices + indptr (degrees) + E gathered rows + output
         spmm_max            indptr + indices + E gathered rows + output + argmax (int64)
-        spmm_max_backward   argmax + grad_out read, grad_X written (N_src rows)
+        spmm_max_backward   argmax + grad_out read once, grad_X written (N_src rows); the atomic-free
+                            kernel gathers both once per edge, E / N_dst times this bound's reads
         sddmm_dot           indptr + indices + A rows (once) + E gathered B rows + (E, H) output
         sddmm_dot_backward  two SpMMs: dA = G B (CSR), dB = G^T A (transpose, permuted)
         edge_softmax        indptr + scores (E, H) read + alpha (E, H) written

@@ -58,7 +58,7 @@ def _cases(graph, F, rng, gat):
         "mean bwd": (lambda: cpu.spmm_mean_backward(t_indptr, t_indices, g.indptr, G, out_s),
                      lambda: A_mean.T @ G, ["spmm_mean_backward"], shape),
         "max fwd": (lambda: cpu.spmm_max(g.indptr, g.indices, X, out_d, argmax), None, ["spmm_max"], shape),
-        "max bwd": (lambda: cpu.spmm_max_backward(argmax_saved, G, out_s), None, ["spmm_max_backward"], shape),
+        "max bwd": (lambda: cpu.spmm_max_backward(t_indptr, t_indices, argmax_saved, G, out_s), None, ["spmm_max_backward"], shape),
     }
     # SDDMM, one head at width F: the edge-weight gradient of the weighted sum (an (E, 1) output)
     A3, B3 = G[:, None, :], X[:, None, :]

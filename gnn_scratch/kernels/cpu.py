@@ -36,10 +36,6 @@ _SERIAL = dict(cache=True, nogil=True)
 # caching the machine code): enough for any thread count we run on to get equal shares of work.
 _MAX_CHUNKS = 256
 
-# Columns per task in spmm_max_backward: 8 int64 argmax entries = one 64-byte cache line.
-_COLUMN_BLOCK = 8
-
-
 # Software prefetch of gathered rows: about this many bytes of rows ahead of the current edge.
 _PREFETCH_BYTES = 4096
 _CACHE_LINE = 64
@@ -306,35 +302,47 @@ def spmm_max(indptr, indices, X, out, argmax):
 
 
 @njit(**_PARALLEL)
-def spmm_max_backward(argmax, grad_out, grad_X):
-    """Gradient of spmm_max w.r.t. X: grad_X[argmax[i, f], f] += grad_out[i, f]; grad_X is overwritten.
+def spmm_max_backward(t_indptr, t_indices, argmax, grad_out, grad_X):
+    """Gradient of spmm_max w.r.t. X: grad_X[j, f] = sum of grad_out[i, f] over the i with argmax[i, f] = j.
 
-    argmax   (N_dst, F) int64  from spmm_max (-1 = empty row, skipped)
-    grad_out (N_dst, F) float  C-contiguous
-    grad_X   (N_src, F) float  overwritten; zero where no row picked that node
-    O(N_src * F + N_dst * F).
+    t_indptr  (N_src+1,) int64  transpose of the graph that produced argmax, rows = sources
+    t_indices (E,) int32        destination of each transposed edge, ascending within a row
+    argmax    (N_dst, F) int64  from spmm_max (-1 = empty row, never equal to a source id)
+    grad_out  (N_dst, F) float  C-contiguous
+    grad_X    (N_src, F) float  overwritten; zero where no row picked that node
+    O(E * F) reads, row-parallel over the transpose, no atomics.
 
-    This one scatters: several rows may send gradient to the same grad_X[j, f]. Row-parallel
-    would race, so the scatter is parallel over blocks of ``_COLUMN_BLOCK`` feature columns: a
-    column is owned by one thread, which visits the rows in order i = 0, 1, ... -- the reference's
-    order, so sums of several contributions match it exactly. (Works without the transpose; with
-    F = 1 there is a single block and the scatter runs on one thread.)
+    Row j of grad_X is owned by one thread, which gathers the argmax and grad_out rows of j's
+    out-neighbours i and keeps the features that j won -- a gather, where the plain formula
+    scatters, so parallelism is over rows (not over the F / 8 column blocks a race-free scatter
+    allows). A repeated edge j -> i is visited once: the transpose lists a row's destinations in
+    ascending order, so repeats are adjacent, and argmax holds the node j, which won once. The
+    contributions arrive in ascending i from 0, the reference's order: the same bits.
     """
     n_src, F = grad_X.shape
-    n_dst = argmax.shape[0]
-    for j in prange(n_src):
-        grow = grad_X[j]
-        for f in range(F):
-            grow[f] = 0
-    n_blocks = (F + _COLUMN_BLOCK - 1) // _COLUMN_BLOCK
-    for b in prange(n_blocks):
-        f0 = b * _COLUMN_BLOCK
-        f1 = min(F, f0 + _COLUMN_BLOCK)
-        for i in range(n_dst):
-            for f in range(f0, f1):
-                j = argmax[i, f]
-                if j >= 0:
-                    grad_X[j, f] += grad_out[i, f]
+    E = t_indices.size
+    pd = _prefetch_distance(argmax)
+    n_chunks = _num_chunks(n_src)
+    for c in prange(n_chunks):
+        r0 = _chunk_start(t_indptr, c, n_chunks)
+        r1 = _chunk_start(t_indptr, c + 1, n_chunks)
+        for j in range(r0, r1):
+            grow = grad_X[j]
+            for f in range(F):
+                grow[f] = 0
+            lo, hi = t_indptr[j], t_indptr[j + 1]
+            for e in range(lo, hi):
+                if e + pd < E:
+                    _prefetch_row(argmax, t_indices[e + pd])
+                    _prefetch_row(grad_out, t_indices[e + pd])
+                i = t_indices[e]
+                if e > lo and t_indices[e - 1] == i:
+                    continue
+                arow = argmax[i]
+                grow_i = grad_out[i]
+                for f in range(F):
+                    if arow[f] == j:
+                        grow[f] += grow_i[f]
 
 
 # ---------------------------------------------------------------------------------- SDDMM

@@ -18,7 +18,8 @@ Launch shapes
   row's edges (segment sums, edge softmax and its backward).
 * Both use grid-stride loops, so any grid size is correct; the grid is capped at ``_MAX_BLOCKS``.
 
-Only ``spmm_max_backward`` uses atomics (see its docstring). float32 and float64 are both supported:
+No kernel uses atomics: the one backward whose formula scatters (``spmm_max_backward``) gathers
+over the cached transpose instead. float32 and float64 are both supported:
 kernels compile lazily per dtype on first launch, and accumulate in the dtype of their output
 (``out.dtype.type(0)``), so float32 kernels contain no float64 arithmetic.
 
@@ -335,41 +336,41 @@ def spmm_max(indptr, indices, X, out, argmax):
 
 
 @_jit
-def _fill_2d_kernel(a, value):
-    n_cols = a.shape[1]
-    for k in range(cuda.grid(1), a.shape[0] * n_cols, cuda.gridsize(1)):
-        a[k // n_cols, k % n_cols] = value
+def _spmm_max_backward_kernel(t_indptr, t_indices, argmax, grad_out, grad_X):
+    lanes = cuda.blockDim.x
+    for j in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, grad_X.shape[0],
+                   cuda.gridDim.x * cuda.blockDim.y):
+        lo, hi = t_indptr[j], t_indptr[j + 1]
+        for f in range(cuda.threadIdx.x, grad_X.shape[1], lanes):
+            acc = grad_X.dtype.type(0)
+            for e in range(lo, hi):
+                i = t_indices[e]
+                # a repeated edge j -> i is adjacent in the transpose; j won feature f of row i once
+                if (e == lo or t_indices[e - 1] != i) and argmax[i, f] == j:
+                    acc += grad_out[i, f]
+            grad_X[j, f] = acc
 
 
-@_jit
-def _spmm_max_backward_kernel(argmax, grad_out, grad_X):
-    n_cols = argmax.shape[1]
-    for k in range(cuda.grid(1), argmax.shape[0] * n_cols, cuda.gridsize(1)):
-        i = k // n_cols
-        f = k % n_cols
-        j = argmax[i, f]
-        if j >= 0:
-            cuda.atomic.add(grad_X, (j, f), grad_out[i, f])
+def spmm_max_backward(t_indptr, t_indices, argmax, grad_out, grad_X):
+    """Gradient of spmm_max w.r.t. X: grad_X[j, f] = sum of grad_out[i, f] over the i with argmax[i, f] = j.
 
-
-def spmm_max_backward(argmax, grad_out, grad_X):
-    """Gradient of spmm_max w.r.t. X: grad_X[argmax[i, f], f] += grad_out[i, f]; grad_X is overwritten.
-
-    argmax (N_dst, F) int, grad_out (N_dst, F), grad_X (N_src, F). O(N_src * F + N_dst * F) work.
-    Launch: a fill kernel zeroes grad_X, then one thread per (row, feature) pair scatters with
-    ``cuda.atomic.add``. It USES ATOMICS and is therefore nondeterministic, but only in the float
-    summation order where several destination rows picked the same source for the same feature;
-    a (source, feature) picked once gets exactly grad_out[i, f]. (A row-owner, atomic-free version
-    needs the transposed graph, which this contract's arguments do not carry.)
+    t_indptr (N_src+1,), t_indices (E,): the transpose of the graph that produced argmax (its
+    destinations ascending within a row, as ``Graph`` builds it); argmax (N_dst, F) int,
+    grad_out (N_dst, F), grad_X (N_src, F), overwritten. O(E * F) work.
+    Launch: a warp (up to a block, for F > 32) per *source* row of the transpose, features across
+    lanes. The formula scatters; gathering over the transpose instead gives each grad_X element
+    one owner, so there are no atomics and the result repeats bit for bit (sums in ascending i).
     """
     require_cuda()
-    argmax, grad_out, grad_X = _device(argmax=argmax, grad_out=grad_out, grad_X=grad_X)
+    t_indptr, t_indices, argmax, grad_out, grad_X = _device(
+        t_indptr=t_indptr, t_indices=t_indices, argmax=argmax, grad_out=grad_out, grad_X=grad_X)
+    n_src, _ = _check_csr(t_indptr, t_indices, "t_indptr", "t_indices")
     _check("argmax", argmax, (None, None), kind="iu")
     _check("grad_out", grad_out, argmax.shape)
-    _check("grad_X", grad_X, (None, argmax.shape[1]))
+    _check("grad_X", grad_X, (n_src, argmax.shape[1]))
     _check_float(("grad_out", grad_out), ("grad_X", grad_X))
-    _launch(_fill_2d_kernel, _flat_launch(grad_X.shape[0] * grad_X.shape[1]), grad_X, grad_X.dtype.type(0))
-    _launch(_spmm_max_backward_kernel, _flat_launch(argmax.shape[0] * argmax.shape[1]), argmax, grad_out, grad_X)
+    _launch(_spmm_max_backward_kernel, _row_launch(n_src, grad_X.shape[1]),
+            t_indptr, t_indices, argmax, grad_out, grad_X)
 
 
 # ============================================================================== SDDMM (edge <- nodes)

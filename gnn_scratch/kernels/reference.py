@@ -78,10 +78,12 @@ def spmm_max(indptr, indices, X, out, argmax):
         argmax[i] = indices[lo:hi][k]
 
 
-def spmm_max_backward(argmax, grad_out, grad_X):
+def spmm_max_backward(t_indptr, t_indices, argmax, grad_out, grad_X):
     """Gradient of spmm_max w.r.t. X: grad_X[argmax[i, f], f] += grad_out[i, f]; grad_X is overwritten.
 
-    argmax (N_dst, F), grad_out (N_dst, F), grad_X (N_src, F). O(N_dst * F).
+    t_indptr (N_src+1,), t_indices (E,): the transpose of the graph that produced ``argmax`` (the
+    CPU and CUDA kernels own the rows of grad_X through it; this reference scatters directly and
+    does not read it). argmax (N_dst, F), grad_out (N_dst, F), grad_X (N_src, F). O(N_dst * F).
     """
     grad_X[:] = 0
     i, f = np.nonzero(argmax >= 0)
