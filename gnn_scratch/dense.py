@@ -306,6 +306,99 @@ def mul(a, b):
     return out
 
 
+# ============================================================================ GAT's per-head pieces
+# Z is (N, H, F): H heads of F features (a contiguous (N, H F) array reshaped, for free).
+def head_dot(Z, att, n_rows=None):
+    """a[n, h] = <Z[n, h], att[h]> for the first ``n_rows`` rows (all by default): (n_rows, H).
+
+    GAT's score halves a_src (all sources) and a_dst (the N_dst destinations). Host:
+    ``np.einsum("nhf,hf->nh", Z[:n_rows], att)``.
+    """
+    n = Z.shape[0] if n_rows is None else n_rows
+    if not (is_device(Z) or is_device(att)):
+        return np.einsum("nhf,hf->nh", Z[:n], att)
+    out = empty((n, Z.shape[1]), Z.dtype, like=Z)
+    _dc().head_dot(Z, att, out)
+    return out
+
+
+def head_dot_backward_att(da, Z, out=None, accumulate=False):
+    """datt[h, f] = sum_n da[n, h] Z[n, h, f] over the rows of da (the first len(da) rows of Z): (H, F).
+
+    Into ``out`` (added with ``accumulate``). Host: ``np.einsum("nh,nhf->hf", da, Z[:len(da)])``;
+    device: a column-sum tree, deterministic, no atomics.
+    """
+    if not (is_device(da) or is_device(Z) or (out is not None and is_device(out))):
+        return _put(np.einsum("nh,nhf->hf", da, Z[:da.shape[0]]), out, accumulate)
+    if out is None:
+        out = empty(Z.shape[1:], Z.dtype, like=Z)
+        accumulate = False
+    _dc().head_dot_backward_att(da, Z, out, accumulate)
+    return out
+
+
+def head_dot_backward_Z_(dZ, da, att):
+    """dZ[n, h, f] += da[n, h] att[h, f] for the rows of da, in place; returns dZ.
+
+    Host: ``dZ[:len(da)] += da[:, :, None] * att``.
+    """
+    if is_device(dZ):
+        _dc().head_dot_backward_Z(dZ, da, att)
+    else:
+        dZ[:da.shape[0]] += da[:, :, None] * att
+    return dZ
+
+
+def head_mean(Y):
+    """The mean over heads: (N, H, F) -> (N, F). Host: ``Y.mean(axis=1)``."""
+    if not is_device(Y):
+        return Y.mean(axis=1)
+    out = empty((Y.shape[0], Y.shape[2]), Y.dtype, like=Y)
+    _dc().head_mean(Y, out)
+    return out
+
+
+def head_mean_backward(G, heads):
+    """The gradient of ``head_mean``: each head receives G / H, (N, F) -> (N, H, F) (contiguous)."""
+    N, F = G.shape
+    if not is_device(G):
+        return np.ascontiguousarray(np.broadcast_to((G / G.dtype.type(heads))[:, None, :], (N, heads, F)))
+    out = empty((N, heads, F), G.dtype, like=G)
+    _dc().head_mean_backward(G, out)
+    return out
+
+
+def attention_keep_mask(layer, shape, keep):
+    """An attention-dropout keep mask (E, H) uint8 on the device, drawn by the counter hash of ``dropout``.
+
+    The keys come from ``dropout_keys(layer)`` (a seed drawn once from ``layer.rng``, and the call
+    number), so masks repeat for a model seed and change at every call;
+    ``dense_cuda.dropout_uniform_host(E * H, key0, key1) < float32(keep)`` recomputes one on the host.
+    """
+    mask = _cuda().device_array(tuple(shape), dtype=np.uint8)
+    key0, key1 = dropout_keys(layer)
+    _dc().keep_mask(key0, key1, keep, mask)
+    return mask
+
+
+# =========================================================================== row L2 normalisation
+def row_normalize(x, eps):
+    """(y, norm): y[i] = x[i] / max(||x[i]||, eps), norm (N,) the row norms (SAGEConv's normalize).
+
+    Device only: SAGEConv's host path keeps its own NumPy expressions.
+    """
+    y, norm = empty_like(x), empty((x.shape[0],), x.dtype, like=x)
+    _dc().row_normalize(x, eps, y, norm)
+    return y, norm
+
+
+def row_normalize_backward(G, y, norm, eps):
+    """dx = (G - y (y.G)) / ||x|| per row, or G / eps where ||x|| <= eps. Device only."""
+    out = empty_like(G)
+    _dc().row_normalize_backward(G, y, norm, eps, out)
+    return out
+
+
 # ==================================================================================== activations
 def relu_forward(x):
     """(y, pos): y = max(x, 0), pos = x > 0 (the backward's cache). Host: ReLU's NumPy expressions."""

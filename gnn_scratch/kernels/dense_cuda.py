@@ -1,9 +1,11 @@
 """Dense and element-wise CUDA kernels (``numba.cuda``): what a whole training step needs besides SpMM.
 
-``kernels/cuda.py`` holds the sparse kernels; this module holds the rest of a GCN step -- the
-matrix products of the layers, bias, column sums, activations, dropout, the masked softmax
-cross-entropy, accuracy counts, and the SGD / Adam updates -- so that an epoch runs on the GPU
-with no host round trip but the logged scalars. ``gnn_scratch/dense.py`` dispatches to it (NumPy
+``kernels/cuda.py`` holds the sparse kernels and ``kernels/gat_cuda.py`` the fused GAT aggregation;
+this module holds the rest of a GCN, GAT or GraphSAGE step -- the matrix products of the layers,
+bias, column sums, activations, dropout and GAT's attention-dropout mask, GAT's per-head score
+products and head mean, SAGE's row normalisation, the masked softmax cross-entropy, accuracy
+counts, and the SGD / Adam updates -- so that an epoch runs on the GPU with no host round trip
+but the logged scalars. ``gnn_scratch/dense.py`` dispatches to it (NumPy
 on the host, these kernels on the device); layers never call it directly.
 
 Conventions (as in ``kernels/cuda.py``)
@@ -25,15 +27,17 @@ Launch shapes and determinism
   (the weight gradient H^T dZ, whose reduction runs over all N nodes and whose output is tiny) is
   **split over K**: ``blockIdx.y`` takes a chunk of ``_SPLIT_K`` rows and writes its own partial
   product; the partials are then summed in a fixed order by ``col_sum``. No atomics anywhere.
-* **Column sums** (``col_sum``: the bias gradient, the loss and accuracy totals): a block of
+* **Column sums** (``col_sum``: the bias gradient, the loss and accuracy totals; weighted by a
+  per-(row, head) factor, GAT's attention-vector gradient ``head_dot_backward_att``): a block of
   (columns x row lanes) sums a chunk of ``_ROWS_PER_CHUNK`` rows and reduces its lanes with a
   shared-memory tree; with several chunks the partials go through ``col_sum`` again. The order of
   every floating-point sum depends only on the shapes, so results repeat bit for bit.
 * No kernel here uses atomics. (The only atomic kernel of the GPU path is
   ``cuda.spmm_max_backward``, which the GCN does not use.)
 
-Dropout draws its mask from a counter-based hash of (seed, call number, element index), see
-``dropout``; it repeats exactly for the same seed and does not depend on the launch shape.
+Dropout (and GAT's attention dropout, ``keep_mask``) draws its mask from a counter-based hash of
+(seed, call number, element index), see ``dropout``; it repeats exactly for the same seed and does
+not depend on the launch shape.
 
 Under the simulator (``NUMBA_ENABLE_CUDASIM=1``) every thread is a Python thread, so blocks, tiles
 and chunks are small there (and the tests lower ``_MAX_BLOCKS`` further).
@@ -218,12 +222,17 @@ def matmul_nt(A, B, out, accumulate=False):
 
 # ======================================================================================= column sums
 @functools.lru_cache(maxsize=None)
-def _col_sum_kernel(dtype_name, block_threads):
+def _col_sum_kernel(dtype_name, block_threads, weighted=False):
+    """The column-sum kernel; ``weighted`` multiplies G[r, c] by S[r, c // (C / S.shape[1])] as it reads it.
+
+    Built per (dtype, block, weighted) because the shared array needs a constant dtype and size;
+    the unweighted kernel ignores S (``col_sum`` passes G itself).
+    """
     nbt = _nb_type(dtype_name)
     BT = block_threads
 
     @_jit
-    def kernel(G, out, rows_per_chunk, accumulate):
+    def kernel(G, S, out, rows_per_chunk, accumulate):
         s = cuda.shared.array(BT, nbt)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
@@ -231,6 +240,7 @@ def _col_sum_kernel(dtype_name, block_threads):
         TY = cuda.blockDim.y
         R = G.shape[0]
         C = G.shape[1]
+        F = C // S.shape[1]                  # columns per weight: G's (head, feature) pairs share their head's
         z = cuda.blockIdx.y
         r_lo = z * rows_per_chunk
         r_hi = min(R, r_lo + rows_per_chunk)
@@ -239,7 +249,10 @@ def _col_sum_kernel(dtype_name, block_threads):
             acc = nbt(0)
             if c < C:
                 for r in range(r_lo + ty, r_hi, TY):
-                    acc += G[r, c]
+                    if weighted:
+                        acc += S[r, c // F] * G[r, c]
+                    else:
+                        acc += G[r, c]
             s[ty * TX + tx] = acc
             cuda.syncthreads()
             stride = TY // 2
@@ -273,6 +286,11 @@ def col_sum(G, out, accumulate=False):
     _check("out", out, (G.shape[1],))
     _check_float(("G", G), ("out", out))
     _contiguous(G=G, out=out)
+    _col_sum(G, G, out, accumulate, False)
+
+
+def _col_sum(G, S, out, accumulate, weighted):
+    """Launch of ``col_sum`` / ``head_dot_backward_att``: chunks of rows, then the partials in order."""
     R, C = G.shape
     if C == 0:
         return
@@ -283,13 +301,13 @@ def col_sum(G, out, accumulate=False):
     TX = min(TX, BT)
     block = (TX, BT // TX)
     grid_x = min(-(-C // TX), _MAX_BLOCKS)
-    kernel = _col_sum_kernel(out.dtype.name, BT)
+    kernel = _col_sum_kernel(out.dtype.name, BT, weighted)
     chunks = max(1, -(-R // _ROWS_PER_CHUNK))
     if chunks == 1:
-        kernel[(grid_x, 1), block](G, out.reshape(1, C), max(R, 1), accumulate)
+        kernel[(grid_x, 1), block](G, S, out.reshape(1, C), max(R, 1), accumulate)
         return
     partial = cuda.device_array((chunks, C), dtype=out.dtype)
-    kernel[(grid_x, chunks), block](G, partial, _ROWS_PER_CHUNK, False)
+    kernel[(grid_x, chunks), block](G, S, partial, _ROWS_PER_CHUNK, False)
     col_sum(partial, out, accumulate)
 
 
@@ -481,17 +499,26 @@ def _fmix32(h):
     return h
 
 
-_fmix32_device = cuda.jit(device=True)(_fmix32) if cuda is not None else _fmix32
+def _device_function(fn):
+    return cuda.jit(device=True)(fn) if cuda is not None else fn
+
+
+_fmix32_device = _device_function(_fmix32)
+
+
+@_device_function
+def _uniform_device(c, key0, key1):
+    """u_c in [0, 1) for the counter c (uint64) and the keys: the one hash of every device mask."""
+    h = _fmix32_device((c & _MASK32) ^ key0)
+    h = _fmix32_device(((h + (c >> _S32)) & _MASK32) ^ key1)
+    return np.float32(h >> _S8) * _U24           # 24 random bits -> [0, 1), like rng.random(dtype=float32)
 
 
 @_jit
 def _dropout_kernel(x, key0, key1, keep, scale_value, y, scale):
     zero = y.dtype.type(0)
     for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        c = np.uint64(k)
-        h = _fmix32_device((c & _MASK32) ^ key0)
-        h = _fmix32_device(((h + (c >> _S32)) & _MASK32) ^ key1)
-        u = np.float32(h >> _S8) * _U24          # 24 random bits -> [0, 1), like rng.random(dtype=float32)
+        u = _uniform_device(np.uint64(k), key0, key1)
         s = scale_value if u < keep else zero
         scale[k] = s
         y[k] = x[k] * s
@@ -526,6 +553,228 @@ def dropout(x, key0, key1, keep, y, scale):
     dt = x.dtype.type
     _launch(_dropout_kernel, _flat_launch(x.size), _flat(x), np.uint64(key0 & 0xFFFFFFFF),
             np.uint64(key1 & 0xFFFFFFFF), np.float32(keep), dt(1) / dt(keep), _flat(y), _flat(scale))
+
+
+@_jit
+def _keep_mask_kernel(key0, key1, keep, mask):
+    for k in range(cuda.grid(1), mask.shape[0], cuda.gridsize(1)):
+        mask[k] = 1 if _uniform_device(np.uint64(k), key0, key1) < keep else 0
+
+
+def keep_mask(key0, key1, keep, mask):
+    """A dropout keep mask: mask[k] = 1 if u_k < keep else 0, u_k the hash of ``dropout`` (flat index k).
+
+    mask: uint8 of any shape (GAT's attention dropout: (E, H), k = e H + h), C-contiguous,
+    overwritten; key0, key1 32-bit ints; keep in (0, 1]. The same u_k as ``dropout`` for the same
+    keys, so ``dropout_uniform_host(mask.size, key0, key1) < float32(keep)`` recomputes it on the
+    host. O(size), one thread per element; no state, no atomics.
+    """
+    require_cuda()
+    (mask,) = _device(mask=mask)
+    _check("mask", mask, (None,) * mask.ndim, dtype=np.uint8)
+    _contiguous(mask=mask)
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    _launch(_keep_mask_kernel, _flat_launch(mask.size), np.uint64(key0 & 0xFFFFFFFF), np.uint64(key1 & 0xFFFFFFFF),
+            np.float32(keep), _flat(mask))
+
+
+# ====================================================================== per-head pieces of GAT
+# Z is (N, H, F): H heads of F features. The score halves a[n, h] = <Z[n, h], att[h]> and their
+# backward; the mean over heads of the last layer and its backward. Each output element has one
+# writer; the reduction over nodes goes through the column-sum tree, so nothing here uses atomics.
+@_jit
+def _head_dot_kernel(Z, att, out):
+    H = Z.shape[1]
+    F = Z.shape[2]
+    for k in range(cuda.grid(1), out.shape[0] * H, cuda.gridsize(1)):
+        n = k // H
+        h = k % H
+        acc = out.dtype.type(0)
+        for f in range(F):
+            acc += Z[n, h, f] * att[h, f]
+        out[n, h] = acc
+
+
+def head_dot(Z, att, out):
+    """out[n, h] = sum_f Z[n, h, f] att[h, f] for n < out.shape[0] (GAT's a_src, and a_dst on Z[:N_dst]).
+
+    Z (N, H, F), att (H, F), out (M, H) with M <= N (the first M rows of Z), one float dtype;
+    out overwritten. O(M H F). Launch: one thread per (n, h), summing f in order; no atomics.
+    """
+    require_cuda()
+    Z, att, out = _device(Z=Z, att=att, out=out)
+    _check("Z", Z, (None, None, None))
+    H, F = Z.shape[1], Z.shape[2]
+    _check("att", att, (H, F))
+    _check("out", out, (None, H))
+    if out.shape[0] > Z.shape[0]:
+        raise ValueError(f"out has {out.shape[0]} rows, more than Z's {Z.shape[0]}")
+    _check_float(("Z", Z), ("att", att), ("out", out))
+    _launch(_head_dot_kernel, _flat_launch(out.shape[0] * H), Z, att, out)
+
+
+def head_dot_backward_att(da, Z, out, accumulate=False):
+    """out[h, f] = sum_n da[n, h] Z[n, h, f] (or +=): the gradient of att in a = head_dot(Z, att).
+
+    da (M, H), Z (N, H, F) with M <= N (its first M rows are used), out (H, F): one float dtype,
+    C-contiguous; out preallocated. O(M H F). Launch: ``col_sum``'s kernel on Z viewed as
+    (N, H F), multiplying each element by its row's da[n, h] as it reads it: chunks of rows, a
+    shared-memory tree per chunk, partials summed in chunk order. Deterministic, no atomics, no
+    (M, H, F) temporary.
+    """
+    require_cuda()
+    da, Z, out = _device(da=da, Z=Z, out=out)
+    _check("Z", Z, (None, None, None))
+    N, H, F = Z.shape
+    _check("da", da, (None, H))
+    _check("out", out, (H, F))
+    M = da.shape[0]
+    if M > N:
+        raise ValueError(f"da has {M} rows, more than Z's {N}")
+    _check_float(("Z", Z), ("da", da), ("out", out))
+    _contiguous(da=da, Z=Z, out=out)
+    _col_sum(Z.reshape(N, H * F)[:M], da, out.reshape(H * F), accumulate, True)
+
+
+@_jit
+def _head_dot_backward_Z_kernel(dZ, da, att):
+    H = dZ.shape[1]
+    F = dZ.shape[2]
+    for k in range(cuda.grid(1), da.shape[0] * H * F, cuda.gridsize(1)):
+        n = k // (H * F)
+        h = (k // F) % H
+        f = k % F
+        dZ[n, h, f] += da[n, h] * att[h, f]
+
+
+def head_dot_backward_Z(dZ, da, att):
+    """dZ[n, h, f] += da[n, h] att[h, f] for n < da.shape[0], in place: the gradient of Z in head_dot.
+
+    dZ (N, H, F), da (M, H) with M <= N, att (H, F), one float dtype. O(M H F), one thread per
+    element of dZ[:M]; no atomics.
+    """
+    require_cuda()
+    dZ, da, att = _device(dZ=dZ, da=da, att=att)
+    _check("dZ", dZ, (None, None, None))
+    N, H, F = dZ.shape
+    _check("da", da, (None, H))
+    _check("att", att, (H, F))
+    if da.shape[0] > N:
+        raise ValueError(f"da has {da.shape[0]} rows, more than dZ's {N}")
+    _check_float(("dZ", dZ), ("da", da), ("att", att))
+    _launch(_head_dot_backward_Z_kernel, _flat_launch(da.shape[0] * H * F), dZ, da, att)
+
+
+@_jit
+def _head_mean_kernel(Y, heads, out):
+    H = Y.shape[1]
+    F = Y.shape[2]
+    for k in range(cuda.grid(1), Y.shape[0] * F, cuda.gridsize(1)):
+        n = k // F
+        f = k % F
+        acc = out.dtype.type(0)
+        for h in range(H):
+            acc += Y[n, h, f]
+        out[n, f] = acc / heads
+
+
+def head_mean(Y, out):
+    """out[n, f] = (sum_h Y[n, h, f]) / H: the mean over heads (sum in head order, then one division, as NumPy).
+
+    Y (N, H, F), out (N, F), one float dtype; out overwritten. O(N H F), a thread per (n, f).
+    """
+    require_cuda()
+    Y, out = _device(Y=Y, out=out)
+    _check("Y", Y, (None, None, None))
+    _check("out", out, (Y.shape[0], Y.shape[2]))
+    _check_float(("Y", Y), ("out", out))
+    _launch(_head_mean_kernel, _flat_launch(Y.shape[0] * Y.shape[2]), Y, out.dtype.type(Y.shape[1]), out)
+
+
+@_jit
+def _head_mean_backward_kernel(G, heads, out):
+    H = out.shape[1]
+    F = out.shape[2]
+    for k in range(cuda.grid(1), out.shape[0] * H * F, cuda.gridsize(1)):
+        n = k // (H * F)
+        f = k % F
+        out[n, (k // F) % H, f] = G[n, f] / heads
+
+
+def head_mean_backward(G, out):
+    """out[n, h, f] = G[n, f] / H for every head h: the gradient of ``head_mean``.
+
+    G (N, F), out (N, H, F), one float dtype; out overwritten. O(N H F), a thread per element.
+    """
+    require_cuda()
+    G, out = _device(G=G, out=out)
+    _check("out", out, (None, None, None))
+    _check("G", G, (out.shape[0], out.shape[2]))
+    _check_float(("G", G), ("out", out))
+    _launch(_head_mean_backward_kernel, _flat_launch(out.size), G, out.dtype.type(out.shape[1]), out)
+
+
+# ======================================================================= row L2 normalisation
+@_jit
+def _row_normalize_kernel(x, eps, y, norm):
+    F = x.shape[1]
+    for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        s = y.dtype.type(0)
+        for f in range(F):
+            s += x[i, f] * x[i, f]
+        n = math.sqrt(s)
+        norm[i] = n
+        d = max(n, eps)
+        for f in range(F):
+            y[i, f] = x[i, f] / d
+
+
+def row_normalize(x, eps, y, norm):
+    """y[i] = x[i] / max(||x[i]||, eps), norm[i] = ||x[i]|| (SAGEConv's normalize; a zero row stays 0).
+
+    x, y (N, F), norm (N,), one float dtype; y and norm overwritten; eps cast to the dtype.
+    O(N F). Launch: one thread per row (sum of squares in column order); no atomics.
+    """
+    require_cuda()
+    x, y, norm = _device(x=x, y=y, norm=norm)
+    _check("x", x, (None, None))
+    _check("y", y, x.shape)
+    _check("norm", norm, (x.shape[0],))
+    _check_float(("x", x), ("y", y), ("norm", norm))
+    _launch(_row_normalize_kernel, _flat_launch(x.shape[0]), x, x.dtype.type(eps), y, norm)
+
+
+@_jit
+def _row_normalize_backward_kernel(g, y, norm, eps, out):
+    F = g.shape[1]
+    for i in range(cuda.grid(1), g.shape[0], cuda.gridsize(1)):
+        n = norm[i]
+        if n > eps:
+            yg = out.dtype.type(0)
+            for f in range(F):
+                yg += y[i, f] * g[i, f]
+            for f in range(F):
+                out[i, f] = (g[i, f] - y[i, f] * yg) / n
+        else:                                   # below eps y = x / eps is linear in x
+            for f in range(F):
+                out[i, f] = g[i, f] / eps
+
+
+def row_normalize_backward(g, y, norm, eps, out):
+    """out[i] = (g[i] - y[i] (y[i] . g[i])) / ||x[i]|| if ||x[i]|| > eps else g[i] / eps.
+
+    g, y, out (N, F), norm (N,) from ``row_normalize``, one float dtype; out overwritten. O(N F),
+    one thread per row; no atomics.
+    """
+    require_cuda()
+    g, y, norm, out = _device(g=g, y=y, norm=norm, out=out)
+    _check("g", g, (None, None))
+    _check("y", y, g.shape)
+    _check("out", out, g.shape)
+    _check("norm", norm, (g.shape[0],))
+    _check_float(("g", g), ("y", y), ("norm", norm), ("out", out))
+    _launch(_row_normalize_backward_kernel, _flat_launch(g.shape[0]), g, y, norm, g.dtype.type(eps), out)
 
 
 # ================================================================== masked softmax cross-entropy
