@@ -4,7 +4,7 @@ import numpy as np
 from ..nn import ELU, Dropout, Sequential
 from ..nn.gat_conv import GATConv
 from . import register
-from .common import child_seeds
+from .common import check_device_support, child_seeds
 
 
 @register
@@ -36,3 +36,8 @@ class GAT(Sequential):
         self.config = dict(model=self.name, in_channels=in_channels, out_channels=out_channels,
                            hidden_channels=hidden_channels, heads=heads, dropout=dropout, seed=seed,
                            dtype=dtype.name, fused=fused)
+
+    def to(self, device):
+        """Move to ``device``; the GPU needs fused=True (ValueError otherwise, before anything moves)."""
+        check_device_support(self, device)
+        return super().to(device)

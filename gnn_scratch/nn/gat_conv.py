@@ -4,7 +4,7 @@ import importlib
 import numpy as np
 import scipy.sparse as sp
 
-from .. import ops
+from .. import dense, ops
 from ..kernels import get_cpu_backend, is_device_array
 from .init import as_rng, glorot
 from .module import Module
@@ -27,7 +27,13 @@ def gat_kernels(*arrays):
 
 
 def self_loop_graph(graph):
-    """``graph.with_self_loops()``, computed once per graph (PyG's remove-then-add-one-loop rule)."""
+    """``graph.with_self_loops()``, computed once per graph (PyG's remove-then-add-one-loop rule).
+
+    A device graph gets the device copy of its host graph's looped graph: the loops are built on
+    the host, once, like every other structural change of a graph.
+    """
+    if getattr(graph, "device", "cpu") != "cpu":
+        return graph.cached("with_self_loops", lambda: self_loop_graph(graph.host).to(graph.device))
     return graph.cached("with_self_loops", graph.with_self_loops)
 
 
@@ -64,6 +70,13 @@ class GATConv(Module):
         dZ[j, h] += da_src[j, h] att_src[h] (+ da_dst[j, h] att_dst[h] for j < N_dst)
         datt_src[h] = sum_j da_src[j, h] Z[j, h],   datt_dst[h] = sum_i da_dst[i, h] Z[i, h]
         dW = X^T dZ,   dX = dZ W^T  (None for a sparse X).
+
+    On the device (the layer moved with ``.to("cuda")``, X a device array or a ``dense.DeviceCSR``)
+    the fused path runs entirely there: X W by ``dense.matmul``, the score halves and their
+    backward by ``dense.head_dot*``, ``gat_cuda``'s kernels, the head mean by ``dense.head_mean``.
+    Its attention-dropout mask is drawn on the device by the counter hash of feature dropout, keyed
+    from ``self.rng`` (``dense.attention_keep_mask``), or, under ``dense.set_dropout_masks("host")``,
+    drawn by ``self.rng`` exactly as on the CPU and copied over. ``fused=False`` is CPU only (ValueError).
     """
 
     def __init__(self, in_channels, out_channels, heads=1, concat=True, negative_slope=0.2, dropout=0.0,
@@ -142,9 +155,14 @@ class GATConv(Module):
 
         Row i of the returned edges sums to 1 per head; edge e goes from ``g.indices[e]`` to the
         destination ``g.dst_of_edge()[e]`` with g = ``self.message_graph(graph)``.
+        A device X gives a device alpha.
         """
         self._check_input(X, graph)
         g = self.message_graph(graph)
+        if dense.is_device(X):
+            _, a_src, a_dst = self._transform_device(X, g.num_dst)
+            scores, _ = dense.leaky_relu_forward(ops.sddmm_add(g, a_dst, a_src), self.negative_slope)
+            return ops.edge_softmax(g, scores)
         _, a_src, a_dst = self._transform(X, g.num_dst)
         return ops.edge_softmax(g, leaky_relu(ops.sddmm_add(g, a_dst, a_src), self.negative_slope))
 
@@ -152,6 +170,8 @@ class GATConv(Module):
     def forward(self, X, graph=None):
         """out: (N_dst, H * F_out) if concat else (N_dst, F_out)."""
         self._check_input(X, graph)
+        if dense.is_device(X):
+            return self._forward_device(X, graph)
         g = self.message_graph(graph)
         Z, a_src, a_dst = self._transform(X, g.num_dst)
         keep = self._keep_mask(g.num_edges)
@@ -194,6 +214,8 @@ class GATConv(Module):
     # ------------------------------------------------------------------ backward
     def backward(self, grad_out):
         """dL/dX (N_src, F_in), or None for a sparse X; adds into grads W, att_src, att_dst, b."""
+        if isinstance(self._saved(), _DeviceCache):
+            return self._backward_device(grad_out)
         g, X, Z, a_src, a_dst, keep, saved = self._saved()
         H, F = self.heads, self.out_channels
         N_dst = g.num_dst
@@ -254,3 +276,97 @@ class GATConv(Module):
         grad_pre *= np.where(pre > 0, Z.dtype.type(1), Z.dtype.type(self.negative_slope))  # LeakyReLU's slope
         da_dst, da_src = ops.sddmm_add_backward(g, grad_pre)
         return dZ, da_src, da_dst
+
+    # ------------------------------------------------------------------ the device (fused only)
+    def check_device_support(self):
+        """Raise ValueError (one line) for what the device path lacks: the unfused composition."""
+        if not self.fused:
+            raise ValueError("GATConv(fused=False) cannot run on the GPU; on the device use fused=True "
+                             "(the same numbers, from gat_cuda's fused kernels)")
+
+    def to(self, device):
+        if dense.check_device(device) != "cpu":
+            self.check_device_support()
+        return super().to(device)
+
+    def _transform_device(self, X, n_dst):
+        """``_transform`` on the device: Z (N_src, H, F) a free reshape of X W, a_src (N_src, H), a_dst (N_dst, H)."""
+        ZW = dense.matmul(X, self.params["W"])          # dense tiled kernel, or SpMM for a DeviceCSR X
+        Z = ZW.reshape(X.shape[0], self.heads, self.out_channels)
+        return Z, dense.head_dot(Z, self.params["att_src"]), dense.head_dot(Z, self.params["att_dst"], n_dst)
+
+    def _keep_mask_device(self, E, like):
+        """(E, H) uint8 device keep mask (or (0, H) without dropout); see the class docstring for its source."""
+        H = self.heads
+        if not (self.training and self.dropout > 0.0):
+            return dense.empty((0, H), np.uint8, like=like)
+        if dense.get_dropout_masks() == "host":          # self.rng's own mask, as on the CPU: for comparisons
+            return dense.to_device(self._keep_mask(E))
+        return dense.attention_keep_mask(self, (E, H), np.float32(1.0 - self.dropout))
+
+    def _forward_device(self, X, graph):
+        self.check_device_support()
+        g = self.message_graph(graph)
+        if getattr(g, "device", "cpu") == "cpu":
+            raise ValueError("GATConv: X is on the device but the graph is not; move it with graph.to('cuda')")
+        Z, a_src, a_dst = self._transform_device(X, g.num_dst)
+        keep = self._keep_mask_device(g.num_edges, Z)
+        dt = Z.dtype
+        H, F = self.heads, self.out_channels
+        out = dense.empty((g.num_dst, H, F), dt, like=Z)
+        row_max = dense.empty((g.num_dst, H), dt, like=Z)
+        row_sum = dense.empty((g.num_dst, H), dt, like=Z)
+        gat_kernels(Z).gat_forward(g.indptr, g.indices, a_dst, a_src, Z, dt.type(self.negative_slope), keep,
+                                   self._keep_scale(dt), out, row_max, row_sum)
+        out = out.reshape(g.num_dst, H * F) if self.concat else dense.head_mean(out)
+        if "b" in self.params:
+            dense.add_bias(out, self.params["b"])
+        self._cache = _DeviceCache(g, X, Z, a_src, a_dst, keep, row_max, row_sum)
+        return out
+
+    def _backward_device(self, grad_out):
+        c = self._saved()
+        g, Z = c.graph, c.Z
+        H, F = self.heads, self.out_channels
+        N_dst, dt = g.num_dst, Z.dtype
+        expected = (N_dst, H * F) if self.concat else (N_dst, F)
+        if grad_out.shape != expected:
+            raise ValueError(f"grad_out must have shape {expected}, got {grad_out.shape}")
+        if not dense.is_device(grad_out) or grad_out.dtype != dt:
+            raise TypeError(f"grad_out must be a {dt} device array like the forward's, got "
+                            f"{type(grad_out).__name__} of {grad_out.dtype}")
+        if "b" in self.params:
+            dense.col_sum(grad_out, out=self.grads["b"], accumulate=True)
+        if self.concat:   # a free view of the contiguous gradient, one head per slab
+            G = grad_out.reshape(N_dst, H, F)
+        else:
+            G = dense.head_mean_backward(grad_out, H)
+        # gat_backward overwrites every output: no zeroing needed; two E x H workspaces, never E x H x F
+        dZ = dense.empty_like(Z)
+        da_src, da_dst = dense.empty_like(c.a_src), dense.empty_like(c.a_dst)
+        grad_pre = dense.empty((g.num_edges, H), dt, like=Z)
+        alpha_d = dense.empty((g.num_edges, H), dt, like=Z)
+        gat_kernels(Z).gat_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.t_perm, c.a_dst, c.a_src, Z,
+                                    dt.type(self.negative_slope), c.keep, self._keep_scale(dt), c.row_max,
+                                    c.row_sum, G, grad_pre, alpha_d, dZ, da_dst, da_src)
+        # score path: a_src = <Z, att_src>, a_dst = <Z[:N_dst], att_dst>  (Z fans out three ways)
+        dense.head_dot_backward_att(da_src, Z, out=self.grads["att_src"], accumulate=True)
+        dense.head_dot_backward_att(da_dst, Z, out=self.grads["att_dst"], accumulate=True)
+        dense.head_dot_backward_Z_(dZ, da_src, self.params["att_src"])
+        dense.head_dot_backward_Z_(dZ, da_dst, self.params["att_dst"])
+        dZ = dZ.reshape(Z.shape[0], H * F)
+        dense.matmul_tn(c.X, dZ, out=self.grads["W"], accumulate=True)
+        if dense.issparse(c.X):
+            return None  # features are data: no gradient to pass on
+        return dense.matmul_nt(dZ, self.params["W"])
+
+
+class _DeviceCache:
+    """What the device backward reads: the message graph, X, Z (N_src, H, F), a_src, a_dst, the keep
+    mask and the forward's row max and sum (N_dst, H) -- no E x H array is kept between the passes."""
+
+    __slots__ = ("graph", "X", "Z", "a_src", "a_dst", "keep", "row_max", "row_sum")
+
+    def __init__(self, graph, X, Z, a_src, a_dst, keep, row_max, row_sum):
+        self.graph, self.X, self.Z, self.a_src, self.a_dst = graph, X, Z, a_src, a_dst
+        self.keep, self.row_max, self.row_sum = keep, row_max, row_sum
