@@ -6,7 +6,7 @@ from ..nn import Dropout, ReLU
 from ..nn.module import Module
 from ..nn.sage_conv import AGGREGATORS, SAGEConv
 from . import register
-from .common import child_seeds
+from .common import check_device_support, child_seeds
 
 
 @register
@@ -51,6 +51,11 @@ class SAGE(Module):
         self.config = dict(model=self.name, in_channels=in_channels, out_channels=out_channels,
                            hidden_channels=hidden_channels, num_layers=num_layers, dropout=dropout, aggr=aggr,
                            agg_channels=agg_channels, normalize=normalize, seed=seed, dtype=dtype.name)
+
+    def to(self, device):
+        """Move to ``device``; the GPU takes aggr "mean" / "sum" only (ValueError otherwise, before anything moves)."""
+        check_device_support(self, device)
+        return super().to(device)
 
     def input_layer(self):
         """The layer that reads the input features (``train.input_is_data`` skips its dL/dx)."""

@@ -2,12 +2,13 @@
 import numpy as np
 import scipy.sparse as sp
 
-from .. import ops
+from .. import dense, ops
 from .init import as_rng, glorot
 from .lstm import LSTM, pack_neighbours
 from .module import Module
 
 AGGREGATORS = ("mean", "sum", "max", "lstm")
+DEVICE_AGGREGATORS = ("mean", "sum")   # the linear ones: SpMM kernels and their transposes
 NORM_EPS = 1e-12  # PyG's F.normalize: y = x / max(||x||, eps)
 
 
@@ -51,6 +52,11 @@ class SAGEConv(Module):
                      with root_weight and no projection H [W_neigh | W_self] is one product, and so is its backward)
         max:  dM[j, f] = sum_i (G W_neigh^T)[i, f] [argmax_if = j];   lstm: dM = LSTM.backward(G W_neigh^T)
         project:  dP = dM * [P > 0];  dW_proj = H^T dP;  db_proj = sum dP;  dH += dP W_proj^T;  else dH += dM
+
+    On the device (the layer moved with ``.to("cuda")``, H a device array or a ``dense.DeviceCSR``
+    on a square graph): aggr "mean" and "sum" without projection, with any self term and normalize,
+    as  out = agg(H W_neigh) (or agg(H) W_neigh, at the narrower width) + H_dst W_self + b, each
+    product a ``dense`` kernel and agg the SpMM of ``ops``; the rest raises ValueError (one line).
     """
 
     needs_input_grad = True
@@ -116,6 +122,9 @@ class SAGEConv(Module):
 
     # ------------------------------------------------------------------ forward / backward
     def forward(self, H, graph=None):
+        if dense.is_device(H):
+            self._check_shapes(H, graph)
+            return self._forward_device(H, graph)
         if graph is None:
             raise ValueError("SAGEConv.forward needs the graph: forward(H, graph)")
         if not hasattr(H, "ndim") or H.ndim != 2 or H.shape != (graph.num_src, self.in_channels):
@@ -176,6 +185,8 @@ class SAGEConv(Module):
         return out
 
     def backward(self, grad_out):
+        if isinstance(self._saved(), _DeviceCache):
+            return self._backward_device(grad_out)
         graph, H, sparse, pre, M, agg, argmax, transform_first, fused, norm, y = self._saved()
         W_self, W_neigh, dW_self, dW_neigh = self._weights()
         G = grad_out
@@ -231,3 +242,104 @@ class SAGEConv(Module):
         elif dH is not None and dM is not None:
             dH += dM
         return dH
+
+    # ------------------------------------------------------------------ the device (mean and sum)
+    def check_device_support(self):
+        """Raise ValueError, naming the option, when this layer cannot run on the device."""
+        if self.aggr not in DEVICE_AGGREGATORS:
+            raise ValueError(f"SAGEConv(aggr={self.aggr!r}) cannot run on the GPU yet; the device supports "
+                             f"aggr {' and '.join(map(repr, DEVICE_AGGREGATORS))} (use device='cpu' for {self.aggr!r})")
+        if self.project:
+            raise ValueError("SAGEConv(project=True) cannot run on the GPU yet; the device supports project=False "
+                             "(use device='cpu' for the projected messages)")
+
+    def to(self, device):
+        if dense.check_device(device) != "cpu":
+            self.check_device_support()
+        return super().to(device)
+
+    def _check_shapes(self, H, graph):
+        """The host path's checks, for a device H (dense or a DeviceCSR)."""
+        if graph is None:
+            raise ValueError("SAGEConv.forward needs the graph: forward(H, graph)")
+        if H.ndim != 2 or H.shape != (graph.num_src, self.in_channels):
+            raise ValueError(f"SAGEConv expects H of shape ({graph.num_src}, {self.in_channels}) for a graph with "
+                             f"{graph.num_src} source nodes, got {H.shape}")
+        if graph.num_dst > graph.num_src:
+            raise ValueError(f"graph must have its N_dst = {graph.num_dst} destinations among its N_src = "
+                             f"{graph.num_src} sources (a block lists the destinations first)")
+        if getattr(graph, "device", "cpu") == "cpu":
+            raise ValueError("SAGEConv: H is on the device but the graph is not; move it with graph.to('cuda')")
+        if dense.issparse(H) and graph.num_dst != graph.num_src:
+            raise ValueError("SAGEConv on the device takes sparse features on a square graph only "
+                             f"(the self term reads their first N_dst rows), got shape {graph.shape}")
+        dtype = self._weights()[1].dtype
+        if H.dtype != dtype:
+            raise TypeError(f"H must have the layer's dtype {dtype}, got {H.dtype}")
+
+    def _forward_device(self, H, graph):
+        self.check_device_support()
+        W_self, W_neigh, _, _ = self._weights()
+        N_dst = graph.num_dst
+        # the aggregation is linear, so agg(H) W = agg(H W): the SpMM runs at the narrower width
+        transform_first = dense.issparse(H) or W_neigh.shape[1] <= W_neigh.shape[0]
+        agg = None
+        if transform_first:
+            out = self._linear_aggregate(graph, dense.matmul(H, W_neigh))
+        else:
+            agg = self._linear_aggregate(graph, H)
+            out = dense.matmul(agg, W_neigh)
+        if "b" in self.params:
+            dense.add_bias(out, self.params["b"])
+        if W_self is not None:
+            dense.add_(out, dense.matmul(self._rows(H, N_dst), W_self))
+        norm = y = None
+        if self.normalize:
+            y, norm = dense.row_normalize(out, NORM_EPS)
+            out = y
+        self._cache = _DeviceCache(graph, H, agg, transform_first, norm, y)
+        return out
+
+    @staticmethod
+    def _rows(A, n):
+        """The first n rows of a device array (a contiguous view), A itself when it has n rows."""
+        return A if A.shape[0] == n else A[:n]
+
+    def _backward_device(self, grad_out):
+        c = self._saved()
+        graph, H = c.graph, c.H
+        W_self, W_neigh, dW_self, dW_neigh = self._weights()
+        if not dense.is_device(grad_out):
+            raise TypeError(f"grad_out must be a device array like the forward's output, got {type(grad_out).__name__}")
+        G = grad_out
+        if self.normalize:
+            G = dense.row_normalize_backward(G, c.y, c.norm, NORM_EPS)
+        if "b" in self.params:
+            dense.col_sum(G, out=self.grads["b"], accumulate=True)               # db += sum_i G_i
+        N_dst = graph.num_dst
+        want_dH = self.needs_input_grad and not dense.issparse(H)
+        if W_self is not None:
+            dense.matmul_tn(self._rows(H, N_dst), G, out=dW_self, accumulate=True)  # dW_self += H_dst^T G
+        if c.transform_first:
+            dZ = self._linear_aggregate_backward(graph, G)                        # dZ = S^T G
+            dense.matmul_tn(H, dZ, out=dW_neigh, accumulate=True)                 # dW_neigh += H^T dZ
+            dH = dense.matmul_nt(dZ, W_neigh) if want_dH else None                # dM = dZ W_neigh^T
+        else:
+            dense.matmul_tn(c.agg, G, out=dW_neigh, accumulate=True)              # dW_neigh += Agg^T G
+            dH = self._linear_aggregate_backward(graph, dense.matmul_nt(G, W_neigh)) if want_dH else None
+        if dH is None:
+            return None
+        if W_self is not None:
+            dense.add_(self._rows(dH, N_dst), dense.matmul_nt(G, W_self))         # dH[:N_dst] += G W_self^T
+        return dH
+
+
+class _DeviceCache:
+    """What the device backward reads: the graph, H, the aggregate (None when H W_neigh was aggregated),
+    the product order, and the row norms and output of normalize (None without it)."""
+
+    __slots__ = ("graph", "H", "agg", "transform_first", "norm", "y")
+
+    def __init__(self, graph, H, agg, transform_first, norm, y):
+        self.graph, self.H, self.agg, self.transform_first, self.norm, self.y = (graph, H, agg, transform_first,
+                                                                                 norm, y)
