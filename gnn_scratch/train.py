@@ -25,7 +25,7 @@ DEFAULTS = {
 }
 
 # Models whose every layer runs on the GPU (``run(..., device="cuda")``, ``--device cuda``).
-DEVICE_MODELS = ("gcn",)
+DEVICE_MODELS = ("gcn", "gat", "sage")
 
 # Hyper-parameters of the training loop that are not model arguments: mini-batch size and fan-outs.
 TRAINING_ONLY = ("batch_size", "fanout")

@@ -376,10 +376,15 @@ def test_cli_device_cuda_without_a_gpu_says_so_in_one_line(monkeypatch, capsys):
     assert err.startswith("error: no CUDA GPU available; ") and "\n" not in err
 
 
-def test_models_not_yet_on_the_device_are_refused_in_one_line(capsys):
+def test_options_not_yet_on_the_device_are_refused_in_one_line(capsys):
+    # GCN, GAT and SAGE train on the device; SAGE's max / lstm aggregators and mini-batches do not
     from gnn_scratch.cli import main
-    assert main(["train", "--dataset", "karate", "--model", "gat", "--epochs", "1", "--device", "cuda"]) == 2
-    assert capsys.readouterr().err.startswith("error: model 'gat' cannot train on the GPU yet")
+    for extra, message in ((["--aggr", "max"], "error: SAGEConv(aggr='max') cannot run on the GPU yet; "),
+                           (["--batch-size", "8"], "error: mini-batch training (batch_size) runs on the CPU")):
+        argv = ["train", "--dataset", "karate", "--model", "sage", "--epochs", "1", "--device", "cuda"] + extra
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(message) and "\n" not in err, err
 
 
 def test_docs_gpu_python_snippets_run():
