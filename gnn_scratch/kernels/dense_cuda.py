@@ -32,8 +32,8 @@ Launch shapes and determinism
   (columns x row lanes) sums a chunk of ``_ROWS_PER_CHUNK`` rows and reduces its lanes with a
   shared-memory tree; with several chunks the partials go through ``col_sum`` again. The order of
   every floating-point sum depends only on the shapes, so results repeat bit for bit.
-* No kernel here uses atomics. (The only atomic kernel of the GPU path is
-  ``cuda.spmm_max_backward``, which the GCN does not use.)
+* No kernel here uses atomics (nor, since ``cuda.spmm_max_backward`` gathers over the cached
+  transpose, any kernel of the GPU path).
 
 Dropout (and GAT's attention dropout, ``keep_mask``) draws its mask from a counter-based hash of
 (seed, call number, element index), see ``dropout``; it repeats exactly for the same seed and does
