@@ -172,6 +172,9 @@ def test_gat_attention_mask_is_the_counter_hash_of_the_layer_seed():
     layer.eval()
     layer.forward(dx, dg)
     assert layer._cache.keep.shape == (0, 2)          # no dropout in evaluation
+    alpha = layer.attention(dx, dg)                   # the coefficients themselves, computed on the device
+    assert dense.is_device(alpha)
+    np.testing.assert_allclose(dense.to_host(alpha), cpu.attention(x, g), **TOL[np.float32])
 
 
 # =========================================================================================== SAGE
