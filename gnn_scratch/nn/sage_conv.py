@@ -48,8 +48,7 @@ class SAGEConv(Module):
 
     Backward (derivations/sage.md §7), S = the aggregation matrix of mean / sum:
         G <- (G - y (y.G)) / ||x||  (normalize);  db = sum_i G_i;  dW_self = H_dst^T G;  dH[:N_dst] += G W_self^T
-        mean / sum:  dW_neigh = M^T S^T G (or Agg^T G);  dM = S^T G W_neigh^T   (SpMM at the narrower width;
-                     with root_weight and no projection H [W_neigh | W_self] is one product, and so is its backward)
+        mean / sum:  dW_neigh = M^T S^T G (or Agg^T G);  dM = S^T G W_neigh^T   (SpMM at the narrower width)
         max:  dM[j, f] = sum_i (G W_neigh^T)[i, f] [argmax_if = j];   lstm: dM = LSTM.backward(G W_neigh^T)
         project:  dP = dM * [P > 0];  dW_proj = H^T dP;  db_proj = sum dP;  dH += dP W_proj^T;  else dH += dM
 
@@ -148,18 +147,11 @@ class SAGEConv(Module):
         else:
             M = H
         # aggregate and the neighbour weight
-        agg, argmax, transform_first, fused = None, None, False, False
+        agg, argmax, transform_first = None, None, False
         if self.aggr in ("mean", "sum"):
             # the aggregation is linear, so agg(M) W = agg(M W): run the SpMM at the narrower width
             transform_first = sp.issparse(M) or W_neigh.shape[1] <= W_neigh.shape[0]
-            fused = transform_first and W_self is not None and M is H
-            if fused:
-                # one pass over H for both weights: H [W_neigh | W_self] (a sparse H is read once)
-                F_out = self.out_channels
-                HW = np.asarray(H @ np.concatenate([W_neigh, W_self], axis=1))
-                out = self._linear_aggregate(graph, np.ascontiguousarray(HW[:, :F_out]))
-                out += HW[:N_dst, F_out:]
-            elif transform_first:
+            if transform_first:
                 out = self._linear_aggregate(graph, np.asarray(M @ W_neigh))
             else:
                 agg = self._linear_aggregate(graph, np.ascontiguousarray(M))
@@ -174,20 +166,20 @@ class SAGEConv(Module):
             out = agg @ W_neigh
         if "b" in self.params:
             out += self.params["b"]
-        if W_self is not None and not fused:
+        if W_self is not None:
             out += np.asarray(H_dst @ W_self)
         norm = y = None
         if self.normalize:
             norm = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
             y = out / np.maximum(norm, NORM_EPS)
             out = y
-        self._cache = (graph, H, sparse, pre, M, agg, argmax, transform_first, fused, norm, y)
+        self._cache = (graph, H, sparse, pre, M, agg, argmax, transform_first, norm, y)
         return out
 
     def backward(self, grad_out):
         if isinstance(self._saved(), _DeviceCache):
             return self._backward_device(grad_out)
-        graph, H, sparse, pre, M, agg, argmax, transform_first, fused, norm, y = self._saved()
+        graph, H, sparse, pre, M, agg, argmax, transform_first, norm, y = self._saved()
         W_self, W_neigh, dW_self, dW_neigh = self._weights()
         G = grad_out
         if self.normalize:
@@ -197,25 +189,9 @@ class SAGEConv(Module):
             G = np.where(big, (G - y * yg) / np.maximum(norm, NORM_EPS), G / NORM_EPS).astype(G.dtype, copy=False)
         if "b" in self.params:
             self.grads["b"] += G.sum(axis=0)
-        if fused:
-            # the transpose of the fused product: [dW_neigh | dW_self] = H^T [A^T G | G padded to N_src rows]
-            F_out, N_dst = self.out_channels, graph.num_dst
-            D = np.zeros((H.shape[0], 2 * F_out), dtype=G.dtype)
-            D[:, :F_out] = self._linear_aggregate_backward(graph, np.ascontiguousarray(G))
-            D[:N_dst, F_out:] = G
-            dW = np.asarray(H.T @ D)
-            dW_neigh += dW[:, :F_out]
-            dW_self += dW[:, F_out:]
-            if sparse or not self.needs_input_grad:
-                return None
-            return D @ np.concatenate([W_neigh, W_self], axis=1).T
-        dH = None if (sparse or not self.needs_input_grad) else np.zeros(H.shape, dtype=G.dtype)
-        if W_self is not None:
-            dW_self += np.asarray(H[:graph.num_dst].T @ G)
-            if dH is not None:
-                dH[:graph.num_dst] += G @ W_self.T
+        want_dH = not sparse and self.needs_input_grad
         # back through W_neigh and the aggregator to the messages: dM (N_src, F_msg), needed by W_proj or dH
-        want_dM = self.project or dH is not None
+        want_dM = self.project or want_dH
         if transform_first:
             dZ = self._linear_aggregate_backward(graph, np.ascontiguousarray(G))
             dW_neigh += np.asarray(M.T @ dZ)
@@ -233,14 +209,20 @@ class SAGEConv(Module):
                     dM = ops.max_aggregate_backward(graph, argmax, d_agg)
                 else:
                     dM = self._linear_aggregate_backward(graph, d_agg)
+        dH = None
         if self.project:
             d_pre = dM * (pre > 0)
             self.grads["W_proj"] += np.asarray(H.T @ d_pre)
             self.grads["b_proj"] += d_pre.sum(axis=0)
+            if want_dH:
+                dH = d_pre @ self.params["W_proj"].T
+        elif want_dH:
+            dH = dM            # a fresh array: the self term below is added into it in place
+        if W_self is not None:
+            N_dst = graph.num_dst
+            dW_self += np.asarray(H[:N_dst].T @ G)
             if dH is not None:
-                dH += d_pre @ self.params["W_proj"].T
-        elif dH is not None and dM is not None:
-            dH += dM
+                dH[:N_dst] += G @ W_self.T
         return dH
 
     # ------------------------------------------------------------------ the device (mean and sum)
