@@ -271,6 +271,23 @@ def test_cpu_spmm_mean_and_backward(dtype, g, F, seed):
 @pytest.mark.parametrize("dtype", DTYPES)
 @SETTINGS
 @given(g=graphs(), F=FEATURES, seed=SEEDS)
+def test_cpu_mean_backward_in_two_steps_equals_the_fused_kernel_bit_for_bit(dtype, g, F, seed):
+    # ops.mean_aggregate_backward on the CPU: D^-1 G (scale_rows_by_inverse_degree), then a unit-weight
+    # spmm_sum over the transpose -- the same divisions and sums as spmm_mean_backward, times 1
+    from gnn_scratch import ops
+    G = rand(np.random.default_rng(seed), (g.num_dst, F), dtype)
+    fused = np.full((g.num_src, F), np.nan, dtype)
+    cpu.spmm_mean_backward(g.t_indptr, g.t_indices, g.indptr, G, fused)
+    two_step = ops.mean_aggregate_backward(g, G)
+    assert two_step.dtype == dtype and two_step.tobytes() == fused.tobytes()
+    scaled = np.full_like(G, np.nan)
+    cpu.scale_rows_by_inverse_degree(g.indptr, G, scaled)
+    np.testing.assert_array_equal(scaled, G / np.maximum(np.diff(g.indptr), 1)[:, None].astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@SETTINGS
+@given(g=graphs(), F=FEATURES, seed=SEEDS)
 def test_cpu_spmm_max_and_backward_without_ties(dtype, g, F, seed):
     rng = np.random.default_rng(seed)
     X, G = rand(rng, (g.num_src, F), dtype), rand(rng, (g.num_dst, F), dtype)

@@ -260,6 +260,24 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
 
 
 @njit(**_PARALLEL)
+def scale_rows_by_inverse_degree(indptr, G, out):
+    """out[i] = G[i] / max(deg_i, 1), deg_i = indptr[i+1] - indptr[i]: the D^-1 G of the mean's backward.
+
+    indptr (N+1,) int64, G (N, F) float C-contiguous, out (N, F) float, overwritten (may be G).
+    O(N * F), streaming. The reference's division, element for element (an IEEE division, not a
+    multiplication by 1/deg), so A^T of the result equals ``spmm_mean_backward`` bit for bit.
+    A CPU helper of ``ops.mean_aggregate_backward``, not part of the three-backend contract.
+    """
+    n, F = G.shape
+    for i in prange(n):
+        deg = out.dtype.type(max(indptr[i + 1] - indptr[i], 1))
+        grow = G[i]
+        orow = out[i]
+        for f in range(F):
+            orow[f] = grow[f] / deg
+
+
+@njit(**_PARALLEL)
 def spmm_max(indptr, indices, X, out, argmax):
     """Max aggregation per feature: out[i, f] = max_{e in row i} X[indices[e], f].
 
