@@ -416,9 +416,13 @@ def test_bench_arguments(bench):
             bench.parse_count(bad)
     args = bench.parse_args(["--out", "x.json", "--sizes", "1k:5k", "--models", "gcn, sage"])
     assert (args.out, args.sizes, args.models, args.features, args.repeats) == ("x.json", [(1000, 5000)],
-                                                                                 ["gcn", "sage"], 64, 20)
-    with pytest.raises(SystemExit):
-        bench.parse_args(["--sizes", "1M"])
+                                                                                 ["gcn", "sage"], 64, 10)
+    default = bench.parse_args([])
+    assert default.sizes == [(10 ** 6, 10 ** 7), (10 ** 7, 10 ** 8)]          # the two graphs
+    assert (default.hidden, default.forms, default.models) == (64, list(bench.PYG_FORMS), ["gcn", "sage", "gat"])
+    for bad in (["--sizes", "1M"], ["--sizes", "1:5"], ["--forms", "coo"], ["--budget", "0"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(bad)
 
 
 def test_bench_bytes_moved_lower_bound(bench):
