@@ -302,12 +302,15 @@ def _col_sum(G, S, out, accumulate, weighted):
     block = (TX, BT // TX)
     grid_x = min(-(-C // TX), _MAX_BLOCKS)
     kernel = _col_sum_kernel(out.dtype.name, BT, weighted)
-    chunks = max(1, -(-R // _ROWS_PER_CHUNK))
+    # gridDim.y may not exceed 65535 on a GPU (the simulator does not check): past _MAX_BLOCKS
+    # chunks, the chunks grow instead (R > 268M rows with the GPU's 4096-row chunks).
+    rows_per_chunk = max(_ROWS_PER_CHUNK, -(-R // _MAX_BLOCKS))
+    chunks = max(1, -(-R // rows_per_chunk))
     if chunks == 1:
         kernel[(grid_x, 1), block](G, S, out.reshape(1, C), max(R, 1), accumulate)
         return
     partial = cuda.device_array((chunks, C), dtype=out.dtype)
-    kernel[(grid_x, chunks), block](G, S, partial, _ROWS_PER_CHUNK, False)
+    kernel[(grid_x, chunks), block](G, S, partial, rows_per_chunk, False)
     col_sum(partial, out, accumulate)
 
 
