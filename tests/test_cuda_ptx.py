@@ -1,0 +1,230 @@
+"""Every CUDA kernel compiles for a real GPU, with the argument types the code launches it with.
+
+The simulator runs kernels as Python and never compiles them, so a construct that numba-cuda
+cannot lower (a NumPy call, a Python object, a type mix) would first fail on a GPU. This test
+records, under the simulator, the argument types of every kernel launch of a small workload
+(one training step of GCN with dense and sparse features, SAGE mean / sum / normalize, GAT, in
+float32 and float64, plus the sparse kernels and optimisers no step uses), then compiles each
+(kernel, signature) to PTX for sm_90 with the real numba-cuda in a subprocess
+(``cuda.compile_ptx``: NVVM, no GPU, no driver), and checks that no float32 kernel contains
+float64 arithmetic. It needs libNVVM and NVRTC (the CUDA toolkit, or the ``nvidia-nvvm`` and
+``nvidia-cuda-nvrtc`` wheels; ``CUDA_HOME`` pointing at them) and is skipped without them.
+"""
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+pytest.importorskip("numba.cuda")
+from numba import cuda  # noqa: E402
+
+from gnn_scratch import dense  # noqa: E402
+from gnn_scratch.graph import Graph  # noqa: E402
+from gnn_scratch.kernels import cuda as ck  # noqa: E402
+from gnn_scratch.kernels import dense_cuda as dc  # noqa: E402
+from gnn_scratch.kernels import gat_cuda as gc_  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CC = (9, 0)
+
+if not ck._simulator_enabled():
+    pytest.skip("records the launches under the simulator", allow_module_level=True)
+
+_PROBE = r'''
+from numba import cuda, types
+def k(a):
+    i = cuda.grid(1)
+    if i < a.shape[0]:
+        a[i] = a[i] * 2
+cuda.compile_ptx(k, (types.float32[::1],), cc=(9, 0))
+print("ok")
+'''
+
+_COMPILE = r'''
+import json, re, sys
+sys.path.insert(0, sys.argv[1])
+from numba import cuda, types
+import numba.cuda.dispatcher as _dispatcher
+
+
+class _Device:                      # device functions ask the current device for its compute capability
+    compute_capability = (9, 0)
+
+
+_dispatcher.get_current_device = lambda: _Device()
+from gnn_scratch.kernels import cuda as ck, dense_cuda as dc, gat_cuda as gc_
+MODULES = {m.__name__: m for m in (ck, dc, gc_)}
+
+
+def kernel(rec):
+    q, c = rec["qualname"], rec["closure"]
+    if q.startswith("_matmul_kernel."):
+        return dc._matmul_kernel(c["dtype"], c["trans_a"], c["trans_b"], dc._TILE)
+    if q.startswith("_col_sum_kernel."):
+        return dc._col_sum_kernel(c["dtype"], dc._BLOCK_THREADS, c["weighted"])
+    return getattr(MODULES[rec["module"]], q)
+
+
+def numba_type(t):
+    if t[0] == "array":
+        dt = types.boolean if t[1] == "bool" else getattr(types, t[1])
+        return types.Array(dt, t[2], t[3])
+    return types.boolean if t[1] == "bool" else getattr(types, t[1])
+
+
+failures = []
+for line in open(sys.argv[2]):
+    rec = json.loads(line)
+    sig = tuple(numba_type(t) for t in rec["types"])
+    try:
+        ptx, _ = cuda.compile_ptx(kernel(rec).py_func, sig, cc=(9, 0))
+    except Exception as e:
+        failures.append(f"{rec['qualname']}{[str(s) for s in sig]}: {type(e).__name__}: {str(e)[:1500]}")
+        continue
+    single = all("float64" not in str(s) for s in sig)
+    if single and re.search(r"\.f64\b", ptx):
+        lines = [l.strip() for l in ptx.splitlines() if re.search(r"\.f64\b", l)][:3]
+        failures.append(f"{rec['qualname']}{[str(s) for s in sig]}: float64 arithmetic in a float32 kernel: {lines}")
+print(json.dumps(failures))
+'''
+
+
+def _env():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.fixture(scope="module")
+def nvvm():
+    try:
+        run = subprocess.run([sys.executable, "-c", _PROBE], env=_env(), capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.skip("compiling a probe kernel timed out")
+    if run.returncode != 0 or run.stdout.strip() != "ok":
+        last = (run.stderr.strip().splitlines() or ["?"])[-1]
+        pytest.skip(f"numba-cuda cannot compile to PTX here (no NVVM / NVRTC?): {last[:200]}")
+
+
+def _type_of(a):
+    import numba
+    t = numba.typeof(a)
+    if hasattr(t, "ndim"):
+        return ["array", "bool" if str(t.dtype) == "bool" else str(t.dtype), t.ndim, t.layout]
+    return ["scalar", "bool" if str(t) == "bool" else str(t)]
+
+
+def _record(monkeypatch):
+    """Patch the simulator's kernel launch to record (kernel, closure constants, argument types)."""
+    from numba.cuda.simulator import kernel as K
+    seen = set()
+    orig = K.FakeCUDAKernel.__call__
+
+    def call(self, *args):
+        if not self._device and not K._kernel_context:
+            fn = self.fn
+            closure = {}
+            for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+                v = cell.cell_contents
+                if name == "nbt":
+                    closure["dtype"] = str(v)
+                elif name in ("trans_a", "trans_b", "weighted"):
+                    closure[name] = bool(v)
+            seen.add(json.dumps(dict(module=fn.__module__, qualname=fn.__qualname__, closure=closure,
+                                     types=[_type_of(a) for a in args]), sort_keys=True))
+        return orig(self, *args)
+
+    monkeypatch.setattr(K.FakeCUDAKernel, "__call__", call)
+    return seen
+
+
+def _graph():
+    src = [0, 0, 2, 1, 3, 2, 4, 5, 3, 0, 6, 7]
+    dst = [1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 7, 6]
+    return Graph.from_edge_index(np.array([src, dst]), num_nodes=9)
+
+
+def _workload(dtype):
+    from gnn_scratch.models import build_model
+    from gnn_scratch.nn import SoftmaxCrossEntropy
+    from gnn_scratch.optim import Adam
+    from gnn_scratch.train import train_step
+    g = _graph()
+    N, F, C = g.num_nodes, 5, 3
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, F)).astype(dtype)
+    xs = x.copy()
+    xs[rng.random(x.shape) < 0.5] = 0
+    y, mask = dense.to_device(rng.integers(0, C, N)), dense.to_device(rng.random(N) < 0.6)
+    dg = g.to("cuda")
+    steps = [("gcn", dict(hidden_channels=4), x), ("gcn", dict(hidden_channels=4), sp.csr_matrix(xs)),
+             ("sage", dict(hidden_channels=4, aggr="mean"), x),
+             ("sage", dict(hidden_channels=4, aggr="sum", normalize=True), sp.csr_matrix(xs)),
+             ("gat", dict(hidden_channels=3, heads=2), x)]
+    for name, cfg, features in steps:
+        model = build_model(name, in_channels=F, out_channels=C, dtype=dtype, **cfg).to("cuda")
+        opt = Adam([{"params": model.parameters(), "weight_decay": 5e-4}], lr=0.01)
+        train_step(model, dense.to_device(features), dg, y, mask, opt, SoftmaxCrossEntropy())
+        model.eval()
+        dense.accuracy(model.forward(dense.to_device(features), dg), y, mask)
+        dense.accuracy(model.forward(dense.to_device(features), dg), y)
+    p = dense.to_device(rng.standard_normal(6).astype(dtype))
+    grad = dense.to_device(rng.standard_normal(6).astype(dtype))
+    dense.sgd_update(p, grad, {}, 0.1, momentum=0.9, weight_decay=1e-3)
+    dense.sgd_update(p, grad, {}, 0.1)
+    h, pos = dense.leaky_relu_forward(dense.to_device(x), 0.2)
+    dense.leaky_relu_backward(h, pos, 0.2)
+    h, pos = dense.relu_forward(dense.to_device(x))
+    dense.relu_backward(h, pos)
+    # the sparse kernels that no step calls
+    E, H = g.num_edges, 2
+    d = cuda.to_device
+    r = lambda *s: d(rng.standard_normal(s).astype(dtype))        # noqa: E731
+    o = lambda *s: cuda.device_array(s, dtype=dtype)             # noqa: E731
+    argmax = cuda.device_array((N, F), dtype=np.int64)
+    ck.spmm_max(d(g.indptr), d(g.indices), r(N, F), o(N, F), argmax)
+    ck.spmm_max_backward(d(g.t_indptr), d(g.t_indices), argmax, r(N, F), o(N, F))
+    ck.spmm_mean_backward(d(g.t_indptr), d(g.t_indices), d(g.indptr), r(N, F), o(N, F))
+    ck.sddmm_dot(d(g.indptr), d(g.indices), r(N, H, F), r(N, H, F), o(E, H))
+    ck.sddmm_add(d(g.indptr), d(g.indices), r(N, H), r(N, H), o(E, H))
+    ck.segment_sum(d(g.indptr), r(E, H), o(N, H))
+    ck.segment_sum_perm(d(g.t_indptr), d(g.t_perm), r(E, H), o(N, H))
+    alpha = o(E, H)
+    ck.edge_softmax(d(g.indptr), r(E, H), alpha)
+    ck.edge_softmax_backward(d(g.indptr), alpha, r(E, H), o(E, H))
+
+
+def _all_kernels():
+    names = set()
+    for mod in (ck, dc, gc_):
+        src = inspect.getsource(mod)
+        names |= set(re.findall(r"@_jit\s*\n\s*def (\w+)", src))
+    return names
+
+
+def test_every_kernel_compiles_for_a_gpu(nvvm, monkeypatch, tmp_path):
+    monkeypatch.setattr(dc, "_MAX_BLOCKS", 2)
+    monkeypatch.setattr(ck, "_MAX_BLOCKS", 1)
+    monkeypatch.setattr(ck, "_BLOCK_THREADS", 32)
+    seen = _record(monkeypatch)
+    for dtype in (np.float32, np.float64):
+        _workload(dtype)
+    records = sorted(seen)
+    launched = {json.loads(r)["qualname"].split(".")[0] for r in records}
+    for factory in ("_matmul_kernel", "_col_sum_kernel"):
+        assert factory in launched
+    missing = sorted(_all_kernels() - launched - {"kernel"})
+    assert not missing, f"kernels the workload never launches (add them to _workload): {missing}"
+    path = tmp_path / "launches.jsonl"
+    path.write_text("\n".join(records) + "\n")
+    run = subprocess.run([sys.executable, "-c", _COMPILE, ROOT, str(path)], env=_env(), capture_output=True,
+                         text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr[-3000:]
+    failures = json.loads(run.stdout.strip().splitlines()[-1])
+    assert not failures, "\n".join(failures)
