@@ -6,9 +6,10 @@ Measures, on random graphs (default 1M nodes / 10M edges and 10M nodes / 100M ed
 with a note when the GPU has too little memory for it; no self-loop, no repeated edge, so every
 PyG input form means the same graph):
 
-* **aggregation**: ``kernels.cuda.spmm_sum`` (out = A X, F features) beside cuSPARSE SpMM through
-  CuPy (``cupyx.scipy.sparse.csr_matrix @ X``, the same CSR arrays), when CuPy is installed.
-  Target: ours within 1.3x of cuSPARSE.
+* **aggregation**: ``kernels.cuda.spmm_sum`` (out = A X, F features) beside cuSPARSE SpMM on the
+  same CSR arrays, called three ways: CuPy's ``csr_matrix @ X``, CuPy's ``cusparse.spmm`` on a
+  column-major copy of X made outside the timing, and torch's CSR ``@`` (row-major X); the
+  fastest is the one compared. Target: ours within 1.3x of cuSPARSE.
 * **training steps**: one full-batch step (forward in training mode, masked cross-entropy,
   backward, Adam with L2 5e-4) of GCN, SAGE (mean) and GAT, ours on the device beside PyG on the
   same GPU, when torch with CUDA and torch_geometric are installed. Both sides are **one model**:
@@ -550,7 +551,22 @@ def _short(e):
     return f"{type(e).__name__}: {e}".replace("\n", " ")[:200]
 
 
+def _spmm_peer(cuda, label, op, impl, fn, want, args, bound_ms):
+    """Time one cuSPARSE call ``fn`` (returning a host copy when asked) and its max relative difference to ours."""
+    try:
+        ms = time_events(cuda, lambda: fn(False), args.repeats, args.warmup, args.piece_seconds)
+        got = fn(True)
+        err = float(np.abs(got - want).max() / max(1e-30, float(np.abs(want).max()))) if want.size else 0.0
+        return _row(label, op, impl, "peer", bound_ms=bound_ms, note=f"max rel diff {err:.1e}", **summarize(ms))
+    except Exception as e:  # noqa: BLE001 -- out of memory, an API this version lacks
+        return _row(label, op, impl, "peer", note=f"failed: {_short(e)}")
+
+
 def bench_spmm(cuda, g, F, dtype, args, bound_ms, label, budget=None):
+    """out = A X: ours beside cuSPARSE, three ways -- CuPy's ``A @ X``, CuPy's ``cusparse.spmm`` on a
+    column-major copy of X made outside the timing (CuPy's cuSPARSE calls take column-major dense
+    matrices only, so ``A @ X`` also times a layout change), and torch's CSR ``A @ X`` (cuSPARSE
+    SpMM on row-major X, as ours reads it). The fastest of them is the one compared."""
     from gnn_scratch.kernels import cuda as ck
     op = f"SpMM F={F}"
     rng = np.random.default_rng(args.seed)
@@ -562,38 +578,65 @@ def bench_spmm(cuda, g, F, dtype, args, bound_ms, label, budget=None):
         d_out = cuda.device_array((g.num_dst, F), dtype=dtype)
         ms = time_events(cuda, lambda: ck.spmm_sum(d_indptr, d_indices, d_val, d_X, d_out), args.repeats,
                          args.warmup, args.piece_seconds)
+        want = d_out.copy_to_host()
     except Exception as e:  # noqa: BLE001 -- out of memory, typically
         return [_row(label, op, "gnn_scratch spmm_sum", "ours", note=f"failed: {_short(e)}")]
     rows.append(_row(label, op, "gnn_scratch spmm_sum", "ours", bound_ms=bound_ms, **summarize(ms)))
     if args.no_peers:
         return rows
     if budget is not None and budget.over():
-        rows.append(_row(label, op, "cuSPARSE (CuPy)", "peer", note="skipped: time budget spent"))
+        rows.append(_row(label, op, "cuSPARSE", "peer", note="skipped: time budget spent"))
         return rows
+    indptr32 = g.indptr.astype(np.int32)           # nnz < 2^31: cuSPARSE's 32-bit CSR
     try:
         import cupy
+        import cupyx.cusparse
         import cupyx.scipy.sparse as csp
     except ImportError as e:
         rows.append(_row(label, op, "cuSPARSE (CuPy)", "peer", note=f"skipped: {e}"))
-        return rows
-    try:
-        A = csp.csr_matrix((cupy.asarray(d_val), cupy.asarray(d_indices), cupy.asarray(g.indptr.astype(np.int32))),
-                           shape=g.shape)
-        X = cupy.asarray(d_X)
-        cupy.cuda.Device().synchronize()
-        ms = time_events(cuda, lambda: A @ X, args.repeats, args.warmup, args.piece_seconds)
-        got, want = (A @ X).get(), d_out.copy_to_host()
-        err = float(np.abs(got - want).max() / max(1e-30, float(np.abs(want).max())))
-        rows.append(_row(label, op, "cuSPARSE (CuPy)", "peer", bound_ms=bound_ms, note=f"max rel diff {err:.1e}",
-                         **summarize(ms)))
-    except Exception as e:  # noqa: BLE001
-        rows.append(_row(label, op, "cuSPARSE (CuPy)", "peer", note=f"failed: {_short(e)}"))
-    finally:
-        A = X = None
+    else:
+        A = X = Xf = Cf = None
         try:
-            cupy.get_default_memory_pool().free_all_blocks()
-        except Exception:  # noqa: BLE001
-            pass
+            A = csp.csr_matrix((cupy.asarray(d_val), cupy.asarray(d_indices), cupy.asarray(indptr32)), shape=g.shape)
+            X = cupy.asarray(d_X)
+            rows.append(_spmm_peer(cuda, label, op, "cuSPARSE (CuPy A @ X)",
+                                   lambda host: (A @ X).get() if host else A @ X, want, args, bound_ms))
+            Xf = cupy.asfortranarray(X)
+            Cf = cupy.empty((g.num_dst, F), dtype=dtype, order="F")
+
+            def spmm(host):
+                cupyx.cusparse.spmm(A, Xf, c=Cf)
+                return cupy.ascontiguousarray(Cf).get() if host else None
+            rows.append(_spmm_peer(cuda, label, op, "cuSPARSE (CuPy cusparse.spmm, column-major X)", spmm, want,
+                                   args, bound_ms))
+        except Exception as e:  # noqa: BLE001
+            rows.append(_row(label, op, "cuSPARSE (CuPy)", "peer", note=f"failed: {_short(e)}"))
+        finally:
+            A = X = Xf = Cf = None
+            try:
+                cupy.get_default_memory_pool().free_all_blocks()
+            except Exception:  # noqa: BLE001
+                pass
+    try:
+        import torch
+        if not torch.cuda.is_available():
+            raise ImportError("torch has no CUDA")
+    except ImportError as e:
+        rows.append(_row(label, op, "cuSPARSE (torch CSR @ X)", "peer", note=f"skipped: {e}"))
+    else:
+        At = Xt = None
+        try:
+            dev = torch.device("cuda")
+            At = torch.sparse_csr_tensor(torch.from_numpy(indptr32).to(dev), torch.as_tensor(d_indices, device=dev),
+                                         torch.as_tensor(d_val, device=dev), size=g.shape)
+            Xt = torch.as_tensor(d_X, device=dev)
+            rows.append(_spmm_peer(cuda, label, op, "cuSPARSE (torch CSR @ X)",
+                                   lambda host: (At @ Xt).cpu().numpy() if host else At @ Xt, want, args, bound_ms))
+        except Exception as e:  # noqa: BLE001
+            rows.append(_row(label, op, "cuSPARSE (torch CSR @ X)", "peer", note=f"failed: {_short(e)}"))
+        finally:
+            At = Xt = None
+            torch.cuda.empty_cache()
     return rows
 
 

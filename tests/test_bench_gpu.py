@@ -150,6 +150,25 @@ def test_targets_ratios_and_verdicts(bench):
     assert "| 100.000 MiB | 300.000 MiB (PyG (edge_index)) | 0.33x | <= 0.5x | PASS |" in row
 
 
+def test_spmm_peers_rows_and_the_fastest_is_compared(bench):
+    from numba import cuda
+    args = bench.parse_args(["--repeats", "2", "--warmup", "0"])
+    want = np.arange(6.0).reshape(3, 2)
+    ok = bench._spmm_peer(cuda, "g", "SpMM F=2", "cuSPARSE (x)", lambda host: want * (1 + 1e-7), want, args, 0.5)
+    assert ok["side"] == "peer" and ok["n"] == 2 and ok["note"].startswith("max rel diff 1.0e-07")
+
+    def oom(host):
+        raise MemoryError("out of memory")
+    bad = bench._spmm_peer(cuda, "g", "SpMM F=2", "cuSPARSE (y)", oom, want, args, 0.5)
+    assert bad["note"] == "failed: MemoryError: out of memory" and "median" not in bad
+    rows = [dict(graph="g", op="SpMM F=2", impl="ours", side="ours", median=3.0, min=3, max=3, n=1),
+            dict(graph="g", op="SpMM F=2", impl="cuSPARSE (CuPy A @ X)", side="peer", median=4.0, min=4, max=4, n=1),
+            dict(graph="g", op="SpMM F=2", impl="cuSPARSE (torch CSR @ X)", side="peer", median=2.0, min=2, max=2,
+                 n=1), bad]
+    t = bench.targets(rows)[0]
+    assert t["peer_impl"] == "cuSPARSE (torch CSR @ X)" and t["ratio"] == 1.5 and t["status"] == "MISS"
+
+
 def test_targets_say_why_memory_is_not_measured(bench):
     rows = [dict(graph="g", op="gat step", impl="gnn_scratch", side="ours", model="gat", median=5.0, min=5, max=5,
                  n=1, memory_note="peak memory: not measured (the simulator)", note="x"),
