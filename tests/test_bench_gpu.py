@@ -274,11 +274,13 @@ def test_device_memory_peak_of_a_step_and_its_self_check(bench):
 
 
 def test_memory_counter_fallback_without_a_gpu(bench, monkeypatch):
+    from gnn_scratch.kernels import cuda as ck
+    if not ck._simulator_enabled():
+        pytest.skip("would install the counter into this process's numba-cuda")
     cls, why = bench.install_memory_counter()                           # under the simulator
     assert cls is None and "simulator" in why
     memory = bench.DeviceMemory.attach(None, cls, why)
     assert not memory.ok and memory.peak_of(lambda: None, lambda: None) == (None, None)
-    from gnn_scratch.kernels import cuda as ck
     monkeypatch.setattr(ck, "_simulator_enabled", lambda: False)        # a numba.cuda that cannot take a plugin
     cls, why = bench.install_memory_counter()
     assert cls is None and why and len(why) <= 160
@@ -308,6 +310,8 @@ def _small_run(bench, monkeypatch, tmp_path, extra):
     monkeypatch.setattr(bench, "require_real_gpu", lambda: cuda)
     monkeypatch.setattr(bench, "copy_bandwidth", lambda *a, **k: 1e9)
     monkeypatch.setattr(bench, "TORCH_DEVICE", "cpu")
+    if not ck._simulator_enabled():                                      # a real GPU: leave numba's manager alone
+        monkeypatch.setattr(bench, "install_memory_counter", lambda: (None, "not installed by the tests"))
     out = tmp_path / "gpu.json"
     assert bench.main(["--out", str(out), "--sizes", "12:36", "--features", "4", "--hidden", "4", "--classes",
                        "3", "--repeats", "1", "--warmup", "0"] + extra) == 0
