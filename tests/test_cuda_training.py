@@ -419,7 +419,7 @@ def test_bench_arguments(bench):
                                                                                  ["gcn", "sage"], 64, 10)
     default = bench.parse_args([])
     assert default.sizes == [(10 ** 6, 10 ** 7), (10 ** 7, 10 ** 8)]          # the two graphs
-    assert (default.hidden, default.forms, default.models) == (64, list(bench.PYG_FORMS), ["gcn", "sage", "gat"])
+    assert (default.hidden, default.forms, default.models) == (64, list(bench.PYG_FORMS), ["gcn", "gat", "sage"])
     for bad in (["--sizes", "1M"], ["--sizes", "1:5"], ["--forms", "coo"], ["--budget", "0"]):
         with pytest.raises(SystemExit):
             bench.parse_args(bad)
