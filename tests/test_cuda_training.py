@@ -16,18 +16,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-pytest.importorskip("numba.cuda")
-import numba  # noqa: E402
-from numba import cuda  # noqa: E402
-
-try:
-    from numba.cuda.core import config as _cuda_config
-except ImportError:
-    _cuda_config = numba.config
-SIMULATOR = bool(getattr(_cuda_config, "ENABLE_CUDASIM", 0))
-if not SIMULATOR and not cuda.is_available():
-    pytest.skip("no CUDA GPU and the simulator is off: run with NUMBA_ENABLE_CUDASIM=1 in its own pytest process",
-                allow_module_level=True)
+from cuda_support import REAL_GPU, SIMULATOR, cuda, small_grids  # noqa: E402,F401  (skips without a GPU; the fixture, by name)
 
 from gnn_scratch import dense, ops  # noqa: E402
 from gnn_scratch.data import csbm  # noqa: E402
@@ -40,22 +29,13 @@ from gnn_scratch.nn import (ELU, Dropout, LeakyReLU, Linear, ReLU, SoftmaxCrossE
 from gnn_scratch.optim import SGD, Adam  # noqa: E402
 from gnn_scratch.train import fit, run, train_step  # noqa: E402
 
-REAL_GPU = not SIMULATOR
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
 ids = lambda d: np.dtype(d).name  # noqa: E731
 d = cuda.to_device
 
 
-@pytest.fixture(autouse=True)
-def small_grids(monkeypatch):
-    """One or two blocks per launch under the simulator (grid-stride loops do the rest); device masks back after."""
-    if SIMULATOR:
-        monkeypatch.setattr(dc, "_MAX_BLOCKS", 2)
-        monkeypatch.setattr(ck, "_MAX_BLOCKS", 1)
-        monkeypatch.setattr(ck, "_BLOCK_THREADS", 32)
-    yield
-    dense.set_dropout_masks("device")
+pytestmark = pytest.mark.usefixtures("small_grids")   # every test: small grids, device masks back after
 
 
 def close(got, want, dtype, msg=""):

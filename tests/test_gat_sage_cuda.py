@@ -12,22 +12,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-pytest.importorskip("numba.cuda")
-import numba  # noqa: E402
-from numba import cuda  # noqa: E402
-
-try:
-    from numba.cuda.core import config as _cuda_config
-except ImportError:
-    _cuda_config = numba.config
-SIMULATOR = bool(getattr(_cuda_config, "ENABLE_CUDASIM", 0))
-if not SIMULATOR and not cuda.is_available():
-    pytest.skip("no CUDA GPU and the simulator is off", allow_module_level=True)
+from cuda_support import cuda, small_grids  # noqa: E402,F401  (skips without a GPU; the fixture, by name)
 
 from gnn_scratch import dense  # noqa: E402
 from gnn_scratch.data import csbm  # noqa: E402
 from gnn_scratch.graph import Graph  # noqa: E402
-from gnn_scratch.kernels import cuda as ck  # noqa: E402
 from gnn_scratch.kernels import dense_cuda as dc  # noqa: E402
 from gnn_scratch.models.gat import GAT  # noqa: E402
 from gnn_scratch.models.sage import SAGE  # noqa: E402
@@ -41,15 +30,7 @@ N, F_IN = 20, 6
 d = cuda.to_device
 
 
-@pytest.fixture(autouse=True)
-def small_grids(monkeypatch):
-    """One or two blocks per launch under the simulator (grid-stride loops do the rest); device masks back after."""
-    if SIMULATOR:
-        monkeypatch.setattr(dc, "_MAX_BLOCKS", 2)
-        monkeypatch.setattr(ck, "_MAX_BLOCKS", 1)
-        monkeypatch.setattr(ck, "_BLOCK_THREADS", 32)
-    yield
-    dense.set_dropout_masks("device")
+pytestmark = pytest.mark.usefixtures("small_grids")   # every test: small grids, device masks back after
 
 
 def close(got, want, dtype, msg=""):

@@ -16,27 +16,12 @@ import zlib
 import numpy as np
 import pytest
 
-pytest.importorskip("numba.cuda")
-import numba  # noqa: E402
-from numba import cuda  # noqa: E402
-
-try:
-    from numba.cuda.core import config as _cuda_config   # numba-cuda's flag decides what numba.cuda is
-except ImportError:
-    _cuda_config = numba.config
-SIMULATOR = bool(getattr(_cuda_config, "ENABLE_CUDASIM", 0))
-if not SIMULATOR and not cuda.is_available():
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        pytest.skip("NUMBA_ENABLE_CUDASIM=1 was set after numba.cuda was imported in this process, so the "
-                    "simulator is off: run this file in its own pytest process", allow_module_level=True)
-    pytest.skip("no CUDA GPU and the simulator is off: run with NUMBA_ENABLE_CUDASIM=1 "
-                "(in its own pytest process) to test the CUDA kernels on the CPU", allow_module_level=True)
+from cuda_support import REAL_GPU, cuda  # noqa: E402  (skips the module without a GPU)
 
 from gnn_scratch.graph import Graph  # noqa: E402
 from gnn_scratch.kernels import cuda as ck  # noqa: E402
 from gnn_scratch.kernels import reference as ref  # noqa: E402
 
-REAL_GPU = not SIMULATOR
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
 
