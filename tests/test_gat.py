@@ -350,6 +350,30 @@ def test_sparse_input_gives_the_same_output_and_no_input_gradient():
     assert rel_err(sparse.grads["W"], dense.grads["W"]) < 1e-6
 
 
+def test_input_layer_skips_the_input_gradient_under_input_is_data():
+    # a dense first-layer input is data: the trainer's input_is_data makes conv1 return None without
+    # computing dZ W^T, and every parameter gradient is the same as with the input gradient taken
+    from gnn_scratch.train import input_is_data
+    g = messy_graph(7)
+    X = np.random.default_rng(1).standard_normal((g.num_nodes, 12)).astype(np.float64)
+    grads = []
+    for skip in (False, True):
+        model = GAT(12, 3, hidden_channels=4, heads=2, dropout=0.0, seed=0, dtype="float64")
+        out = model.forward(X, g)
+        G = np.random.default_rng(2).standard_normal(out.shape)
+        if skip:
+            with input_is_data(model):
+                assert model.conv1.needs_input_grad is False
+                assert model.backward(G) is None
+            assert model.conv1.needs_input_grad is True          # restored on exit
+        else:
+            assert model.backward(G).shape == X.shape
+        grads.append([g_.copy() for _, g_ in model.parameters()])
+    assert len(grads[0]) == len(grads[1]) == 8
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_attention_rows_sum_to_one_in_csr_order_of_the_self_loop_graph():
     g = messy_graph(7)
     X = np.random.default_rng(0).standard_normal((g.num_nodes, 6)).astype(np.float32)

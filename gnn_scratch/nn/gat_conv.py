@@ -69,7 +69,8 @@ class GATConv(Module):
     broadcast for the mean); the aggregation gives dZ (messages), da_dst, da_src; then
         dZ[j, h] += da_src[j, h] att_src[h] (+ da_dst[j, h] att_dst[h] for j < N_dst)
         datt_src[h] = sum_j da_src[j, h] Z[j, h],   datt_dst[h] = sum_i da_dst[i, h] Z[i, h]
-        dW = X^T dZ,   dX = dZ W^T  (None for a sparse X).
+        dW = X^T dZ,   dX = dZ W^T  (None for a sparse X, or with ``needs_input_grad = False``,
+        which the trainer sets on a first layer: its input is data).
 
     On the device (the layer moved with ``.to("cuda")``, X a device array or a ``dense.DeviceCSR``)
     the fused path runs entirely there: X W by ``dense.matmul``, the score halves and their
@@ -78,6 +79,8 @@ class GATConv(Module):
     from ``self.rng`` (``dense.attention_keep_mask``), or, under ``dense.set_dropout_masks("host")``,
     drawn by ``self.rng`` exactly as on the CPU and copied over. ``fused=False`` is CPU only (ValueError).
     """
+
+    needs_input_grad = True
 
     def __init__(self, in_channels, out_channels, heads=1, concat=True, negative_slope=0.2, dropout=0.0,
                  add_self_loops=True, bias=True, seed=0, dtype=np.float32, fused=True):
@@ -241,7 +244,7 @@ class GATConv(Module):
         dZ[:N_dst] += da_dst[:, :, None] * att_dst
         dZ = dZ.reshape(Z.shape[0], H * F)
         self.grads["W"] += np.asarray(X.T @ dZ)
-        if sp.issparse(X):
+        if sp.issparse(X) or not self.needs_input_grad:
             return None  # features are data: no gradient to pass on
         return dZ @ self.params["W"].T
 
@@ -356,7 +359,7 @@ class GATConv(Module):
         dense.head_dot_backward_Z_(dZ, da_dst, self.params["att_dst"])
         dZ = dZ.reshape(Z.shape[0], H * F)
         dense.matmul_tn(c.X, dZ, out=self.grads["W"], accumulate=True)
-        if dense.issparse(c.X):
+        if dense.issparse(c.X) or not self.needs_input_grad:
             return None  # features are data: no gradient to pass on
         return dense.matmul_nt(dZ, self.params["W"])
 
