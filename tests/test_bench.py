@@ -115,3 +115,38 @@ def test_quick_tiny_kernels_smoke_run_writes_the_json(tmp_path):
         assert r["ours"]["median"] > 0 and r["bytes"] > 0
     assert next(r for r in rows if r["kernel"] == "weighted-sum fwd")["scipy"]["median"] > 0
     assert (tmp_path / "r.md").exists()
+
+
+def test_graphs_option_replaces_only_those_rows_and_lists_the_runs(tmp_path, monkeypatch):
+    from gnn_scratch.bench import suite
+    from gnn_scratch.bench.harness import GraphSpec
+    old_rows = [dict(model="gcn", graph=g, v="old") for g in ("cora", "citeseer", "random-1M")]
+    out = tmp_path / "r.json"
+    out.write_text(json.dumps({"meta": {"command": "gnn-scratch bench", "parts": list(suite.PARTS), "wall_s": 60.0,
+                                        "machine": {"date": "2026-01-01 00:00"}},
+                               "models": {"rows": old_rows}}))
+    plans = dict(models=dict(specs=[GraphSpec("cora", "planetoid"), GraphSpec("citeseer", "planetoid"),
+                                    GraphSpec("random-1M", "random", 10, 20)]),
+                 memory=dict(specs=[], forms=()), kernels=dict(specs=[]))
+    monkeypatch.setattr(suite, "plan", lambda mode: plans)
+    monkeypatch.setattr(suite, "_planetoid_dir", lambda args: "/nowhere")
+    monkeypatch.setattr(suite, "_write_report", lambda *a: None)
+    seen = []
+
+    def fake_models(specs, **kw):
+        seen.append([s.name for s in specs])
+        return dict(rows=[dict(model="gcn", graph=s.name, v="new") for s in specs], pyg=False)
+    import gnn_scratch.bench.models as bm
+    monkeypatch.setattr(bm, "run", fake_models)
+    suite.main(["--only", "models", "--graphs", "citeseer", "--out", str(out), "--no-pyg"])
+    res = json.loads(out.read_text())
+    assert seen == [["citeseer"]]
+    assert [(r["graph"], r["v"]) for r in res["models"]["rows"]] == [("cora", "old"), ("citeseer", "new"),
+                                                                    ("random-1M", "old")]
+    runs = res["meta"]["runs"]
+    assert [r["graphs"] for r in runs] == [None, ["citeseer"]] and runs[0]["date"] == "2026-01-01 00:00"
+    assert "The numbers below come from these runs" in report.render(res)
+    with pytest.raises(ValueError, match="unknown graph"):
+        suite.main(["--only", "models", "--graphs", "pubmed", "--out", str(out), "--no-pyg"])
+    with pytest.raises(ValueError, match="parts models, memory only"):
+        suite.main(["--only", "kernels", "--graphs", "cora", "--out", str(out), "--no-pyg"])

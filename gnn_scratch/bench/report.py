@@ -165,6 +165,14 @@ def render(results, plot_path=None):
         ["wall time", f"{meta.get('wall_s', 0) / 60:.1f} min"],
     ]))
     parts.append("")
+    runs = meta.get("runs") or []
+    if len(runs) > 1:   # the file holds numbers from several runs: say which came from which
+        parts.append("The numbers below come from these runs (a later run replaced the parts or graphs it names):\n")
+        parts.append(table(["date", "command", "parts", "graphs", "load average at start / end", "wall time"], [
+            [r.get("date", "?"), f"`{r.get('command', '?')}`", ", ".join(r.get("parts") or []),
+             ", ".join(r.get("graphs") or []) or "all", f"{_load(r.get('loadavg'))} / {_load(r.get('loadavg_end'))}",
+             f"{(r.get('wall_s') or 0) / 60:.1f} min"] for r in runs]))
+        parts.append("")
     if plot_path:
         parts.append(f"![speed-ups and scaling]({plot_path})\n")
     parts.append("## Targets\n")

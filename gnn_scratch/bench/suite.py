@@ -13,7 +13,9 @@ Sizes per mode:
 
 The JSON (``--out``) keeps one section per part; a run of some parts replaces those sections and
 keeps the others, then BENCHMARKS.md (``--md``) and the plot (``--plot``) are regenerated from the
-whole file. ``--report-only`` regenerates them without measuring.
+whole file. ``--graphs`` (models and memory only) re-measures some graphs of a part and replaces
+just their rows. ``meta["runs"]`` lists every run whose numbers the file holds (a full run starts
+the list afresh), and the report prints them all. ``--report-only`` regenerates without measuring.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import sys
 import time
 
 PARTS = ("kernels", "models", "memory", "startup", "scaling")
+GRAPH_PARTS = ("models", "memory")    # the parts whose rows are per graph (``--graphs``)
 
 
 def add_arguments(p):
@@ -34,6 +37,9 @@ def add_arguments(p):
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--only", action="append", default=None, metavar="PART",
                    help=f"run only these parts: {', '.join(PARTS)} (repeat or separate with commas)")
+    p.add_argument("--graphs", default=None, metavar="NAME[,NAME]",
+                   help="with --only models and/or memory: re-measure only these graphs of the mode's plan "
+                        "(cora, citeseer, random-100k, random-1M) and replace their rows, keeping the others")
     p.add_argument("--out", default=None, metavar="FILE.json",
                    help="results JSON (default benchmarks/results.json; --quick: benchmarks/results-quick.json)")
     p.add_argument("--md", default=None, metavar="FILE.md",
@@ -61,6 +67,30 @@ def _parts(only):
     if bad:
         raise ValueError(f"unknown part(s) {bad}; choose from {', '.join(PARTS)}")
     return [p for p in PARTS if p in parts]
+
+
+def _graphs(arg, parts, cfg):
+    """The set of graph names of ``--graphs`` (None without it), checked against the parts and the plan."""
+    if arg is None:
+        return None
+    names = {s.strip() for s in arg.split(",") if s.strip()}
+    others = [p for p in parts if p not in GRAPH_PARTS]
+    if others:
+        raise ValueError(f"--graphs re-measures rows of the parts {', '.join(GRAPH_PARTS)} only; "
+                         f"add --only models (or memory), not {others}")
+    known = {spec.name for p in parts for spec in cfg[p]["specs"]}
+    if not names or names - known:
+        raise ValueError(f"--graphs: unknown graph(s) {sorted(names - known) or '(none given)'}; "
+                         f"this mode's graphs are {sorted(known)}")
+    return names
+
+
+def _merge_rows(old, new, names, order):
+    """``old``'s rows of graphs not in ``names``, ``new``'s for those, in the plan's graph order."""
+    rows = [r for r in old.get("rows", []) if r.get("graph") not in names] + new["rows"]
+    rank = {name: k for k, name in enumerate(order)}
+    rows.sort(key=lambda r: rank.get(r.get("graph"), len(rank)))    # stable: a graph's rows keep their order
+    return dict(new, rows=rows)
 
 
 def _paths(args):
@@ -122,19 +152,30 @@ def run(args):
     parts = _parts(args.only)
     if mode != "full" and "startup" in parts and not args.only:
         parts.remove("startup")
+    cfg = plan(mode)
+    graphs = _graphs(getattr(args, "graphs", None), parts, cfg)
     pyg = (not args.no_pyg) and torch_available()
     data_root = _planetoid_dir(args)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
-    cfg = plan(mode)
     command = "gnn-scratch bench " + " ".join(shlex.quote(a) for a in (args.argv if hasattr(args, "argv") else []))
     meta = results.setdefault("meta", {})
+    if "runs" not in meta and "command" in meta:   # a file from before runs were listed: its run comes first
+        old = meta.get("machine", {})
+        meta["runs"] = [dict(command=meta["command"], date=old.get("date"), parts=meta.get("parts"), graphs=None,
+                             loadavg=old.get("loadavg"), loadavg_end=meta.get("loadavg_end"), wall_s=meta.get("wall_s"))]
     mach = machine()
     meta.update(machine=mach, command=command.strip(), mode=mode, parts=parts, pyg=pyg)
+    this_run = dict(command=command.strip(), date=mach.get("date"), parts=parts,
+                    graphs=sorted(graphs) if graphs else None, loadavg=mach.get("loadavg"))
+    complete = set(parts) == set(PARTS) and graphs is None
+    meta["runs"] = ([] if complete or "runs" not in meta else meta["runs"]) + [this_run]
     t_start = time.perf_counter()
     planetoid_ok = data_root is not None
 
     def specs_of(part):
         specs = cfg[part]["specs"]
+        if graphs is not None:
+            specs = [s for s in specs if s.name in graphs]
         if not planetoid_ok:
             skipped = [s.name for s in specs if s.kind == "planetoid"]
             if skipped:
@@ -173,6 +214,8 @@ def run(args):
             section = run_scaling(edges=cfg["scaling"]["edges"], pyg=pyg, quick=mode != "full", log=log,
                                   forms=cfg["scaling"].get("forms"))
         section["_run"] = dict(command=meta["command"], mode=mode, date=mach["date"], wall_s=time.perf_counter() - t0)
+        if graphs is not None and part in results:
+            section = _merge_rows(results[part], section, graphs, [s.name for s in cfg[part]["specs"]])
         results[part] = section
         _save(results, out)
     meta["wall_s"] = time.perf_counter() - t_start
@@ -180,6 +223,7 @@ def run(args):
         meta["loadavg_end"] = list(os.getloadavg())
     except OSError:
         pass
+    this_run.update(wall_s=meta["wall_s"], loadavg_end=meta.get("loadavg_end"))
     _save(results, out)
     log(f"results: {out}")
     _write_report(results, md, plot_path)
