@@ -29,6 +29,7 @@ _SERIAL = dict(cache=True, nogil=True)
 
 # Elements per prange task: big enough that scheduling costs nothing, small enough to balance.
 _BLOCK = 1 << 14
+_ROWS = 256     # rows per prange task of the row-wise kernels
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -67,6 +68,20 @@ def dropout_apply(x, key, threshold, scale, out):
                 out[k] = x[k] * scale
             else:
                 out[k] = zero
+
+
+@njit(**_PARALLEL)
+def add_bias_rows(Y, b):
+    """Y[i, f] += b[f] in place.  Y (N, F) float C-contiguous, b (F,) of Y's dtype. O(N F).
+
+    NumPy's ``Y += b`` pays a fixed cost per row of its broadcast loop, which dominates when F is
+    small (a GCN's 16 hidden units or 7 classes: ~35 ns a row, 4x the additions themselves).
+    """
+    N, F = Y.shape
+    for bk in prange((N + _ROWS - 1) // _ROWS):
+        for i in range(bk * _ROWS, min(N, bk * _ROWS + _ROWS)):
+            for f in range(F):
+                Y[i, f] += b[f]
 
 
 @njit(**_PARALLEL)
