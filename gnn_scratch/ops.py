@@ -29,9 +29,12 @@ SERIAL_GRAIN = 1 << 18
 
 
 def _call(K, name, work, *args):
-    """``K.<name>(*args)``; a small CPU (Numba) problem runs on one thread (``SERIAL_GRAIN``)."""
+    """``K.<name>(*args)``; a small CPU (Numba) problem runs on one thread (``SERIAL_GRAIN``).
+
+    ``K`` is a kernel module; the Numba ones are ``kernels.cpu`` and ``kernels.gat_cpu``.
+    """
     kernel = getattr(K, name)
-    if work < SERIAL_GRAIN and K.__name__.endswith(".cpu"):
+    if work < SERIAL_GRAIN and K.__name__.rsplit(".", 1)[-1] in ("cpu", "gat_cpu"):
         import numba
         n = numba.get_num_threads()
         if n > 1:
@@ -65,6 +68,9 @@ def edge_weight_or_ones(graph, dtype):
     if graph.edge_weight is None:
         return ones_on_edges(graph, dtype)
     return graph.cached(("edge_weight", np.dtype(dtype).str), lambda: graph.edge_weight.astype(dtype))
+
+
+call_kernel = _call   # for the layers that pick their own kernel module (GATConv's fused kernels)
 
 
 # --------------------------------------------------------------------------- weighted sum (SpMM)

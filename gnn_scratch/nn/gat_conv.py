@@ -195,8 +195,9 @@ class GATConv(Module):
         out = np.empty((g.num_dst, self.heads, self.out_channels), dtype=dt)
         row_max = np.empty((g.num_dst, self.heads), dtype=dt)
         row_sum = np.empty((g.num_dst, self.heads), dtype=dt)
-        K.gat_forward(g.indptr, g.indices, a_dst, a_src, Z, dt.type(self.negative_slope), keep,
-                      self._keep_scale(dt), out, row_max, row_sum)
+        ops.call_kernel(K, "gat_forward", Z.size * g.num_edges // max(g.num_src, 1),
+                        g.indptr, g.indices, a_dst, a_src, Z, dt.type(self.negative_slope), keep,
+                        self._keep_scale(dt), out, row_max, row_sum)
         return out, (row_max, row_sum)
 
     def _dropout_factor(self, keep, dtype):
@@ -259,9 +260,10 @@ class GATConv(Module):
         # two E x H workspaces, freed on return: never E x H x F
         grad_pre = np.empty((g.num_edges, self.heads), dtype=dt)
         alpha_d = np.empty((g.num_edges, self.heads), dtype=dt)
-        K.gat_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.t_perm, a_dst, a_src, Z,
-                       dt.type(self.negative_slope), keep, self._keep_scale(dt), row_max, row_sum, G, grad_pre,
-                       alpha_d, dZ, da_dst, da_src)
+        ops.call_kernel(K, "gat_backward", Z.size * g.num_edges // max(g.num_src, 1),
+                        g.indptr, g.indices, g.t_indptr, g.t_indices, g.t_perm, a_dst, a_src, Z,
+                        dt.type(self.negative_slope), keep, self._keep_scale(dt), row_max, row_sum, G, grad_pre,
+                        alpha_d, dZ, da_dst, da_src)
         return dZ, da_src, da_dst
 
     def _backward_unfused(self, g, Z, keep, saved, G):
