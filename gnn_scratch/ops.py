@@ -11,6 +11,7 @@ import numpy as np
 from .dense import to_device
 from .graph import Graph
 from .kernels import backend_for, is_device_array
+from .threads import call_numba
 
 
 def _empty(like, shape, dtype=None):
@@ -22,27 +23,16 @@ def _empty(like, shape, dtype=None):
     return np.empty(shape, dtype=dtype)
 
 
-# Work (edges x features) below which a CPU kernel runs on one thread: a fork/join of the thread
-# pool costs more than it saves on a problem this small (~0.1 ms of work), and far more when the
-# cores are shared. The same idea as PyTorch's at::parallel_for grain size.
-SERIAL_GRAIN = 1 << 18
+def _is_numba(K):
+    """True for the Numba kernel modules (``kernels.cpu``, ``kernels.gat_cpu``)."""
+    return K.__name__.rsplit(".", 1)[-1] in ("cpu", "gat_cpu")
 
 
 def _call(K, name, work, *args):
-    """``K.<name>(*args)``; a small CPU (Numba) problem runs on one thread (``SERIAL_GRAIN``).
-
-    ``K`` is a kernel module; the Numba ones are ``kernels.cpu`` and ``kernels.gat_cpu``.
-    """
+    """``K.<name>(*args)``; a small Numba problem runs on one thread (``threads.call_numba``)."""
     kernel = getattr(K, name)
-    if work < SERIAL_GRAIN and K.__name__.rsplit(".", 1)[-1] in ("cpu", "gat_cpu"):
-        import numba
-        n = numba.get_num_threads()
-        if n > 1:
-            numba.set_num_threads(1)
-            try:
-                return kernel(*args)
-            finally:
-                numba.set_num_threads(n)
+    if _is_numba(K):
+        return call_numba(kernel, work, *args)
     return kernel(*args)
 
 
@@ -144,7 +134,7 @@ def mean_aggregate_backward(graph, grad_out):
     K = backend_for(grad_out)
     grad_X = _empty(grad_out, (graph.num_src, grad_out.shape[1]))
     work = graph.num_edges * grad_out.shape[1]
-    if K.__name__.endswith(".cpu"):
+    if _is_numba(K):
         G_s = np.empty_like(grad_out)
         _call(K, "scale_rows_by_inverse_degree", work, graph.indptr, grad_out, G_s)
         _call(K, "spmm_sum", work, graph.t_indptr, graph.t_indices, ones_on_edges(graph, grad_out.dtype), G_s,

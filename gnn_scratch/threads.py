@@ -10,6 +10,9 @@ OpenBLAS its previous thread count back on exit. Measured on the project's 2-cor
 
 Only NumPy's bundled OpenBLAS (``scipy_openblas``) or a system ``libopenblas`` is controlled;
 with any other BLAS the context manager does nothing.
+
+The same concern for Numba's own pool: ``call_numba`` runs a small parallel kernel on one thread
+(``SERIAL_GRAIN``), for the sparse ops and the element-wise kernels alike.
 """
 from __future__ import annotations
 
@@ -93,3 +96,23 @@ def single_blas_pool(fn):
         with blas_threads(1):
             return fn(*args, **kwargs)
     return wrapped
+
+
+# Work (elements, or edges x features) below which a Numba kernel runs on one thread: ~0.1 ms of
+# work, less than a fork/join of the thread pool costs, and far less than a wake-up costs once the
+# cores are shared. The same idea as PyTorch's at::parallel_for grain size.
+SERIAL_GRAIN = 1 << 18
+
+
+def call_numba(kernel, work, *args):
+    """``kernel(*args)``, a parallel Numba kernel, on one thread when ``work < SERIAL_GRAIN``."""
+    if work < SERIAL_GRAIN:
+        import numba
+        n_threads = numba.get_num_threads()
+        if n_threads > 1:
+            numba.set_num_threads(1)
+            try:
+                return kernel(*args)
+            finally:
+                numba.set_num_threads(n_threads)
+    return kernel(*args)

@@ -20,9 +20,10 @@ P(keep) = threshold / 2^32, within 2^-33 of ``keep``.
 Conventions: flat (1-D) C-contiguous arrays, float32 or float64, all of one dtype; outputs are
 preallocated and fully overwritten (they may alias an input of the same shape); no allocation.
 """
-import numba
 import numpy as np
 from numba import njit, prange
+
+from ..threads import call_numba
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 _SERIAL = dict(cache=True, nogil=True)
@@ -158,22 +159,9 @@ def adam_update(p, grad, m, v, weight_decay, beta1, beta2, step_size, bias2, eps
         p[k] -= step_size * mk / (np.sqrt(vk / bias2) + eps)
 
 
-# Elements below which a kernel runs on one thread: ~0.1 ms of memory-bound work, less than a
-# wake-up of the thread pool costs as soon as the cores are shared (the same rule as ops.SERIAL_GRAIN).
-SERIAL_GRAIN = 1 << 18
-
-
 def call(kernel, n, *args):
-    """``kernel(*args)`` for ``n`` elements; on one thread when n < SERIAL_GRAIN."""
-    if n < SERIAL_GRAIN:
-        n_threads = numba.get_num_threads()
-        if n_threads > 1:
-            numba.set_num_threads(1)
-            try:
-                return kernel(*args)
-            finally:
-                numba.set_num_threads(n_threads)
-    return kernel(*args)
+    """``kernel(*args)`` for ``n`` elements; on one thread when n < ``threads.SERIAL_GRAIN``."""
+    return call_numba(kernel, n, *args)
 
 
 def flat(a):
