@@ -8,10 +8,10 @@ Shapes: ``graph`` is (N_dst, N_src) with E edges; ``X`` (N_src, F); ``grad_out``
 """
 import numpy as np
 
-from .dense import to_device
-from .graph import Graph
-from .kernels import backend_for, is_device_array
-from .threads import call_numba
+from ..dense import to_device
+from ..graph import Graph
+from ..kernels import backend_for, is_device_array
+from ..threads import call_numba
 
 
 def _empty(like, shape, dtype=None):

@@ -263,7 +263,7 @@ class Graph:
         a device copy (see ``ops.gcn_norm``). ``to("cpu")`` of a device graph returns that host graph.
         Raises RuntimeError without a GPU (or the simulator), ValueError for an unknown device.
         """
-        from .dense import check_device, to_device
+        from ..device import check_device, to_device
         if check_device(device) == self.device:
             return self
         if device == "cpu":

@@ -1,0 +1,212 @@
+"""Placement: the one module that knows where an array lives and moves arrays between host and GPU.
+
+Every other part of gnn_scratch asks no "where?" question. Layers call ``ops``; ops allocate their
+outputs with ``empty`` / ``zeros`` *like* an input (on that input's device) and call the op
+registry, which asks ``device_of`` once per call which implementation runs. Models, optimisers and
+the training loop move things with ``to`` and never test placement themselves.
+
+Two places exist: ``"cpu"`` (NumPy arrays, scipy.sparse matrices) and ``"cuda"`` (numba device
+arrays, and ``DeviceCSR`` for sparse features). Nothing is copied between them behind the caller's
+back: ``to`` / ``to_device`` / ``to_host`` are the only copies. An object that knows how to move
+itself (a ``Graph``, a ``Module``) has a ``.to(device)`` method, which ``to`` calls: this module
+knows no graph.
+
+numba.cuda is imported on first device use, so the CPU path never imports it.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(device):
+    """Return ``device`` if it is "cpu" or "cuda", else raise ValueError naming the choices."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    return device
+
+
+def _cuda():
+    """numba.cuda, after checking that a GPU (or the simulator) is there (RuntimeError otherwise)."""
+    from .kernels.cuda import cuda, require_cuda
+    require_cuda()
+    return cuda
+
+
+def is_device_array(a):
+    """True for a dense array on a GPU: it exposes ``__cuda_array_interface__``, or is a Numba device
+    array (which under the CUDA simulator has no such interface but must still go to the GPU kernels)."""
+    if hasattr(a, "__cuda_array_interface__"):
+        return True
+    if type(a).__module__.startswith("numba"):
+        from numba.cuda.cudadrv.devicearray import is_cuda_ndarray
+        return is_cuda_ndarray(a)
+    return False
+
+
+def is_device(a):
+    """True for a device array or a ``DeviceCSR``."""
+    return isinstance(a, DeviceCSR) or is_device_array(a)
+
+
+def device_of(*arrays):
+    """"cuda" if any of ``arrays`` lives on the GPU, else "cpu" (None entries are ignored)."""
+    return "cuda" if any(a is not None and is_device(a) for a in arrays) else "cpu"
+
+
+def issparse(a):
+    """True for a scipy sparse matrix on the host or a ``DeviceCSR`` on the device."""
+    return isinstance(a, DeviceCSR) or sp.issparse(a)
+
+
+# ================================================================================ sparse features on the GPU
+class DeviceCSR:
+    """A scipy CSR matrix X (N, F) on the device: its three arrays, plus its transpose's structure.
+
+    indptr (N+1,) int64, indices (nnz,) int32 column ids, data (nnz,) float, and the transpose as
+    t_indptr (F+1,) int64, t_indices (nnz,) int32 row ids, t_perm (nnz,) int64 -- the CSR position
+    of each transposed entry -- built once on the host by ``from_scipy``. Then
+        X @ W   = spmm_sum(indptr, indices, data, W, out)
+        X^T @ G = spmm_sum_perm(t_indptr, t_indices, t_perm, data, G, out)
+    and dropout on X replaces ``data`` only (``with_data``): the transposed product reads the new
+    values through t_perm, so the structure never changes. The host structure is kept too
+    (``host_indptr``, ``host_indices``) to rebuild a scipy matrix.
+    """
+
+    ndim = 2
+
+    def __init__(self, indptr, indices, data, t_indptr, t_indices, t_perm, shape, host_indptr, host_indices):
+        self.indptr, self.indices, self.data = indptr, indices, data
+        self.t_indptr, self.t_indices, self.t_perm = t_indptr, t_indices, t_perm
+        self.shape = tuple(int(s) for s in shape)
+        self.host_indptr, self.host_indices = host_indptr, host_indices
+
+    @classmethod
+    def from_scipy(cls, X):
+        """Move a scipy sparse matrix (N, F) to the device; the transpose is built here, on the host."""
+        X = sp.csr_matrix(X)
+        X.sort_indices()
+        N, F = X.shape
+        indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+        indices = np.ascontiguousarray(X.indices, dtype=np.int32)
+        rows = np.repeat(np.arange(N, dtype=np.int32), np.diff(indptr))
+        t_perm = np.argsort(indices, kind="stable").astype(np.int64)
+        t_indptr = np.zeros(F + 1, dtype=np.int64)
+        np.cumsum(np.bincount(indices, minlength=F), out=t_indptr[1:])
+        cuda = _cuda()
+        return cls(cuda.to_device(indptr), cuda.to_device(indices), cuda.to_device(np.ascontiguousarray(X.data)),
+                   cuda.to_device(t_indptr), cuda.to_device(np.ascontiguousarray(rows[t_perm])),
+                   cuda.to_device(t_perm), X.shape, indptr, indices)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def nnz(self):
+        return int(self.data.shape[0])
+
+    def with_data(self, data):
+        """The same sparsity pattern with new stored values (nnz,) on the device."""
+        return DeviceCSR(self.indptr, self.indices, data, self.t_indptr, self.t_indices, self.t_perm, self.shape,
+                         self.host_indptr, self.host_indices)
+
+    def to_scipy(self):
+        """A host scipy.sparse.csr_matrix copy."""
+        return sp.csr_matrix((self.data.copy_to_host(), self.host_indices, self.host_indptr), shape=self.shape)
+
+    def __repr__(self):
+        return f"DeviceCSR(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype})"
+
+
+# ================================================================================ moving
+def _moves_itself(a):
+    """An object with its own ``.to(device)`` (a Graph, a Module), not an array."""
+    return hasattr(a, "to") and not hasattr(a, "dtype") and callable(a.to)
+
+
+def to_device(a):
+    """A device copy of ``a``: NumPy array -> numba device array, scipy sparse -> ``DeviceCSR``, an object
+    with ``.to`` -> ``a.to("cuda")``; device arrays and None come back unchanged. RuntimeError without a GPU."""
+    if a is None or is_device(a):
+        return a
+    if _moves_itself(a):
+        return a.to("cuda")
+    if sp.issparse(a):
+        return DeviceCSR.from_scipy(a)
+    return _cuda().to_device(np.ascontiguousarray(a))
+
+
+def to_host(a):
+    """A host copy of a device array (NumPy) or ``DeviceCSR`` (scipy CSR); an object with ``.to`` ->
+    ``a.to("cpu")``; host arrays come back unchanged."""
+    if isinstance(a, DeviceCSR):
+        return a.to_scipy()
+    if is_device_array(a):
+        return a.copy_to_host()
+    if a is not None and _moves_itself(a):
+        return a.to("cpu")
+    return a
+
+
+def to(a, device):
+    """``a`` on ``device`` ("cpu" or "cuda"): ``to_host`` or ``to_device``."""
+    return to_device(a) if check_device(device) == "cuda" else to_host(a)
+
+
+# ================================================================================ allocating
+def empty(shape, dtype, like=None):
+    """Uninitialised array of ``shape`` on the device of ``like`` (the host when like is None or on the host)."""
+    if like is not None and is_device(like):
+        return _cuda().device_array(tuple(shape), dtype=np.dtype(dtype))
+    return np.empty(shape, dtype=dtype)
+
+
+def empty_like(a):
+    """Uninitialised array with a's shape and dtype, on a's device."""
+    return empty(a.shape, a.dtype, like=a) if is_device(a) else np.empty_like(a)
+
+
+def zeros(shape, dtype, like=None):
+    """Zeros of ``shape`` on the device of ``like``."""
+    if like is not None and is_device(like):
+        return zero_(empty(shape, dtype, like))
+    return np.zeros(shape, dtype=dtype)
+
+
+def zeros_like(a):
+    """Zeros with the shape and dtype of ``a``, on a's device."""
+    return zeros(a.shape, a.dtype, like=a) if is_device(a) else np.zeros_like(a)
+
+
+def zero_(a):
+    """a[...] = 0 in place (a gradient); returns a. On the device: one fill kernel."""
+    if is_device_array(a):
+        from .kernels import dense_cuda
+        dense_cuda.fill(a, 0)
+    else:
+        a[...] = 0
+    return a
+
+
+def copy_(dst, src):
+    """dst[...] = src in place; src may be on the host (a state dict) when dst is on the device."""
+    if is_device_array(dst):
+        src = to_host(src)
+        dst.copy_to_device(np.ascontiguousarray(src, dtype=dst.dtype).reshape(dst.shape))
+    else:
+        dst[...] = src
+    return dst
+
+
+def item(x):
+    """A Python float from a host scalar, a 0-d / 1-element array, or a 1-element device array (one copy)."""
+    if is_device_array(x):
+        return float(x.copy_to_host().reshape(-1)[0])
+    return float(x)
+
+
+def synchronize(*arrays):
+    """Wait for the GPU when any of ``arrays`` lives there (for timings); a no-op on the host."""
+    if device_of(*arrays) == "cuda":
+        _cuda().synchronize()
