@@ -88,7 +88,7 @@ def _gnn_scratch_worker(args, fused):
     from gnn_scratch.graph import Graph
     from gnn_scratch.models.gat import GAT
     from gnn_scratch.nn import SoftmaxCrossEntropy
-    from gnn_scratch.nn.gat_conv import self_loop_graph
+    from gnn_scratch.nn.conv.gat_conv import self_loop_graph
 
     def build(nodes, edges):
         ei, X, y = _data(nodes, edges, args.features, args.classes)

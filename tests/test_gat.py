@@ -36,7 +36,7 @@ from gnn_scratch.kernels import gat_reference as ref
 from gnn_scratch.models import MODELS, build_model
 from gnn_scratch.models.gat import GAT
 from gnn_scratch.nn import BackwardBeforeForward
-from gnn_scratch.nn.gat_conv import GATConv
+from gnn_scratch.nn.conv.gat_conv import GATConv
 from gnn_scratch.train import DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]

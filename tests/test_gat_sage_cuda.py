@@ -20,8 +20,8 @@ from gnn_scratch.graph import Graph  # noqa: E402
 from gnn_scratch.kernels import dense_cuda as dc  # noqa: E402
 from gnn_scratch.models.gat import GAT  # noqa: E402
 from gnn_scratch.models.sage import SAGE  # noqa: E402
-from gnn_scratch.nn.gat_conv import GATConv  # noqa: E402
-from gnn_scratch.nn.sage_conv import SAGEConv  # noqa: E402
+from gnn_scratch.nn.conv.gat_conv import GATConv  # noqa: E402
+from gnn_scratch.nn.conv.sage_conv import SAGEConv  # noqa: E402
 from gnn_scratch.optim import Adam  # noqa: E402
 from gnn_scratch.train import fit, run  # noqa: E402
 

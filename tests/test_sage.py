@@ -15,7 +15,7 @@ from gnn_scratch.models import build_model
 from gnn_scratch.models.sage import SAGE
 from gnn_scratch.nn import BackwardBeforeForward
 from gnn_scratch.nn.lstm import LSTM, pack_neighbours, pack_sequences
-from gnn_scratch.nn.sage_conv import NORM_EPS, SAGEConv
+from gnn_scratch.nn.conv.sage_conv import NORM_EPS, SAGEConv
 from gnn_scratch.optim import Adam
 from gnn_scratch.sampling import khop_subgraph
 from gnn_scratch.train import build_for, prepare_features, run

@@ -79,13 +79,13 @@ def describe(model):
              Linear: ("Linear", ("in_channels", "out_channels")),
              GCNConv: ("GCNConv", ("in_channels", "out_channels", "improved", "add_self_loops", "normalize"))}
     try:
-        from ..nn.gat_conv import GATConv
+        from ..nn.conv.gat_conv import GATConv
         kinds[GATConv] = ("GATConv", ("in_channels", "out_channels", "heads", "concat", "negative_slope", "dropout",
                                       "add_self_loops"))
     except ImportError:
         pass
     try:
-        from ..nn.sage_conv import SAGEConv
+        from ..nn.conv.sage_conv import SAGEConv
         kinds[SAGEConv] = ("SAGEConv", ("in_channels", "out_channels", "aggr", "normalize", "root_weight", "project",
                                         "concat"))
     except ImportError:

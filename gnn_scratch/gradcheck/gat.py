@@ -3,7 +3,7 @@ import numpy as np
 
 from ..models.gat import GAT
 from ..nn import SoftmaxCrossEntropy
-from ..nn.gat_conv import GATConv
+from ..nn.conv.gat_conv import GATConv
 from . import check_model_loss, check_module, random_test_graph
 from .registry import case
 

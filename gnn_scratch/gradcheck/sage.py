@@ -5,7 +5,7 @@ import numpy as np
 from ..models.sage import SAGE
 from ..nn import SoftmaxCrossEntropy
 from ..nn.lstm import LSTM, pack_neighbours
-from ..nn.sage_conv import SAGEConv
+from ..nn.conv.sage_conv import SAGEConv
 from ..sampling import sample_blocks
 from ..unsupervised import LogisticRegressionProbe, UnsupervisedLoss
 from . import check_function, check_model_loss, check_module, random_test_graph

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..nn import ELU, Dropout, Sequential
-from ..nn.gat_conv import GATConv
+from ..nn.conv.gat_conv import GATConv
 from . import register
 from .common import check_device_support, child_seeds
 

@@ -4,7 +4,7 @@ import numpy as np
 from ..graph import Graph
 from ..nn import Dropout, ReLU
 from ..nn.module import Module
-from ..nn.sage_conv import AGGREGATORS, SAGEConv
+from ..nn.conv.sage_conv import AGGREGATORS, SAGEConv
 from . import register
 from .common import check_device_support, child_seeds
 

@@ -2,10 +2,10 @@
 import numpy as np
 import scipy.sparse as sp
 
-from .. import dense, ops
-from .init import as_rng, glorot
-from .lstm import LSTM, pack_neighbours
-from .module import Module
+from ... import dense, ops
+from ..init import as_rng, glorot
+from ..lstm import LSTM, pack_neighbours
+from ..module import Module
 
 AGGREGATORS = ("mean", "sum", "max", "lstm")
 DEVICE_AGGREGATORS = ("mean", "sum")   # the linear ones: SpMM kernels and their transposes

@@ -1,10 +1,10 @@
 """Graph convolution of Kipf & Welling: H' = A_hat H W + b (derivations/gcn.md)."""
 import numpy as np
 
-from .. import dense, ops
-from ..threads import single_blas_pool
-from .init import as_rng, glorot
-from .module import Module
+from ... import dense, ops
+from ...threads import single_blas_pool
+from ..init import as_rng, glorot
+from ..module import Module
 
 
 class GCNConv(Module):

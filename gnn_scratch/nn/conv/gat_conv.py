@@ -4,10 +4,10 @@ import importlib
 import numpy as np
 import scipy.sparse as sp
 
-from .. import dense, ops
-from ..kernels import get_cpu_backend, is_device_array
-from .init import as_rng, glorot
-from .module import Module
+from ... import dense, ops
+from ...kernels import get_cpu_backend, is_device_array
+from ..init import as_rng, glorot
+from ..module import Module
 
 # Rows of the (E, H) dropout mask drawn per call of the generator: bounds the float32 temporary.
 _MASK_CHUNK = 1 << 20

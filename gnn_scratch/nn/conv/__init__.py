@@ -1,0 +1,6 @@
+"""Graph convolutions, one file each, one code path for host and device."""
+from .gat_conv import GATConv
+from .gcn_conv import GCNConv
+from .sage_conv import SAGEConv
+
+__all__ = ["GCNConv", "GATConv", "SAGEConv"]
