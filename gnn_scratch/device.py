@@ -74,6 +74,7 @@ class DeviceCSR:
     """
 
     ndim = 2
+    format = "csr"    # as scipy's: how the kernels recognise sparse features without asking where they live
 
     def __init__(self, indptr, indices, data, t_indptr, t_indices, t_perm, shape, host_indptr, host_indices):
         self.indptr, self.indices, self.data = indptr, indices, data
@@ -150,7 +151,9 @@ def to_host(a):
 
 
 def to(a, device):
-    """``a`` on ``device`` ("cpu" or "cuda"): ``to_host`` or ``to_device``."""
+    """``a`` on ``device`` ("cpu" or "cuda"): ``to_host`` or ``to_device``; a tuple moves element by element."""
+    if isinstance(a, tuple):
+        return tuple(to(v, device) for v in a)
     return to_device(a) if check_device(device) == "cuda" else to_host(a)
 
 
@@ -168,25 +171,15 @@ def empty_like(a):
 
 
 def zeros(shape, dtype, like=None):
-    """Zeros of ``shape`` on the device of ``like``."""
+    """Zeros of ``shape`` on the device of ``like`` (on the GPU: one host-to-device copy, for state made once)."""
     if like is not None and is_device(like):
-        return zero_(empty(shape, dtype, like))
+        return to_device(np.zeros(shape, dtype=dtype))
     return np.zeros(shape, dtype=dtype)
 
 
 def zeros_like(a):
     """Zeros with the shape and dtype of ``a``, on a's device."""
     return zeros(a.shape, a.dtype, like=a) if is_device(a) else np.zeros_like(a)
-
-
-def zero_(a):
-    """a[...] = 0 in place (a gradient); returns a. On the device: one fill kernel."""
-    if is_device_array(a):
-        from .kernels import dense_cuda
-        dense_cuda.fill(a, 0)
-    else:
-        a[...] = 0
-    return a
 
 
 def copy_(dst, src):

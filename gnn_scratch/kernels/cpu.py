@@ -266,7 +266,6 @@ def scale_rows_by_inverse_degree(indptr, G, out):
     indptr (N+1,) int64, G (N, F) float C-contiguous, out (N, F) float, overwritten (may be G).
     O(N * F), streaming. The reference's division, element for element (an IEEE division, not a
     multiplication by 1/deg), so A^T of the result equals ``spmm_mean_backward`` bit for bit.
-    A CPU helper of ``ops.mean_aggregate_backward``, not part of the three-backend contract.
     """
     n, F = G.shape
     for i in prange(n):

@@ -295,6 +295,28 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
 
 
 @_jit
+def _scale_rows_kernel(indptr, G, out):
+    F = G.shape[1]
+    for k in range(cuda.grid(1), G.shape[0] * F, cuda.gridsize(1)):
+        i = k // F
+        out[i, k % F] = G[i, k % F] / out.dtype.type(max(indptr[i + 1] - indptr[i], 1))
+
+
+def scale_rows_by_inverse_degree(indptr, G, out):
+    """out[i] = G[i] / max(deg_i, 1): the D^-1 G of the mean's backward (an IEEE division, as the reference).
+
+    indptr (N+1,) int64, G, out (N, F) one float dtype, out overwritten (may be G). O(N F), one
+    thread per element; no atomics.
+    """
+    require_cuda()
+    indptr, G, out = _device(indptr=indptr, G=G, out=out)
+    _check("indptr", indptr, (G.shape[0] + 1,), kind="iu")
+    _check("out", out, G.shape)
+    _check_float(("G", G), ("out", out))
+    _launch(_scale_rows_kernel, _flat_launch(G.size), indptr, G, out)
+
+
+@_jit
 def _spmm_max_kernel(indptr, indices, X, out, argmax):
     lanes = cuda.blockDim.x
     for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],

@@ -188,14 +188,33 @@ def _matmul(A, B, out, trans_a, trans_b, accumulate, names):
     col_sum(partial.reshape(splits, M * N), out.reshape(M * N), accumulate)
 
 
+def _is_sparse(A):
+    """A ``DeviceCSR`` (sparse features on the device; recognised by its format, the kernels import no placement)."""
+    return getattr(A, "format", None) == "csr"
+
+
+def _sparse_product(A, B, out, accumulate, transpose):
+    """out (+)= A @ B or A^T @ B for a DeviceCSR A: the SpMM kernels over its rows or its cached transpose."""
+    from . import cuda as sparse_cuda
+    res = out if not accumulate else cuda.device_array(out.shape, dtype=out.dtype)
+    if transpose:
+        sparse_cuda.spmm_sum_perm(A.t_indptr, A.t_indices, A.t_perm, A.data, B, res)
+    else:
+        sparse_cuda.spmm_sum(A.indptr, A.indices, A.data, B, res)
+    if accumulate:
+        add(out, res)
+
+
 def matmul(A, B, out, accumulate=False):
-    """out = A @ B (or out += A @ B with ``accumulate``).
+    """out = A @ B (or out += A @ B with ``accumulate``); A may be a DeviceCSR (then an SpMM).
 
     A (M, K), B (K, N), out (M, N): device arrays of one float dtype, C-contiguous. out is
     preallocated and overwritten (or added to). O(M N K) work, O((M N K) / _TILE) global reads.
     Launch: a _TILE x _TILE block per output tile, tiles staged in shared memory; no atomics.
     The layers' X W (N x F_in times F_in x F_out) and S W.
     """
+    if _is_sparse(A):
+        return _sparse_product(A, B, out, accumulate, transpose=False)
     _matmul(A, B, out, False, False, accumulate, ("A", "B"))
 
 
@@ -208,6 +227,8 @@ def matmul_tn(A, B, out, accumulate=False):
     product; ``col_sum`` then adds the partials in chunk order. Deterministic, no atomics;
     O(ceil(K / _SPLIT_K) M N) extra memory (capped at ``_MAX_PARTIAL`` elements by widening the chunks).
     """
+    if _is_sparse(A):
+        return _sparse_product(A, B, out, accumulate, transpose=True)
     _matmul(A, B, out, True, False, accumulate, ("A", "B"))
 
 
@@ -377,209 +398,6 @@ def mul(a, b, out):
     _check_float(("a", a), ("b", b), ("out", out))
     _contiguous(a=a, b=b, out=out)
     _launch(_mul_kernel, _flat_launch(a.size), _flat(a), _flat(b), _flat(out))
-
-
-# ---------------------------------------------------------------------------------------- activations
-@_jit
-def _relu_kernel(x, y, pos):
-    zero = y.dtype.type(0)
-    for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        v = x[k]
-        p = v > zero
-        pos[k] = p
-        y[k] = v if p else zero
-
-
-@_jit
-def _leaky_relu_kernel(x, slope, y, pos):
-    zero = y.dtype.type(0)
-    for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        v = x[k]
-        p = v > zero
-        pos[k] = p
-        y[k] = v if p else slope * v
-
-
-@_jit
-def _relu_backward_kernel(g, pos, slope, out):
-    for k in range(cuda.grid(1), g.shape[0], cuda.gridsize(1)):
-        out[k] = g[k] if pos[k] else g[k] * slope
-
-
-def _check_activation(x, out, pos):
-    _check("out", out, x.shape)
-    _check("pos", pos, x.shape, dtype=np.bool_)
-    _check_float(("x", x), ("out", out))
-    _contiguous(x=x, out=out, pos=pos)
-
-
-def relu(x, y, pos):
-    """y = max(x, 0), pos = (x > 0). x, y (any shape, one float dtype), pos bool of x's shape; both overwritten.
-
-    O(size), one thread per element. A non-positive x gives +0, as np.where(x > 0, x, 0).
-    """
-    require_cuda()
-    x, y, pos = _device(x=x, y=y, pos=pos)
-    _check_activation(x, y, pos)
-    _launch(_relu_kernel, _flat_launch(x.size), _flat(x), _flat(y), _flat(pos))
-
-
-def relu_backward(g, pos, out):
-    """out = g * pos (the subgradient 0 at x = 0). g, out one float dtype, pos bool; O(size)."""
-    leaky_relu_backward(g, pos, 0.0, out)
-
-
-def leaky_relu(x, negative_slope, y, pos):
-    """y = x if x > 0 else s x, pos = (x > 0); s cast to x's dtype. Shapes as ``relu``. O(size)."""
-    require_cuda()
-    x, y, pos = _device(x=x, y=y, pos=pos)
-    _check_activation(x, y, pos)
-    _launch(_leaky_relu_kernel, _flat_launch(x.size), _flat(x), x.dtype.type(negative_slope), _flat(y), _flat(pos))
-
-
-def leaky_relu_backward(g, pos, negative_slope, out):
-    """out = g if pos else s g; s cast to g's dtype. g, out one float dtype, pos bool. O(size)."""
-    require_cuda()
-    g, pos, out = _device(g=g, pos=pos, out=out)
-    _check_activation(g, out, pos)
-    _launch(_relu_backward_kernel, _flat_launch(g.size), _flat(g), _flat(pos), g.dtype.type(negative_slope),
-            _flat(out))
-
-
-@_jit
-def _elu_kernel(x, alpha, y, pos):
-    zero = y.dtype.type(0)
-    for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        v = x[k]
-        p = v > zero
-        pos[k] = p
-        y[k] = v if p else alpha * math.expm1(min(v, zero))
-
-
-@_jit
-def _elu_backward_kernel(g, pos, y, alpha, out):
-    for k in range(cuda.grid(1), g.shape[0], cuda.gridsize(1)):
-        out[k] = g[k] if pos[k] else g[k] * (y[k] + alpha)
-
-
-def elu(x, alpha, y, pos):
-    """y = x if x > 0 else a (e^x - 1) (expm1 of min(x, 0): no overflow), pos = (x > 0). O(size)."""
-    require_cuda()
-    x, y, pos = _device(x=x, y=y, pos=pos)
-    _check_activation(x, y, pos)
-    _launch(_elu_kernel, _flat_launch(x.size), _flat(x), x.dtype.type(alpha), _flat(y), _flat(pos))
-
-
-def elu_backward(g, pos, y, alpha, out):
-    """out = g if pos else g (y + a), with y the forward output. g, y, out one float dtype. O(size)."""
-    require_cuda()
-    g, pos, y, out = _device(g=g, pos=pos, y=y, out=out)
-    _check_activation(g, out, pos)
-    _check("y", y, g.shape)
-    _check_float(("g", g), ("y", y))
-    _launch(_elu_backward_kernel, _flat_launch(g.size), _flat(g), _flat(pos), _flat(y), g.dtype.type(alpha),
-            _flat(out))
-
-
-# --------------------------------------------------------------------------------------------- dropout
-_MASK32 = np.uint64(0xFFFFFFFF)
-_C1 = np.uint64(0x85EBCA6B)
-_C2 = np.uint64(0xC2B2AE35)
-_S8 = np.uint64(8)
-_S13 = np.uint64(13)
-_S16 = np.uint64(16)
-_S32 = np.uint64(32)
-_U24 = np.float32(1.0 / (1 << 24))
-
-
-def _fmix32(h):
-    """MurmurHash3's 32-bit finaliser on a uint64 holding 32 bits (products stay below 2^64: no overflow)."""
-    h ^= h >> _S16
-    h = (h * _C1) & _MASK32
-    h ^= h >> _S13
-    h = (h * _C2) & _MASK32
-    h ^= h >> _S16
-    return h
-
-
-def _device_function(fn):
-    return cuda.jit(device=True)(fn) if cuda is not None else fn
-
-
-_fmix32_device = _device_function(_fmix32)
-
-
-@_device_function
-def _uniform_device(c, key0, key1):
-    """u_c in [0, 1) for the counter c (uint64) and the keys: the one hash of every device mask."""
-    h = _fmix32_device((c & _MASK32) ^ key0)
-    h = _fmix32_device(((h + (c >> _S32)) & _MASK32) ^ key1)
-    return np.float32(h >> _S8) * _U24           # 24 random bits -> [0, 1), like rng.random(dtype=float32)
-
-
-@_jit
-def _dropout_kernel(x, key0, key1, keep, scale_value, y, scale):
-    zero = y.dtype.type(0)
-    for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        u = _uniform_device(np.uint64(k), key0, key1)
-        s = scale_value if u < keep else zero
-        scale[k] = s
-        y[k] = x[k] * s
-
-
-def dropout_uniform_host(n, key0, key1):
-    """The uniforms u[k], k < n, that ``dropout`` compares with keep, computed on the host (NumPy): for tests."""
-    c = np.arange(n, dtype=np.uint64)
-    h = _fmix32((c & _MASK32) ^ np.uint64(key0))
-    h = _fmix32(((h + (c >> _S32)) & _MASK32) ^ np.uint64(key1))
-    return (h >> _S8).astype(np.float32) * _U24
-
-
-def dropout(x, key0, key1, keep, y, scale):
-    """Inverted dropout: scale[k] = 1/keep if u_k < keep else 0, y = x * scale. Any shape, flat index k.
-
-    x, y, scale: one float dtype, C-contiguous, y and scale overwritten. key0, key1: 32-bit ints that
-    name the mask (``gnn_scratch.dense`` derives them from the layer's seed and call number).
-    u_k = 24 bits of fmix32(fmix32(lo32(k) ^ key0) + hi32(k) ^ key1) / 2^24, in [0, 1): a
-    counter-based generator, so the mask depends on (key0, key1, k) only -- not on the grid, the
-    GPU or the simulator -- and needs no RNG state in memory. ``dropout_uniform_host`` computes
-    the same u on the host. scale = (1 / keep) in x's dtype, as the CPU layer computes it. O(size).
-    """
-    require_cuda()
-    x, y, scale = _device(x=x, y=y, scale=scale)
-    _check("y", y, x.shape)
-    _check("scale", scale, x.shape)
-    _check_float(("x", x), ("y", y), ("scale", scale))
-    _contiguous(x=x, y=y, scale=scale)
-    if not 0.0 < keep <= 1.0:
-        raise ValueError(f"keep must be in (0, 1], got {keep}")
-    dt = x.dtype.type
-    _launch(_dropout_kernel, _flat_launch(x.size), _flat(x), np.uint64(key0 & 0xFFFFFFFF),
-            np.uint64(key1 & 0xFFFFFFFF), np.float32(keep), dt(1) / dt(keep), _flat(y), _flat(scale))
-
-
-@_jit
-def _keep_mask_kernel(key0, key1, keep, mask):
-    for k in range(cuda.grid(1), mask.shape[0], cuda.gridsize(1)):
-        mask[k] = 1 if _uniform_device(np.uint64(k), key0, key1) < keep else 0
-
-
-def keep_mask(key0, key1, keep, mask):
-    """A dropout keep mask: mask[k] = 1 if u_k < keep else 0, u_k the hash of ``dropout`` (flat index k).
-
-    mask: uint8 of any shape (GAT's attention dropout: (E, H), k = e H + h), C-contiguous,
-    overwritten; key0, key1 32-bit ints; keep in (0, 1]. The same u_k as ``dropout`` for the same
-    keys, so ``dropout_uniform_host(mask.size, key0, key1) < float32(keep)`` recomputes it on the
-    host. O(size), one thread per element; no state, no atomics.
-    """
-    require_cuda()
-    (mask,) = _device(mask=mask)
-    _check("mask", mask, (None,) * mask.ndim, dtype=np.uint8)
-    _contiguous(mask=mask)
-    if not 0.0 < keep <= 1.0:
-        raise ValueError(f"keep must be in (0, 1], got {keep}")
-    _launch(_keep_mask_kernel, _flat_launch(mask.size), np.uint64(key0 & 0xFFFFFFFF), np.uint64(key1 & 0xFFFFFFFF),
-            np.float32(keep), _flat(mask))
 
 
 # ====================================================================== per-head pieces of GAT
@@ -779,209 +597,3 @@ def row_normalize_backward(g, y, norm, eps, out):
     _check_float(("g", g), ("y", y), ("norm", norm), ("out", out))
     _launch(_row_normalize_backward_kernel, _flat_launch(g.shape[0]), g, y, norm, g.dtype.type(eps), out)
 
-
-# ================================================================== masked softmax cross-entropy
-@_jit
-def _xent_rows_kernel(Z, y, mask, rows):
-    C = Z.shape[1]
-    zero = rows.dtype.type(0)
-    use_mask = mask.shape[0] > 0
-    for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
-        if use_mask and not mask[i]:
-            rows[i, 0] = zero
-            rows[i, 1] = zero
-            continue
-        m = Z[i, 0]
-        for c in range(1, C):
-            m = max(m, Z[i, c])
-        s = zero
-        for c in range(C):
-            s += math.exp(Z[i, c] - m)
-        rows[i, 0] = -((Z[i, y[i]] - m) - math.log(s))      # -log softmax(Z_i)[y_i], max-shifted
-        rows[i, 1] = rows.dtype.type(1)
-
-
-@_jit
-def _divide_kernel(totals, out):
-    if cuda.grid(1) == 0:
-        out[0] = totals[0] / totals[1]
-
-
-@_jit
-def _xent_backward_kernel(Z, y, mask, totals, dZ):
-    C = Z.shape[1]
-    zero = dZ.dtype.type(0)
-    one = dZ.dtype.type(1)
-    count = totals[1]
-    use_mask = mask.shape[0] > 0
-    for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
-        if use_mask and not mask[i]:
-            for c in range(C):
-                dZ[i, c] = zero
-            continue
-        m = Z[i, 0]
-        for c in range(1, C):
-            m = max(m, Z[i, c])
-        s = zero
-        for c in range(C):
-            s += math.exp(Z[i, c] - m)
-        log_s = math.log(s)
-        for c in range(C):
-            p = math.exp((Z[i, c] - m) - log_s)
-            if c == y[i]:
-                p -= one
-            dZ[i, c] = p / count
-
-
-def _check_xent(Z, y, mask):
-    _check("Z", Z, (None, None))
-    _check("y", y, (Z.shape[0],), kind="iu")
-    if mask.shape[0] not in (0, Z.shape[0]):
-        raise ValueError(f"mask must have shape ({Z.shape[0]},) or (0,) for every node, got {tuple(mask.shape)}")
-    _check("mask", mask, (None,), dtype=np.bool_)
-    _check_float(("Z", Z),)
-    if Z.shape[1] == 0:
-        raise ValueError("Z must have at least one class column")
-
-
-def cross_entropy(Z, y, mask, rows, totals, loss):
-    """Masked mean cross-entropy L = -(1/|M|) sum_{n in M} log softmax(Z_n)[y_n].
-
-    Z (N, C) logits, y (N,) int labels (valid on the masked rows: checked on the host, not here),
-    mask (N,) bool or (0,) for every node; workspace rows (N, 2), totals (2,) and loss (1,) of Z's
-    dtype, all overwritten: rows[n] = (-log p_n[y_n], 1) on masked rows and (0, 0) elsewhere,
-    totals = (sum of the losses, |M|), loss[0] = totals[0] / totals[1] (NaN for an empty mask:
-    raising would need a host round trip). O(N C) work.
-    Launch: one thread per row (max, sum of exps, the label's log-probability), then ``col_sum``
-    for the two totals, then one thread divides. No atomics, deterministic.
-    """
-    require_cuda()
-    Z, y, mask, rows, totals, loss = _device(Z=Z, y=y, mask=mask, rows=rows, totals=totals, loss=loss)
-    _check_xent(Z, y, mask)
-    _check("rows", rows, (Z.shape[0], 2), dtype=Z.dtype)
-    _check("totals", totals, (2,), dtype=Z.dtype)
-    _check("loss", loss, (1,), dtype=Z.dtype)
-    _launch(_xent_rows_kernel, _flat_launch(Z.shape[0]), Z, y, mask, rows)
-    col_sum(rows, totals)
-    _divide_kernel[1, 1](totals, loss)
-
-
-def cross_entropy_backward(Z, y, mask, totals, dZ):
-    """dZ_n = (softmax(Z_n) - onehot(y_n)) / |M| for n in M, 0 elsewhere (|M| = totals[1] from the forward).
-
-    Z, dZ (N, C) one float dtype, y (N,) int, mask (N,) bool or (0,), totals (2,). dZ overwritten.
-    O(N C) work. Launch: one thread per row recomputing the softmax; no atomics.
-    """
-    require_cuda()
-    Z, y, mask, totals, dZ = _device(Z=Z, y=y, mask=mask, totals=totals, dZ=dZ)
-    _check_xent(Z, y, mask)
-    _check("totals", totals, (2,), dtype=Z.dtype)
-    _check("dZ", dZ, Z.shape, dtype=Z.dtype)
-    _launch(_xent_backward_kernel, _flat_launch(Z.shape[0]), Z, y, mask, totals, dZ)
-
-
-@_jit
-def _accuracy_rows_kernel(Z, y, mask, rows):
-    C = Z.shape[1]
-    use_mask = mask.shape[0] > 0
-    for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
-        if use_mask and not mask[i]:
-            rows[i, 0] = 0.0
-            rows[i, 1] = 0.0
-            continue
-        best = 0
-        for c in range(1, C):
-            if Z[i, c] > Z[i, best]:          # strict: the first maximum wins, as np.argmax
-                best = c
-        rows[i, 0] = 1.0 if best == y[i] else 0.0
-        rows[i, 1] = 1.0
-
-
-def accuracy_counts(Z, y, mask, rows, totals):
-    """totals = (number of masked rows whose arg-max logit is the label, number of masked rows).
-
-    Z (N, C) float, y (N,) int, mask (N,) bool or (0,) for every node; workspace rows (N, 2) and
-    totals (2,) float64 (exact counts up to 2^53), overwritten. Ties: the first maximum wins, as
-    ``np.argmax``. O(N C). Launch: one thread per row, then ``col_sum``; no atomics.
-    """
-    require_cuda()
-    Z, y, mask, rows, totals = _device(Z=Z, y=y, mask=mask, rows=rows, totals=totals)
-    _check_xent(Z, y, mask)
-    _check("rows", rows, (Z.shape[0], 2), dtype=np.float64)
-    _check("totals", totals, (2,), dtype=np.float64)
-    _launch(_accuracy_rows_kernel, _flat_launch(Z.shape[0]), Z, y, mask, rows)
-    col_sum(rows, totals)
-
-
-# ======================================================================================= optimisers
-@_jit
-def _sgd_kernel(p, g, v, lr, momentum, use_momentum, wd, use_wd):
-    for k in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-        d = g[k]
-        if use_wd:
-            d = d + wd * p[k]
-        if use_momentum:
-            vk = v[k] * momentum
-            vk = vk + d
-            v[k] = vk
-            d = vk
-        p[k] = p[k] - lr * d
-
-
-def sgd_update(p, grad, v, lr, momentum=0.0, weight_decay=0.0):
-    """In place: d = g + w p;  v <- mu v + d, d = v (when mu != 0);  p <- p - lr d.
-
-    p, grad, v: same shape, one float dtype (v unused and may be p when mu = 0). Scalars are cast
-    to p's dtype first, as NumPy casts them in ``optim.SGD``, and the operations come in the same
-    order, so the result equals the CPU optimiser's (bit for bit where the GPU does not contract a
-    multiply-add into an FMA). O(size), one thread per element.
-    """
-    require_cuda()
-    p, grad, v = _device(p=p, grad=grad, v=v)
-    _check("grad", grad, p.shape)
-    _check("v", v, p.shape)
-    _check_float(("p", p), ("grad", grad), ("v", v))
-    _contiguous(p=p, grad=grad, v=v)
-    dt = p.dtype.type
-    _launch(_sgd_kernel, _flat_launch(p.size), _flat(p), _flat(grad), _flat(v), dt(lr), dt(momentum),
-            bool(momentum), dt(weight_decay), bool(weight_decay))
-
-
-@_jit
-def _adam_kernel(p, g, m, v, b1, c1, b2, c2, step, bias2, eps, wd, use_wd):
-    for k in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-        d = g[k]
-        if use_wd:
-            d = d + wd * p[k]
-        mk = m[k] * b1
-        mk = mk + c1 * d
-        m[k] = mk
-        vk = v[k] * b2
-        vk = vk + (c2 * d) * d
-        v[k] = vk
-        p[k] = p[k] - (step * mk) / (math.sqrt(vk / bias2) + eps)
-
-
-def adam_update(p, grad, m, v, t, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-    """One Adam step in place, as ``optim.Adam`` (t = the step number, from 1):
-
-        d = g + w p;   m <- b1 m + (1 - b1) d;   v <- b2 v + (1 - b2) d^2
-        p <- p - [lr / (1 - b1^t)] m / (sqrt(v / (1 - b2^t)) + eps)
-
-    p, grad, m, v: same shape, one float dtype. The scalars (1 - b1, lr / (1 - b1^t), ...) are
-    computed in double on the host and cast to p's dtype, exactly as NumPy does with the CPU
-    optimiser's Python floats. O(size), one thread per element, all four arrays read once.
-    """
-    require_cuda()
-    p, grad, m, v = _device(p=p, grad=grad, m=m, v=v)
-    for name, a in (("grad", grad), ("m", m), ("v", v)):
-        _check(name, a, p.shape)
-    _check_float(("p", p), ("grad", grad), ("m", m), ("v", v))
-    _contiguous(p=p, grad=grad, m=m, v=v)
-    if t < 1:
-        raise ValueError(f"the step number t counts from 1, got {t}")
-    b1, b2 = betas
-    dt = p.dtype.type
-    _launch(_adam_kernel, _flat_launch(p.size), _flat(p), _flat(grad), _flat(m), _flat(v), dt(b1), dt(1 - b1),
-            dt(b2), dt(1 - b2), dt(lr / (1 - b1 ** t)), dt(1 - b2 ** t), dt(eps), dt(weight_decay),
-            bool(weight_decay))

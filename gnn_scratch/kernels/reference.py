@@ -59,6 +59,16 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
     spmm_sum(t_indptr, t_indices, np.ones(t_indices.size, dtype=grad_out.dtype), scaled, grad_X)
 
 
+def scale_rows_by_inverse_degree(indptr, G, out):
+    """out[i] = G[i] / max(deg_i, 1), deg_i = indptr[i+1] - indptr[i]: the D^-1 G of the mean's backward.
+
+    indptr (N+1,) int64, G (N, F) float, out (N, F) overwritten (may be G). O(N * F). Then
+    A^T out (an unweighted sum over the transpose) is ``spmm_mean_backward``, bit for bit.
+    """
+    deg = np.diff(indptr)
+    out[...] = G / np.maximum(deg, 1)[:, None].astype(G.dtype)
+
+
 def spmm_max(indptr, indices, X, out, argmax):
     """Max aggregation per feature: out[i, f] = max_{e in row i} X[indices[e], f].
 

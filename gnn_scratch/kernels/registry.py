@@ -1,0 +1,126 @@
+"""The op registry: every kernel-level operation, registered once with its three implementations.
+
+An op is a name with one contract (argument order, shapes, preallocated outputs, empty-row and tie
+rules, written in the reference module's docstrings) and three interchangeable implementations:
+
+* ``reference`` -- plain NumPy, the readable truth;
+* ``cpu``       -- what runs on the host: Numba kernels, row-parallel over destinations, or
+                   BLAS / scipy where those are already the fast path (the dense products);
+* ``cuda``      -- numba.cuda kernels (tested on the CPU under Numba's simulator).
+
+``implementation(name, *arrays)`` is the one dispatch decision per call: the CUDA version when any
+of ``arrays`` lives on the GPU (``device.device_of``), else the host version chosen with
+``set_cpu_backend`` ("cpu" by default, "reference" to check the fast kernels). Nothing above this
+module picks an implementation.
+
+Ops are grouped by concern, one module per (family, implementation):
+
+    family       modules                                   what
+    sparse       reference / cpu / cuda                    SpMM, SDDMM, edge softmax, mean / max aggregation
+    fused        gat_reference / gat_cpu / gat_cuda        GAT's one-pass attention and its backward
+    dense        dense_reference / dense_cpu / dense_cuda  products, sums, GAT's per-head pieces, row norms
+    elementwise  elementwise_{reference,cpu,cuda}          activations, dropout and keep masks (``rng``)
+    loss         loss_{reference,cpu,cuda}                 masked softmax cross-entropy, accuracy counts
+    optim        optim_{reference,cpu,cuda}                SGD and Adam updates
+"""
+import importlib
+
+from ..device import device_of
+from ..threads import call_numba
+
+IMPLEMENTATIONS = ("reference", "cpu", "cuda")
+
+# family -> the module holding each implementation
+FAMILIES = {
+    "sparse": dict(reference="reference", cpu="cpu", cuda="cuda"),
+    "fused": dict(reference="gat_reference", cpu="gat_cpu", cuda="gat_cuda"),
+    "dense": dict(reference="dense_reference", cpu="dense_cpu", cuda="dense_cuda"),
+    "elementwise": dict(reference="elementwise_reference", cpu="elementwise_cpu", cuda="elementwise_cuda"),
+    "loss": dict(reference="loss_reference", cpu="loss_cpu", cuda="loss_cuda"),
+    "optim": dict(reference="optim_reference", cpu="optim_cpu", cuda="optim_cuda"),
+}
+
+OPS = {}   # op name -> family
+
+
+def register(family, *names):
+    """Register ``names`` as ops of ``family``: each module of the family must define each name."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown op family {family!r}; known: {sorted(FAMILIES)}")
+    for name in names:
+        if name in OPS:
+            raise ValueError(f"op {name!r} is registered twice")
+        OPS[name] = family
+
+
+register("sparse", "spmm_sum", "spmm_sum_perm", "spmm_mean", "spmm_mean_backward", "scale_rows_by_inverse_degree",
+         "spmm_max", "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum", "segment_sum_perm",
+         "edge_softmax", "edge_softmax_backward")
+register("fused", "gat_forward", "gat_backward")
+register("dense", "matmul", "matmul_tn", "matmul_nt", "col_sum", "fill", "add", "add_bias", "mul",
+         "head_dot", "head_dot_backward_att", "head_dot_backward_Z", "head_mean", "head_mean_backward",
+         "row_normalize", "row_normalize_backward")
+register("elementwise", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
+         "dropout", "keep_mask")
+register("loss", "cross_entropy", "cross_entropy_backward", "accuracy_counts")
+register("optim", "sgd_update", "adam_update")
+
+_CPU_BACKENDS = ("cpu", "reference")
+_cpu_backend = "cpu"
+
+
+def set_cpu_backend(name):
+    """Choose the implementations used for host arrays: "cpu" (Numba / BLAS) or "reference" (NumPy)."""
+    global _cpu_backend
+    if name not in _CPU_BACKENDS:
+        raise ValueError(f"cpu backend must be one of {_CPU_BACKENDS}, got {name!r}")
+    _cpu_backend = name
+
+
+def get_cpu_backend():
+    """Name of the implementations used for host arrays."""
+    return _cpu_backend
+
+
+def module(family, implementation):
+    """The kernel module of ``family`` for ``implementation`` ("reference", "cpu" or "cuda"), imported on first use.
+
+    Raises ValueError for an unknown name, RuntimeError when the CUDA kernels cannot run (no GPU
+    and no simulator).
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    mod = importlib.import_module(f"{__package__}.{FAMILIES[family][implementation]}")
+    if implementation == "cuda":
+        from .cuda import require_cuda
+        require_cuda()
+    return mod
+
+
+def resolve(name, implementation):
+    """The function implementing op ``name`` in ``implementation``."""
+    if name not in OPS:
+        raise KeyError(f"no op named {name!r} is registered")
+    return getattr(module(OPS[name], implementation), name)
+
+
+def implementation_for(*arrays):
+    """"cuda" when any of ``arrays`` is on the GPU, else the host backend ("cpu" or "reference")."""
+    return "cuda" if device_of(*arrays) == "cuda" else _cpu_backend
+
+
+def implementation(name, *arrays):
+    """The function that runs op ``name`` on ``arrays``: the one dispatch decision of a call."""
+    return resolve(name, implementation_for(*arrays))
+
+
+def run(name, work, *args):
+    """Op ``name`` on ``args`` (outputs among them, preallocated), dispatched once on where they live.
+
+    ``work`` (elements, or edges x features) sizes the call: a parallel Numba kernel with less than
+    ``threads.SERIAL_GRAIN`` of it runs on one thread, since waking the pool would cost more.
+    """
+    fn = implementation(name, *args)
+    if getattr(fn, "targetoptions", {}).get("parallel"):
+        return call_numba(fn, work, *args)
+    return fn(*args)
