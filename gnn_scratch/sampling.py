@@ -27,24 +27,16 @@ import numpy as np
 from numba import njit
 
 from .graph import Graph
+from .kernels.rng import GOLDEN, mix64_cpu
 
 _KERNEL = dict(nogil=True, cache=True)
 
-# SplitMix64 constants (Steele, Lea & Flood 2014), as uint64 so Numba never promotes to float
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
 @njit(**_KERNEL)
 def _next_u64(state):
-    """Advance the SplitMix64 state (1,) uint64 in place; return the next 64-bit draw."""
-    z = state[0] + _GOLDEN
+    """Advance the SplitMix64 stream state (1,) uint64 in place; return the next 64-bit draw (``kernels/rng.py``)."""
+    z = state[0] + GOLDEN
     state[0] = z
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
+    return mix64_cpu(z)
 
 
 @njit(**_KERNEL)

@@ -22,6 +22,8 @@ import copy
 import numpy as np
 import scipy.sparse as sp
 
+from ..device import check_device, to, to_device
+
 INDEX_DTYPE = np.int32
 INDPTR_DTYPE = np.int64
 
@@ -95,6 +97,7 @@ class Graph:
                         else np.ascontiguousarray(edge_id, dtype=np.int64))
         self._transpose = None
         self._cache = {}
+        self.host = self     # the host graph this one came from (itself on the host; see ``to``)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -256,14 +259,13 @@ class Graph:
     def to(self, device):
         """This graph with its arrays on ``device`` ("cuda" or "cpu"); the device copy is made once and cached.
 
-        The device graph has the same class and sizes, and indptr, indices, edge_weight and the
-        transpose (t_indptr, t_indices, t_perm -- built on the host first) as device arrays;
-        ``edge_id`` stays on the host. ``graph.host`` is the host graph it came from: host-side
-        work (normalisation, self-loops, degrees) runs there and is cached on the device graph as
-        a device copy (see ``ops.gcn_norm``). ``to("cpu")`` of a device graph returns that host graph.
+        The device graph has the same class, sizes and extra attributes, and indptr, indices,
+        edge_weight and the transpose (t_indptr, t_indices, t_perm -- built on the host first) as
+        device arrays; ``edge_id`` stays on the host. ``graph.host`` is the host graph it came
+        from: structural work (normalisation, self-loops, degrees) runs there, once, and reaches
+        the device graph through ``derived``. ``to("cpu")`` of a device graph returns that host graph.
         Raises RuntimeError without a GPU (or the simulator), ValueError for an unknown device.
         """
-        from ..device import check_device, to_device
         if check_device(device) == self.device:
             return self
         if device == "cpu":
@@ -285,6 +287,16 @@ class Graph:
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]
+
+    def derived(self, key, build):
+        """``build(host_graph)``, computed once on the host graph and held, once moved, on this graph's device.
+
+        For whatever derives from the structure (GCN's normalised graph and weights, a graph with
+        self-loops, weights in transpose order): the host computes it once per graph, and a device
+        graph caches its own device copy, so no caller asks where the graph lives.
+        """
+        return self.cached(("derived",) + (key if isinstance(key, tuple) else (key,)),
+                           lambda: to(build(self.host), self.device))
 
     def check_features(self, X, name="x", side="src"):
         """Raise unless ``X`` is a finite float32/float64 array with one row per node."""

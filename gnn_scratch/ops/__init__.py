@@ -1,12 +1,21 @@
-"""Operations over arrays and graphs, each a forward with its backward: allocate, dispatch, return.
+"""Operations over arrays and graphs, each forward beside its backward: allocate, dispatch, return.
 
-Layers compose these and never ask where an array lives. ``sparse`` holds the graph operations
-(SpMM, SDDMM, edge softmax, mean / max aggregation, GCN normalisation); the dense products, sums
-and element-wise operations are re-exported here under the same names wherever they live.
+Layers compose these and never ask where an array lives: every op allocates on its inputs'
+device and runs the implementation the registry picks (``kernels/registry.py``).
+
+* ``sparse``      -- graph operations: SpMM, SDDMM, edge softmax, mean / max aggregation, GCN normalisation;
+* ``dense``       -- products, column sums, bias, GAT's per-head pieces, row normalisation;
+* ``elementwise`` -- activations and dropout masks;
+* ``loss``        -- the masked softmax cross-entropy and accuracy;
+* ``optim``       -- SGD and Adam updates.
 """
-from ..dense import add_, add_bias, col_sum, matmul, matmul_nt, matmul_tn, mul  # noqa: F401
-from .sparse import *  # noqa: F401,F403
-from .sparse import (_call, _empty, _is_numba, call_kernel, edge_softmax, edge_softmax_backward,  # noqa: F401
-                     edge_weight_or_ones, gcn_norm, max_aggregate, max_aggregate_backward, mean_aggregate,
-                     mean_aggregate_backward, ones_on_edges, sddmm_add, sddmm_add_backward, sddmm_dot, spmm,
-                     spmm_backward_X, spmm_backward_edge_val, spmm_transposed, transposed_edge_val)
+from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, head_dot_backward_Z_,  # noqa: F401
+                    head_mean, head_mean_backward, matmul, matmul_nt, matmul_tn, mul, row_normalize,
+                    row_normalize_backward, zero_)
+from .elementwise import (dropout, elu, elu_backward, keep_mask, leaky_relu, leaky_relu_backward, relu,  # noqa: F401
+                          relu_backward)
+from .loss import accuracy, cross_entropy, cross_entropy_backward  # noqa: F401
+from .optim import adam_update, sgd_update  # noqa: F401
+from .sparse import (edge_softmax, edge_softmax_backward, edge_weight_or_ones, gcn_norm, max_aggregate,  # noqa: F401
+                     max_aggregate_backward, mean_aggregate, mean_aggregate_backward, ones_on_edges, sddmm_add,
+                     sddmm_add_backward, sddmm_dot, spmm, spmm_backward_edge_val, spmm_backward_X, spmm_transposed)

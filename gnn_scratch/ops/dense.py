@@ -1,0 +1,122 @@
+"""Dense operations over node arrays: products, sums, GAT's per-head pieces, row normalisation.
+
+Each allocates its output on the device of its inputs (``device.empty(..., like=...)``) and runs
+the registered op (``kernels.registry``), which picks NumPy/BLAS on the host and the numba.cuda
+kernels on the GPU. The ``out=`` / ``accumulate=`` arguments write a gradient in place
+(``grads["W"] += X^T G``), as the layer contract wants.
+
+Shapes follow the layers: X (N, F_in) dense or sparse, W (F_in, F_out), b (F_out,), G (N, F_out);
+GAT's Z (N, H, F), att (H, F), scores a (N, H).
+"""
+from ..device import empty, empty_like
+from ..kernels.registry import run
+
+
+def matmul(A, B):
+    """A @ B: A (N, K) dense or sparse, B (K, F) -> (N, F)."""
+    out = empty((A.shape[0], B.shape[1]), B.dtype, like=B)
+    run("matmul", out.size, A, B, out)
+    return out
+
+
+def matmul_tn(A, B, out=None, accumulate=False):
+    """A^T @ B: A (K, M) dense or sparse, B (K, N) -> (M, N); into ``out`` (added to with ``accumulate``)."""
+    if out is None:
+        out, accumulate = empty((A.shape[1], B.shape[1]), B.dtype, like=B), False
+    run("matmul_tn", out.size, A, B, out, accumulate)
+    return out
+
+
+def matmul_nt(A, B):
+    """A @ B^T: A (M, K), B (N, K) -> (M, N)."""
+    out = empty((A.shape[0], B.shape[0]), A.dtype, like=A)
+    run("matmul_nt", out.size, A, B, out)
+    return out
+
+
+def col_sum(G, out=None, accumulate=False):
+    """sum_n G[n]: (N, F) -> (F,); into ``out`` (added to with ``accumulate``)."""
+    if out is None:
+        out, accumulate = empty((G.shape[1],), G.dtype, like=G), False
+    run("col_sum", G.size, G, out, accumulate)
+    return out
+
+
+def add_bias(Y, b):
+    """Y += b on every row, in place; returns Y."""
+    run("add_bias", Y.size, Y, b)
+    return Y
+
+
+def add_(acc, x):
+    """acc += x in place; returns acc."""
+    run("add", acc.size, acc, x)
+    return acc
+
+
+def zero_(a):
+    """a[...] = 0 in place (a gradient); returns a."""
+    run("fill", a.size, a, 0)
+    return a
+
+
+def mul(a, b):
+    """a * b element-wise (same shape)."""
+    out = empty_like(a)
+    run("mul", a.size, a, b, out)
+    return out
+
+
+# GAT's per-head pieces. Z is (N, H, F): H heads of F features (a contiguous (N, H F) array reshaped).
+def head_dot(Z, att, n_rows=None):
+    """a[n, h] = <Z[n, h], att[h]> for the first ``n_rows`` rows (all by default): (n_rows, H).
+
+    GAT's score halves: a_src over all sources, a_dst over the N_dst destinations.
+    """
+    n = Z.shape[0] if n_rows is None else n_rows
+    out = empty((n, Z.shape[1]), Z.dtype, like=Z)
+    run("head_dot", n * Z.shape[1] * Z.shape[2], Z, att, out)
+    return out
+
+
+def head_dot_backward_att(da, Z, out=None, accumulate=False):
+    """datt[h, f] = sum_n da[n, h] Z[n, h, f] over the rows of da: (H, F); into ``out`` (or added)."""
+    if out is None:
+        out, accumulate = empty(Z.shape[1:], Z.dtype, like=Z), False
+    run("head_dot_backward_att", da.shape[0] * Z.shape[1] * Z.shape[2], da, Z, out, accumulate)
+    return out
+
+
+def head_dot_backward_Z_(dZ, da, att):
+    """dZ[n, h, f] += da[n, h] att[h, f] for the rows of da, in place; returns dZ."""
+    run("head_dot_backward_Z", da.shape[0] * dZ.shape[1] * dZ.shape[2], dZ, da, att)
+    return dZ
+
+
+def head_mean(Y):
+    """The mean over heads: (N, H, F) -> (N, F)."""
+    out = empty((Y.shape[0], Y.shape[2]), Y.dtype, like=Y)
+    run("head_mean", Y.size, Y, out)
+    return out
+
+
+def head_mean_backward(G, heads):
+    """The gradient of ``head_mean``: each head receives G / H, (N, F) -> (N, H, F) (contiguous)."""
+    out = empty((G.shape[0], heads, G.shape[1]), G.dtype, like=G)
+    run("head_mean_backward", out.size, G, out)
+    return out
+
+
+# SAGEConv's ``normalize``: y = x / max(||x||, eps) per row.
+def row_normalize(x, eps):
+    """(y, norm): y[i] = x[i] / max(||x[i]||, eps), norm (N,) the row norms."""
+    y, norm = empty_like(x), empty((x.shape[0],), x.dtype, like=x)
+    run("row_normalize", x.size, x, x.dtype.type(eps), y, norm)
+    return y, norm
+
+
+def row_normalize_backward(G, y, norm, eps):
+    """dx = (G - y (y.G)) / ||x|| per row, or G / eps where ||x|| <= eps."""
+    out = empty_like(G)
+    run("row_normalize_backward", G.size, G, y, norm, G.dtype.type(eps), out)
+    return out
