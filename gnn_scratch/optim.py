@@ -3,12 +3,11 @@
 Parameters come as (param, grad) array pairs, or as groups ``{"params": [...], "weight_decay": w,
 "lr": ...}`` so that L2 weight decay can differ per group (Kipf & Welling decay only the first
 layer). Weight decay is the L2 penalty (w/2)||theta||^2 added to the loss, i.e. g <- g + w theta,
-before the update rule -- as in torch.optim.Adam, not AdamW's decoupled decay.
+before the update rule -- as in torch.optim.Adam, not AdamW's decoupled decay. The update maths
+is written once, as ops (``ops.sgd_update``, ``ops.adam_update``): NumPy / Numba on the host, one
+fused kernel per parameter on the GPU, with the state created beside each parameter.
 """
-import numpy as np
-
-from . import dense
-from .nn import elementwise as ew
+from . import ops
 
 
 class Optimizer:
@@ -34,21 +33,13 @@ class Optimizer:
     def zero_grad(self):
         for g in self.groups:
             for _, grad in g["params"]:
-                dense.zero_(grad)
+                ops.zero_(grad)
 
     def step(self):
         self.t += 1
         for g in self.groups:
             for p, grad in g["params"]:
-                if dense.is_device(p):   # on the GPU: one fused kernel per parameter, state on the device
-                    self._update_device(p, grad, g, self.state.setdefault(id(p), {}))
-                    continue
-                self._update_host(p, grad, g, self.state.setdefault(id(p), {}))
-
-    def _update_host(self, p, grad, g, s):
-        """The update of one host parameter: L2 decay folded into the gradient, then the rule."""
-        d = grad + g["weight_decay"] * p if g["weight_decay"] else grad
-        self._update(p, d, g, s)
+                self._update(p, grad, g, self.state.setdefault(id(p), {}))
 
 
 class SGD(Optimizer):
@@ -57,16 +48,8 @@ class SGD(Optimizer):
     def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 
-    def _update(self, p, d, g, s):
-        if g["momentum"]:
-            v = s.setdefault("v", np.zeros_like(p))
-            v *= g["momentum"]
-            v += d
-            d = v
-        p -= (g["lr"] * d).astype(p.dtype, copy=False)
-
-    def _update_device(self, p, grad, g, s):
-        dense.sgd_update(p, grad, s, g["lr"], g["momentum"], g["weight_decay"])
+    def _update(self, p, grad, g, s):
+        ops.sgd_update(p, grad, s, g["lr"], g["momentum"], g["weight_decay"])
 
 
 class Adam(Optimizer):
@@ -77,28 +60,5 @@ class Adam(Optimizer):
     def __init__(self, params, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
-    def _update(self, p, d, g, s):
-        b1, b2 = g["betas"]
-        m = s.setdefault("m", np.zeros_like(p))
-        v = s.setdefault("v", np.zeros_like(p))
-        m *= b1
-        m += (1 - b1) * d
-        v *= b2
-        v += (1 - b2) * d * d
-        step = g["lr"] / (1 - b1 ** self.t)
-        p -= (step * m / (np.sqrt(v / (1 - b2 ** self.t)) + g["eps"])).astype(p.dtype, copy=False)
-
-    def _update_host(self, p, grad, g, s):
-        """One fused pass (nn/elementwise.adam_update) over p, grad, m, v instead of ~12 NumPy passes."""
-        if not (p.flags.c_contiguous and grad.flags.c_contiguous and p.dtype == grad.dtype
-                and p.dtype in (np.float32, np.float64)):
-            return super()._update_host(p, grad, g, s)
-        b1, b2 = g["betas"]
-        m = s.setdefault("m", np.zeros_like(p))
-        v = s.setdefault("v", np.zeros_like(p))
-        dt = p.dtype.type
-        ew.adam_update(p.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), dt(g["weight_decay"]),
-                       dt(b1), dt(b2), dt(g["lr"] / (1 - b1 ** self.t)), dt(1 - b2 ** self.t), dt(g["eps"]))
-
-    def _update_device(self, p, grad, g, s):
-        dense.adam_update(p, grad, s, self.t, g["lr"], g["betas"], g["eps"], g["weight_decay"])
+    def _update(self, p, grad, g, s):
+        ops.adam_update(p, grad, s, self.t, g["lr"], g["betas"], g["eps"], g["weight_decay"])

@@ -1,7 +1,8 @@
 """Linear layer: Y = X W + b."""
 import numpy as np
 
-from .. import dense
+from .. import ops
+from ..device import issparse
 from ..threads import single_blas_pool
 from .init import as_rng, glorot
 from .module import Module
@@ -30,17 +31,17 @@ class Linear(Module):
         if tuple(x.shape)[-1] != self.in_channels:     # tuple(): the CUDA simulator's shapes refuse index -1
             raise ValueError(f"Linear expects x with {self.in_channels} features, got shape {x.shape}")
         self._cache = x
-        y = dense.matmul(x, self.params["W"])     # host: np.asarray(x @ W); device: a tiled kernel or SpMM
+        y = ops.matmul(x, self.params["W"])
         if "b" in self.params:
-            dense.add_bias(y, self.params["b"])
+            ops.add_bias(y, self.params["b"])
         return y
 
     @single_blas_pool
     def backward(self, grad_out):
         x = self._saved()
-        dense.matmul_tn(x, grad_out, out=self.grads["W"], accumulate=True)      # dW += X^T G
+        ops.matmul_tn(x, grad_out, out=self.grads["W"], accumulate=True)      # dW += X^T G
         if "b" in self.params:
-            dense.col_sum(grad_out, out=self.grads["b"], accumulate=True)        # db += sum_n G[n]
-        if dense.issparse(x) or not self.needs_input_grad:
+            ops.col_sum(grad_out, out=self.grads["b"], accumulate=True)        # db += sum_n G[n]
+        if issparse(x) or not self.needs_input_grad:
             return None
-        return dense.matmul_nt(grad_out, self.params["W"])                      # dX = G W^T
+        return ops.matmul_nt(grad_out, self.params["W"])                      # dX = G W^T

@@ -9,7 +9,8 @@ a trained layer runs on graphs it never saw.
 """
 import numpy as np
 
-from ..dense import copy_, to, to_host, zero_
+from .. import ops
+from ..device import check_device, copy_, to, to_host
 
 
 class BackwardBeforeForward(RuntimeError):
@@ -71,7 +72,7 @@ class Module:
     def zero_grad(self):
         """Set every gradient of the tree to zero, in place."""
         for _, _, g in self.named_parameters():
-            zero_(g)
+            ops.zero_(g)
 
     def train(self, mode=True):
         """Switch the tree to training (dropout active) or evaluation mode; returns self."""
@@ -88,8 +89,14 @@ class Module:
         The arrays are replaced in the ``params`` / ``grads`` dicts (a device copy, or a host copy
         back), and forward caches are dropped. An optimiser holds the arrays themselves, so create
         it after moving the model; its state is then created on the parameters' device. Raises
-        RuntimeError when there is no GPU (nor the numba CUDA simulator).
+        RuntimeError when there is no GPU (nor the numba CUDA simulator), and ValueError (one line,
+        before anything moves) when a layer's ``check_device_support()`` says an option of it has
+        no device path.
         """
+        if check_device(device) != "cpu":   # refuse before anything moves, naming the option that has no device path
+            for _, m in self.modules():
+                if hasattr(m, "check_device_support"):
+                    m.check_device_support()
         for _, m in self.modules():
             for arrays in (m.params, m.grads):
                 for k in arrays:

@@ -1,45 +1,21 @@
 """Graph attention of Velickovic et al. (2018), multi-head, with a hand-derived backward (derivations/gat.md)."""
-import importlib
-
 import numpy as np
-import scipy.sparse as sp
 
-from ... import dense, ops
-from ...kernels import get_cpu_backend, is_device_array
+from ... import ops
+from ...device import empty, empty_like, issparse
+from ...kernels.registry import run
 from ..init import as_rng, glorot
 from ..module import Module
 
-# Rows of the (E, H) dropout mask drawn per call of the generator: bounds the float32 temporary.
-_MASK_CHUNK = 1 << 20
-
-
-def gat_kernels(*arrays):
-    """The fused-kernel module for ``arrays``: ``gat_cuda`` on the GPU, else ``gat_<cpu backend>``.
-
-    Mirrors ``kernels.backend_for``: "cpu" -> ``gat_cpu`` (Numba), "reference" -> ``gat_reference``.
-    """
-    name = "cuda" if any(is_device_array(a) for a in arrays) else get_cpu_backend()
-    try:
-        return importlib.import_module(f"gnn_scratch.kernels.gat_{name}")
-    except ImportError as e:
-        raise RuntimeError(f"the fused GAT kernels for the {name!r} backend are not available ({e}); "
-                           f"use GATConv(..., fused=False)") from e
-
 
 def self_loop_graph(graph):
-    """``graph.with_self_loops()``, computed once per graph (PyG's remove-then-add-one-loop rule).
-
-    A device graph gets the device copy of its host graph's looped graph: the loops are built on
-    the host, once, like every other structural change of a graph.
-    """
-    if getattr(graph, "device", "cpu") != "cpu":
-        return graph.cached("with_self_loops", lambda: self_loop_graph(graph.host).to(graph.device))
-    return graph.cached("with_self_loops", graph.with_self_loops)
+    """``graph.with_self_loops()``, computed once per graph on the host (PyG's remove-then-add-one-loop rule)."""
+    return graph.derived("with_self_loops", lambda host: host.with_self_loops())
 
 
 def leaky_relu(pre, negative_slope):
     """LeakyReLU(pre) = pre if pre > 0 else negative_slope * pre, in pre's dtype."""
-    return np.where(pre > 0, pre, pre * pre.dtype.type(negative_slope))
+    return ops.leaky_relu(pre, negative_slope)[0]
 
 
 class GATConv(Module):
@@ -62,8 +38,8 @@ class GATConv(Module):
     destination row with an online softmax, saving only (N, H) row max and sum, recomputing alpha
     in the backward. ``fused=False`` composes ops.sddmm_add, LeakyReLU, ops.edge_softmax, the
     dropout and one ops.spmm per head, and stores alpha (E, H). Both give the same numbers.
-    Attention dropout draws an (E, H) uint8 keep mask from ``self.rng`` at every training forward
-    (the same mask for both paths); ``dropout`` is PyG's: on alpha, after normalisation.
+    Attention dropout draws an (E, H) uint8 keep mask at every training forward (the same mask for
+    both paths); ``dropout`` is PyG's: on alpha, after normalisation.
 
     Backward with G = dL/dout (derivations/gat.md): db = sum_n G[n]; G per head (split, or G/H
     broadcast for the mean); the aggregation gives dZ (messages), da_dst, da_src; then
@@ -72,12 +48,12 @@ class GATConv(Module):
         dW = X^T dZ,   dX = dZ W^T  (None for a sparse X, or with ``needs_input_grad = False``,
         which the trainer sets on a first layer: its input is data).
 
-    On the device (the layer moved with ``.to("cuda")``, X a device array or a ``dense.DeviceCSR``)
-    the fused path runs entirely there: X W by ``dense.matmul``, the score halves and their
-    backward by ``dense.head_dot*``, ``gat_cuda``'s kernels, the head mean by ``dense.head_mean``.
-    Its attention-dropout mask is drawn on the device by the counter hash of feature dropout, keyed
-    from ``self.rng`` (``dense.attention_keep_mask``), or, under ``dense.set_dropout_masks("host")``,
-    drawn by ``self.rng`` exactly as on the CPU and copied over. ``fused=False`` is CPU only (ValueError).
+    One code path for the host and the GPU (the layer moved with ``.to("cuda")``, X a device array
+    or a ``DeviceCSR``): every step is an op (``ops.matmul``, ``ops.head_dot*``, the fused kernels
+    ``gat_forward`` / ``gat_backward``, ``ops.head_mean``), which runs where X lives. The attention
+    dropout mask is the counter hash of ``kernels/rng.py`` under a 64-bit key drawn from ``self.rng``
+    per training forward, so the host and the GPU draw the same mask. ``fused=False`` composes
+    host-side per-head slices and is CPU only (``check_device_support`` raises ValueError).
     """
 
     needs_input_grad = True
@@ -99,7 +75,7 @@ class GATConv(Module):
         self.concat, self.negative_slope, self.dropout = bool(concat), float(negative_slope), float(dropout)
         self.add_self_loops, self.fused = bool(add_self_loops), bool(fused)
         H, F = self.heads, self.out_channels
-        # One generator: the weights first (PyG's glorot, att as (1, H, F): fan H + F), then the masks.
+        # One generator: the weights first (PyG's glorot, att as (1, H, F): fan H + F), then the mask keys.
         self.rng = as_rng(seed)
         self.add_param("W", glorot(self.rng, in_channels, H * F, dtype=dtype))
         self.add_param("att_src", glorot(self.rng, H, F, dtype=dtype))
@@ -110,6 +86,13 @@ class GATConv(Module):
     def __repr__(self):
         return (f"GATConv({self.in_channels}, {self.out_channels}, heads={self.heads}, concat={self.concat}, "
                 f"dropout={self.dropout}, fused={self.fused})")
+
+    def check_device_support(self):
+        """Raise ValueError (one line) for what the GPU lacks: the unfused composition's host-side slices."""
+        if not self.fused:
+            raise ValueError("GATConv(fused=False) cannot run on the GPU; on the device use fused=True "
+                             "(the same numbers, from the fused kernels)")
+
 
     # ------------------------------------------------------------------ pieces shared by both paths
     def message_graph(self, graph):
@@ -129,26 +112,16 @@ class GATConv(Module):
                              f"use add_self_loops=False for a bipartite block")
 
     def _transform(self, X, n_dst):
-        """Z = X W as (N_src, H, F) and the two halves of the logits a_src (N_src, H), a_dst (N_dst, H)."""
-        W = self.params["W"]
-        Z = np.ascontiguousarray(np.asarray(X @ W)).reshape(X.shape[0], self.heads, self.out_channels)
-        a_src = np.einsum("nhf,hf->nh", Z, self.params["att_src"])
-        a_dst = np.einsum("nhf,hf->nh", Z[:n_dst], self.params["att_dst"])
-        return Z, a_src, a_dst
+        """Z = X W as (N_src, H, F) (a free reshape) and the logit halves a_src (N_src, H), a_dst (N_dst, H)."""
+        Z = ops.matmul(X, self.params["W"]).reshape(X.shape[0], self.heads, self.out_channels)
+        return Z, ops.head_dot(Z, self.params["att_src"]), ops.head_dot(Z, self.params["att_dst"], n_dst)
 
-    def _keep_mask(self, E):
-        """(E, H) uint8 attention-dropout keep mask from self.rng, or a (0, H) array when there is no dropout."""
-        H = self.heads
+    def _keep_mask(self, E, like):
+        """(E, H) uint8 attention-dropout keep mask (a fresh key from self.rng), or (0, H) without dropout."""
         if not (self.training and self.dropout > 0.0):
-            return np.zeros((0, H), dtype=np.uint8)
-        q = np.float32(1.0 - self.dropout)
-        if E <= _MASK_CHUNK:
-            return (self.rng.random((E, H), dtype=np.float32) < q).view(np.uint8)
-        keep = np.empty((E, H), dtype=np.uint8)
-        for start in range(0, E, _MASK_CHUNK):
-            stop = min(E, start + _MASK_CHUNK)
-            np.less(self.rng.random((stop - start, H), dtype=np.float32), q, out=keep[start:stop].view(bool))
-        return keep
+            return empty((0, self.heads), np.uint8, like=like)
+        key = self.rng.integers(0, 1 << 64, dtype=np.uint64)
+        return ops.keep_mask((E, self.heads), key, 1.0 - self.dropout, like=like)
 
     def _keep_scale(self, dtype):
         return dtype.type(1.0 / (1.0 - self.dropout))
@@ -157,15 +130,10 @@ class GATConv(Module):
         """Attention coefficients alpha (E, H) in CSR order of ``message_graph(graph)`` (no dropout, no cache).
 
         Row i of the returned edges sums to 1 per head; edge e goes from ``g.indices[e]`` to the
-        destination ``g.dst_of_edge()[e]`` with g = ``self.message_graph(graph)``.
-        A device X gives a device alpha.
+        destination ``g.dst_of_edge()[e]`` with g = ``self.message_graph(graph)``. Lives where X lives.
         """
         self._check_input(X, graph)
         g = self.message_graph(graph)
-        if dense.is_device(X):
-            _, a_src, a_dst = self._transform_device(X, g.num_dst)
-            scores, _ = dense.leaky_relu_forward(ops.sddmm_add(g, a_dst, a_src), self.negative_slope)
-            return ops.edge_softmax(g, scores)
         _, a_src, a_dst = self._transform(X, g.num_dst)
         return ops.edge_softmax(g, leaky_relu(ops.sddmm_add(g, a_dst, a_src), self.negative_slope))
 
@@ -173,39 +141,35 @@ class GATConv(Module):
     def forward(self, X, graph=None):
         """out: (N_dst, H * F_out) if concat else (N_dst, F_out)."""
         self._check_input(X, graph)
-        if dense.is_device(X):
-            return self._forward_device(X, graph)
         g = self.message_graph(graph)
         Z, a_src, a_dst = self._transform(X, g.num_dst)
-        keep = self._keep_mask(g.num_edges)
+        keep = self._keep_mask(g.num_edges, Z)
         if self.fused:
             out, saved = self._aggregate_fused(g, Z, a_src, a_dst, keep)
         else:
             out, saved = self._aggregate_unfused(g, Z, a_src, a_dst, keep)
-        out = out.reshape(g.num_dst, -1) if self.concat else out.mean(axis=1)
+        out = out.reshape(g.num_dst, self.heads * self.out_channels) if self.concat else ops.head_mean(out)
         if "b" in self.params:
-            out += self.params["b"]
+            ops.add_bias(out, self.params["b"])
         self._cache = (g, X, Z, a_src, a_dst, keep, saved)
         return out
 
     def _aggregate_fused(self, g, Z, a_src, a_dst, keep):
-        """out (N_dst, H, F) by the fused kernel; saves (row_max, row_sum), each (N_dst, H)."""
+        """out (N_dst, H, F) by the fused kernel; saves (row_max, row_sum), each (N_dst, H): never E x H x F."""
         dt = Z.dtype
-        K = gat_kernels(Z)
-        out = np.empty((g.num_dst, self.heads, self.out_channels), dtype=dt)
-        row_max = np.empty((g.num_dst, self.heads), dtype=dt)
-        row_sum = np.empty((g.num_dst, self.heads), dtype=dt)
-        ops.call_kernel(K, "gat_forward", Z.size * g.num_edges // max(g.num_src, 1),
-                        g.indptr, g.indices, a_dst, a_src, Z, dt.type(self.negative_slope), keep,
-                        self._keep_scale(dt), out, row_max, row_sum)
+        out = empty((g.num_dst, self.heads, self.out_channels), dt, like=Z)
+        row_max = empty((g.num_dst, self.heads), dt, like=Z)
+        row_sum = empty((g.num_dst, self.heads), dt, like=Z)
+        run("gat_forward", Z.size * g.num_edges // max(g.num_src, 1), g.indptr, g.indices, a_dst, a_src, Z,
+            dt.type(self.negative_slope), keep, self._keep_scale(dt), out, row_max, row_sum)
         return out, (row_max, row_sum)
 
     def _dropout_factor(self, keep, dtype):
-        """d = keep * 1/(1-p) as (E, H) floats, or None without dropout."""
+        """d = keep * 1/(1-p) as (E, H) floats, or None without dropout (host: the unfused composition)."""
         return None if keep.shape[0] == 0 else keep.astype(dtype) * self._keep_scale(dtype)
 
     def _aggregate_unfused(self, g, Z, a_src, a_dst, keep):
-        """out (N_dst, H, F) by the foundation ops; saves (pre, alpha), each (E, H)."""
+        """out (N_dst, H, F) by the foundation ops, one SpMM per head; saves (pre, alpha), each (E, H)."""
         pre = ops.sddmm_add(g, a_dst, a_src)
         alpha = ops.edge_softmax(g, leaky_relu(pre, self.negative_slope))
         d = self._dropout_factor(keep, Z.dtype)
@@ -218,52 +182,44 @@ class GATConv(Module):
     # ------------------------------------------------------------------ backward
     def backward(self, grad_out):
         """dL/dX (N_src, F_in), or None for a sparse X; adds into grads W, att_src, att_dst, b."""
-        if isinstance(self._saved(), _DeviceCache):
-            return self._backward_device(grad_out)
         g, X, Z, a_src, a_dst, keep, saved = self._saved()
         H, F = self.heads, self.out_channels
         N_dst = g.num_dst
         expected = (N_dst, H * F) if self.concat else (N_dst, F)
         if grad_out.shape != expected:
             raise ValueError(f"grad_out must have shape {expected}, got {grad_out.shape}")
+        if grad_out.dtype != Z.dtype:
+            raise TypeError(f"grad_out must have the layer's dtype {Z.dtype}, got {grad_out.dtype}")
         if "b" in self.params:
-            self.grads["b"] += grad_out.sum(axis=0)
-        if self.concat:
-            G = np.ascontiguousarray(grad_out).reshape(N_dst, H, F)
-        else:  # out = mean_h out_h: each head receives G / H
-            G = np.ascontiguousarray(np.broadcast_to((grad_out / Z.dtype.type(H))[:, None, :], (N_dst, H, F)))
-        G = G.astype(Z.dtype, copy=False)
+            ops.col_sum(grad_out, out=self.grads["b"], accumulate=True)             # db += sum_n G[n]
+        # G per head: a free view of the gradient (concat), or G / H to every head (mean)
+        G = grad_out.reshape(N_dst, H, F) if self.concat else ops.head_mean_backward(grad_out, H)
         if self.fused:
             dZ, da_src, da_dst = self._backward_fused(g, Z, a_src, a_dst, keep, saved, G)
         else:
             dZ, da_src, da_dst = self._backward_unfused(g, Z, keep, saved, G)
         # score path: a_src = <Z, att_src>, a_dst = <Z[:N_dst], att_dst>  (Z fans out three ways)
-        att_src, att_dst = self.params["att_src"], self.params["att_dst"]
-        self.grads["att_src"] += np.einsum("nh,nhf->hf", da_src, Z)
-        self.grads["att_dst"] += np.einsum("nh,nhf->hf", da_dst, Z[:N_dst])
-        dZ += da_src[:, :, None] * att_src
-        dZ[:N_dst] += da_dst[:, :, None] * att_dst
+        ops.head_dot_backward_att(da_src, Z, out=self.grads["att_src"], accumulate=True)
+        ops.head_dot_backward_att(da_dst, Z, out=self.grads["att_dst"], accumulate=True)
+        ops.head_dot_backward_Z_(dZ, da_src, self.params["att_src"])               # dZ += da_src att_src
+        ops.head_dot_backward_Z_(dZ, da_dst, self.params["att_dst"])               # dZ[:N_dst] += da_dst att_dst
         dZ = dZ.reshape(Z.shape[0], H * F)
-        self.grads["W"] += np.asarray(X.T @ dZ)
-        if sp.issparse(X) or not self.needs_input_grad:
+        ops.matmul_tn(X, dZ, out=self.grads["W"], accumulate=True)                 # dW += X^T dZ
+        if issparse(X) or not self.needs_input_grad:
             return None  # features are data: no gradient to pass on
-        return dZ @ self.params["W"].T
+        return ops.matmul_nt(dZ, self.params["W"])                                 # dX = dZ W^T
 
     def _backward_fused(self, g, Z, a_src, a_dst, keep, saved, G):
         """(dZ message path (N_src, H, F), da_src (N_src, H), da_dst (N_dst, H)) by the fused kernel."""
         row_max, row_sum = saved
         dt = Z.dtype
-        K = gat_kernels(Z)
-        dZ = np.empty_like(Z)
-        da_src = np.empty_like(a_src)
-        da_dst = np.empty_like(a_dst)
+        dZ, da_src, da_dst = empty_like(Z), empty_like(a_src), empty_like(a_dst)
         # two E x H workspaces, freed on return: never E x H x F
-        grad_pre = np.empty((g.num_edges, self.heads), dtype=dt)
-        alpha_d = np.empty((g.num_edges, self.heads), dtype=dt)
-        ops.call_kernel(K, "gat_backward", Z.size * g.num_edges // max(g.num_src, 1),
-                        g.indptr, g.indices, g.t_indptr, g.t_indices, g.t_perm, a_dst, a_src, Z,
-                        dt.type(self.negative_slope), keep, self._keep_scale(dt), row_max, row_sum, G, grad_pre,
-                        alpha_d, dZ, da_dst, da_src)
+        grad_pre = empty((g.num_edges, self.heads), dt, like=Z)
+        alpha_d = empty((g.num_edges, self.heads), dt, like=Z)
+        run("gat_backward", Z.size * g.num_edges // max(g.num_src, 1), g.indptr, g.indices, g.t_indptr,
+            g.t_indices, g.t_perm, a_dst, a_src, Z, dt.type(self.negative_slope), keep, self._keep_scale(dt),
+            row_max, row_sum, G, grad_pre, alpha_d, dZ, da_dst, da_src)
         return dZ, da_src, da_dst
 
     def _backward_unfused(self, g, Z, keep, saved, G):
@@ -271,107 +227,14 @@ class GATConv(Module):
         pre, alpha = saved
         d = self._dropout_factor(keep, Z.dtype)
         alpha_d = alpha if d is None else alpha * d
+        G = np.ascontiguousarray(G)
         dZ = np.empty_like(Z)
         for h in range(self.heads):  # out_h = A_h Z_h  =>  dZ_h = A_h^T G_h
             dZ[:, h] = ops.spmm_backward_X(g, np.ascontiguousarray(alpha_d[:, h]), np.ascontiguousarray(G[:, h]))
         grad_alpha = ops.sddmm_dot(g, G, Z)          # dL/dalpha_d[e, h] = <G[i, h], Z[j, h]>
         if d is not None:
             grad_alpha *= d
-        grad_pre = ops.edge_softmax_backward(g, alpha, grad_alpha)    # dL/de, then dL/dpre in place:
-        grad_pre *= np.where(pre > 0, Z.dtype.type(1), Z.dtype.type(self.negative_slope))  # LeakyReLU's slope
+        grad_pre = ops.edge_softmax_backward(g, alpha, grad_alpha)    # dL/de, then dL/dpre:
+        grad_pre = ops.leaky_relu_backward(grad_pre, pre > 0, self.negative_slope)  # LeakyReLU's slope
         da_dst, da_src = ops.sddmm_add_backward(g, grad_pre)
         return dZ, da_src, da_dst
-
-    # ------------------------------------------------------------------ the device (fused only)
-    def check_device_support(self):
-        """Raise ValueError (one line) for what the device path lacks: the unfused composition."""
-        if not self.fused:
-            raise ValueError("GATConv(fused=False) cannot run on the GPU; on the device use fused=True "
-                             "(the same numbers, from gat_cuda's fused kernels)")
-
-    def to(self, device):
-        if dense.check_device(device) != "cpu":
-            self.check_device_support()
-        return super().to(device)
-
-    def _transform_device(self, X, n_dst):
-        """``_transform`` on the device: Z (N_src, H, F) a free reshape of X W, a_src (N_src, H), a_dst (N_dst, H)."""
-        ZW = dense.matmul(X, self.params["W"])          # dense tiled kernel, or SpMM for a DeviceCSR X
-        Z = ZW.reshape(X.shape[0], self.heads, self.out_channels)
-        return Z, dense.head_dot(Z, self.params["att_src"]), dense.head_dot(Z, self.params["att_dst"], n_dst)
-
-    def _keep_mask_device(self, E, like):
-        """(E, H) uint8 device keep mask (or (0, H) without dropout); see the class docstring for its source."""
-        H = self.heads
-        if not (self.training and self.dropout > 0.0):
-            return dense.empty((0, H), np.uint8, like=like)
-        if dense.get_dropout_masks() == "host":          # self.rng's own mask, as on the CPU: for comparisons
-            return dense.to_device(self._keep_mask(E))
-        return dense.attention_keep_mask(self, (E, H), np.float32(1.0 - self.dropout))
-
-    def _forward_device(self, X, graph):
-        self.check_device_support()
-        g = self.message_graph(graph)
-        if getattr(g, "device", "cpu") == "cpu":
-            raise ValueError("GATConv: X is on the device but the graph is not; move it with graph.to('cuda')")
-        Z, a_src, a_dst = self._transform_device(X, g.num_dst)
-        keep = self._keep_mask_device(g.num_edges, Z)
-        dt = Z.dtype
-        H, F = self.heads, self.out_channels
-        out = dense.empty((g.num_dst, H, F), dt, like=Z)
-        row_max = dense.empty((g.num_dst, H), dt, like=Z)
-        row_sum = dense.empty((g.num_dst, H), dt, like=Z)
-        gat_kernels(Z).gat_forward(g.indptr, g.indices, a_dst, a_src, Z, dt.type(self.negative_slope), keep,
-                                   self._keep_scale(dt), out, row_max, row_sum)
-        out = out.reshape(g.num_dst, H * F) if self.concat else dense.head_mean(out)
-        if "b" in self.params:
-            dense.add_bias(out, self.params["b"])
-        self._cache = _DeviceCache(g, X, Z, a_src, a_dst, keep, row_max, row_sum)
-        return out
-
-    def _backward_device(self, grad_out):
-        c = self._saved()
-        g, Z = c.graph, c.Z
-        H, F = self.heads, self.out_channels
-        N_dst, dt = g.num_dst, Z.dtype
-        expected = (N_dst, H * F) if self.concat else (N_dst, F)
-        if grad_out.shape != expected:
-            raise ValueError(f"grad_out must have shape {expected}, got {grad_out.shape}")
-        if not dense.is_device(grad_out) or grad_out.dtype != dt:
-            raise TypeError(f"grad_out must be a {dt} device array like the forward's, got "
-                            f"{type(grad_out).__name__} of {grad_out.dtype}")
-        if "b" in self.params:
-            dense.col_sum(grad_out, out=self.grads["b"], accumulate=True)
-        if self.concat:   # a free view of the contiguous gradient, one head per slab
-            G = grad_out.reshape(N_dst, H, F)
-        else:
-            G = dense.head_mean_backward(grad_out, H)
-        # gat_backward overwrites every output: no zeroing needed; two E x H workspaces, never E x H x F
-        dZ = dense.empty_like(Z)
-        da_src, da_dst = dense.empty_like(c.a_src), dense.empty_like(c.a_dst)
-        grad_pre = dense.empty((g.num_edges, H), dt, like=Z)
-        alpha_d = dense.empty((g.num_edges, H), dt, like=Z)
-        gat_kernels(Z).gat_backward(g.indptr, g.indices, g.t_indptr, g.t_indices, g.t_perm, c.a_dst, c.a_src, Z,
-                                    dt.type(self.negative_slope), c.keep, self._keep_scale(dt), c.row_max,
-                                    c.row_sum, G, grad_pre, alpha_d, dZ, da_dst, da_src)
-        # score path: a_src = <Z, att_src>, a_dst = <Z[:N_dst], att_dst>  (Z fans out three ways)
-        dense.head_dot_backward_att(da_src, Z, out=self.grads["att_src"], accumulate=True)
-        dense.head_dot_backward_att(da_dst, Z, out=self.grads["att_dst"], accumulate=True)
-        dense.head_dot_backward_Z_(dZ, da_src, self.params["att_src"])
-        dense.head_dot_backward_Z_(dZ, da_dst, self.params["att_dst"])
-        dZ = dZ.reshape(Z.shape[0], H * F)
-        dense.matmul_tn(c.X, dZ, out=self.grads["W"], accumulate=True)
-        if dense.issparse(c.X) or not self.needs_input_grad:
-            return None  # features are data: no gradient to pass on
-        return dense.matmul_nt(dZ, self.params["W"])
-
-
-class _DeviceCache:
-    """What the device backward reads: the message graph, X, Z (N_src, H, F), a_src, a_dst, the keep
-    mask and the forward's row max and sum (N_dst, H) -- no E x H array is kept between the passes."""
-
-    __slots__ = ("graph", "X", "Z", "a_src", "a_dst", "keep", "row_max", "row_sum")
-
-    def __init__(self, graph, X, Z, a_src, a_dst, keep, row_max, row_sum):
-        self.graph, self.X, self.Z, self.a_src, self.a_dst = graph, X, Z, a_src, a_dst
-        self.keep, self.row_max, self.row_sum = keep, row_max, row_sum

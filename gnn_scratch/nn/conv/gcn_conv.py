@@ -1,7 +1,8 @@
 """Graph convolution of Kipf & Welling: H' = A_hat H W + b (derivations/gcn.md)."""
 import numpy as np
 
-from ... import dense, ops
+from ... import ops
+from ...device import issparse
 from ...threads import single_blas_pool
 from ..init import as_rng, glorot
 from ..module import Module
@@ -52,16 +53,16 @@ class GCNConv(Module):
             raise ValueError(f"GCNConv expects H of shape ({graph.num_src}, {self.in_channels}), got {H.shape}")
         W = self.params["W"]
         g, a = self.propagation(graph, W.dtype)
-        transform_first = self.out_channels <= self.in_channels or dense.issparse(H)
+        transform_first = self.out_channels <= self.in_channels or issparse(H)
         if transform_first:
-            Z = dense.matmul(H, W)            # host: np.asarray(H @ W); device: tiled kernel or SpMM
+            Z = ops.matmul(H, W)
             out = ops.spmm(g, a, Z)
         else:
             S = ops.spmm(g, a, H)
-            out = dense.matmul(S, W)
+            out = ops.matmul(S, W)
             H = S  # backward needs S, not H, for dW
         if "b" in self.params:
-            dense.add_bias(out, self.params["b"])
+            ops.add_bias(out, self.params["b"])
         self._cache = (g, a, H, transform_first)
         return out
 
@@ -70,24 +71,22 @@ class GCNConv(Module):
         g, a, H_or_S, transform_first = self._saved()
         W = self.params["W"]
         if "b" in self.params:
-            dense.col_sum(grad_out, out=self.grads["b"], accumulate=True)      # db += sum_n G[n]
+            ops.col_sum(grad_out, out=self.grads["b"], accumulate=True)      # db += sum_n G[n]
         if transform_first:
             H = H_or_S
             dZ = self._transposed_product(g, a, grad_out)                      # dZ = A_hat^T G
-            dense.matmul_tn(H, dZ, out=self.grads["W"], accumulate=True)       # dW += H^T dZ
-            if dense.issparse(H) or not self.needs_input_grad:
+            ops.matmul_tn(H, dZ, out=self.grads["W"], accumulate=True)       # dW += H^T dZ
+            if issparse(H) or not self.needs_input_grad:
                 return None
-            return dense.matmul_nt(dZ, W)                                      # dH = dZ W^T
+            return ops.matmul_nt(dZ, W)                                      # dH = dZ W^T
         S = H_or_S
-        dense.matmul_tn(S, grad_out, out=self.grads["W"], accumulate=True)     # dW += S^T G
+        ops.matmul_tn(S, grad_out, out=self.grads["W"], accumulate=True)     # dW += S^T G
         if not self.needs_input_grad:
             return None
-        dS = dense.matmul_nt(grad_out, W)                                      # dS = G W^T
+        dS = ops.matmul_nt(grad_out, W)                                      # dS = G W^T
         return self._transposed_product(g, a, dS)
 
     def _transposed_product(self, g, a, G):
-        """A_hat^T G: on a host graph with the weights in transpose order, cached on ``g`` (no per-edge gather)."""
-        if getattr(g, "device", "cpu") != "cpu" or dense.is_device(G):
-            return ops.spmm_backward_X(g, a, G)
+        """A_hat^T G with the weights in transpose order, cached on ``g`` (no per-edge gather)."""
         key = ("gcn", self.normalize, self.add_self_loops, self.improved, a.dtype.str)
-        return ops.spmm_transposed(g, ops.transposed_edge_val(g, a, key), G)
+        return ops.spmm_transposed(g, a, key, G)

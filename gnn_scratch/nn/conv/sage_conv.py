@@ -2,13 +2,14 @@
 import numpy as np
 import scipy.sparse as sp
 
-from ... import dense, ops
+from ... import ops
+from ...device import issparse
 from ..init import as_rng, glorot
 from ..lstm import LSTM, pack_neighbours
 from ..module import Module
 
 AGGREGATORS = ("mean", "sum", "max", "lstm")
-DEVICE_AGGREGATORS = ("mean", "sum")   # the linear ones: SpMM kernels and their transposes
+DEVICE_AGGREGATORS = ("mean", "sum", "max")   # the LSTM walks packed sequences on the host
 NORM_EPS = 1e-12  # PyG's F.normalize: y = x / max(||x||, eps)
 
 
@@ -52,10 +53,10 @@ class SAGEConv(Module):
         max:  dM[j, f] = sum_i (G W_neigh^T)[i, f] [argmax_if = j];   lstm: dM = LSTM.backward(G W_neigh^T)
         project:  dP = dM * [P > 0];  dW_proj = H^T dP;  db_proj = sum dP;  dH += dP W_proj^T;  else dH += dM
 
-    On the device (the layer moved with ``.to("cuda")``, H a device array or a ``dense.DeviceCSR``
-    on a square graph): aggr "mean" and "sum" without projection, with any self term and normalize,
-    as  out = agg(H W_neigh) (or agg(H) W_neigh, at the narrower width) + H_dst W_self + b, each
-    product a ``dense`` kernel and agg the SpMM of ``ops``; the rest raises ValueError (one line).
+    One code path for the host and the GPU: every step is an op, which runs where H lives. The
+    LSTM aggregator walks packed neighbour sequences on the host and has no device path
+    (``check_device_support`` raises ValueError); on the device, sparse features need a square
+    graph (the self term reads their first N_dst rows).
     """
 
     needs_input_grad = True
@@ -120,10 +121,7 @@ class SAGEConv(Module):
         return ops.spmm_backward_X(graph, ops.ones_on_edges(graph, G.dtype), G)
 
     # ------------------------------------------------------------------ forward / backward
-    def forward(self, H, graph=None):
-        if dense.is_device(H):
-            self._check_shapes(H, graph)
-            return self._forward_device(H, graph)
+    def _check_input(self, H, graph):
         if graph is None:
             raise ValueError("SAGEConv.forward needs the graph: forward(H, graph)")
         if not hasattr(H, "ndim") or H.ndim != 2 or H.shape != (graph.num_src, self.in_channels):
@@ -132,196 +130,108 @@ class SAGEConv(Module):
         if graph.num_dst > graph.num_src:
             raise ValueError(f"graph must have its N_dst = {graph.num_dst} destinations among its N_src = "
                              f"{graph.num_src} sources (a block lists the destinations first)")
-        W_self, W_neigh, _, _ = self._weights()
-        dtype = W_neigh.dtype
+        dtype = self._weights()[1].dtype
         if H.dtype != dtype:
             raise TypeError(f"H must have the layer's dtype {dtype}, got {H.dtype}")
-        sparse = sp.issparse(H)
+
+    @staticmethod
+    def _rows(A, n):
+        """The first n rows of A (a view), A itself when it has n rows."""
+        return A if A.shape[0] == n else A[:n]
+
+    def forward(self, H, graph=None):
+        self._check_input(H, graph)
+        W_self, W_neigh, _, _ = self._weights()
         N_dst = graph.num_dst
-        H_dst = H[:N_dst]
         # messages m_j, one per source node (not per edge)
-        pre = None
+        pos = None
         if self.project:
-            pre = np.asarray(H @ self.params["W_proj"]) + self.params["b_proj"]
-            M = np.maximum(pre, 0)
+            pre = ops.add_bias(ops.matmul(H, self.params["W_proj"]), self.params["b_proj"])
+            M, pos = ops.relu(pre)
         else:
             M = H
         # aggregate and the neighbour weight
         agg, argmax, transform_first = None, None, False
         if self.aggr in ("mean", "sum"):
             # the aggregation is linear, so agg(M) W = agg(M W): run the SpMM at the narrower width
-            transform_first = sp.issparse(M) or W_neigh.shape[1] <= W_neigh.shape[0]
+            transform_first = issparse(M) or W_neigh.shape[1] <= W_neigh.shape[0]
             if transform_first:
-                out = self._linear_aggregate(graph, np.asarray(M @ W_neigh))
+                out = self._linear_aggregate(graph, ops.matmul(M, W_neigh))
             else:
-                agg = self._linear_aggregate(graph, np.ascontiguousarray(M))
-                out = agg @ W_neigh
+                agg = self._linear_aggregate(graph, M)
+                out = ops.matmul(agg, W_neigh)
         elif self.aggr == "max":
-            M_dense = np.ascontiguousarray(M.toarray() if sp.issparse(M) else M)
-            agg, argmax = ops.max_aggregate(graph, M_dense)
-            out = agg @ W_neigh
+            if sp.issparse(M):   # a max over stored and implicit zeros alike: the dense rows
+                M = np.ascontiguousarray(M.toarray())
+            agg, argmax = ops.max_aggregate(graph, M)
+            out = ops.matmul(agg, W_neigh)
         else:
             seqs = pack_neighbours(graph, self.rng if self.training else None)
             agg = self.lstm.forward(M, seqs)
-            out = agg @ W_neigh
+            out = ops.matmul(agg, W_neigh)
         if "b" in self.params:
-            out += self.params["b"]
+            ops.add_bias(out, self.params["b"])
         if W_self is not None:
-            out += np.asarray(H_dst @ W_self)
+            ops.add_(out, ops.matmul(self._rows(H, N_dst), W_self))
         norm = y = None
         if self.normalize:
-            norm = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
-            y = out / np.maximum(norm, NORM_EPS)
+            y, norm = ops.row_normalize(out, NORM_EPS)
             out = y
-        self._cache = (graph, H, sparse, pre, M, agg, argmax, transform_first, norm, y)
+        self._cache = (graph, H, pos, M, agg, argmax, transform_first, norm, y)
         return out
 
     def backward(self, grad_out):
-        if isinstance(self._saved(), _DeviceCache):
-            return self._backward_device(grad_out)
-        graph, H, sparse, pre, M, agg, argmax, transform_first, norm, y = self._saved()
+        graph, H, pos, M, agg, argmax, transform_first, norm, y = self._saved()
         W_self, W_neigh, dW_self, dW_neigh = self._weights()
+        N_dst = graph.num_dst
+        if grad_out.shape != (N_dst, self.out_channels):
+            raise ValueError(f"grad_out must have shape ({N_dst}, {self.out_channels}), got {grad_out.shape}")
+        if grad_out.dtype != W_neigh.dtype:
+            raise TypeError(f"grad_out must have the layer's dtype {W_neigh.dtype}, got {grad_out.dtype}")
         G = grad_out
-        if self.normalize:
-            # y = x / ||x||:  dx = (g - y (y . g)) / ||x||;  below eps y = x / eps, so dx = g / eps
-            big = norm > NORM_EPS
-            yg = np.einsum("ij,ij->i", y, G)[:, None]
-            G = np.where(big, (G - y * yg) / np.maximum(norm, NORM_EPS), G / NORM_EPS).astype(G.dtype, copy=False)
+        if self.normalize:   # y = x / ||x||:  dx = (g - y (y . g)) / ||x||;  below eps y = x / eps, so dx = g / eps
+            G = ops.row_normalize_backward(G, y, norm, NORM_EPS)
         if "b" in self.params:
-            self.grads["b"] += G.sum(axis=0)
-        want_dH = not sparse and self.needs_input_grad
+            ops.col_sum(G, out=self.grads["b"], accumulate=True)                   # db += sum_i G_i
+        want_dH = not issparse(H) and self.needs_input_grad
         # back through W_neigh and the aggregator to the messages: dM (N_src, F_msg), needed by W_proj or dH
         want_dM = self.project or want_dH
         if transform_first:
-            dZ = self._linear_aggregate_backward(graph, np.ascontiguousarray(G))
-            dW_neigh += np.asarray(M.T @ dZ)
-            dM = dZ @ W_neigh.T if want_dM and not sp.issparse(M) else None
+            dZ = self._linear_aggregate_backward(graph, G)                         # dZ = S^T G
+            ops.matmul_tn(M, dZ, out=dW_neigh, accumulate=True)                    # dW_neigh += M^T dZ
+            dM = ops.matmul_nt(dZ, W_neigh) if want_dM and not issparse(M) else None
         else:
-            dW_neigh += agg.T @ G
+            ops.matmul_tn(agg, G, out=dW_neigh, accumulate=True)                   # dW_neigh += Agg^T G
             dM = None
             if self.aggr == "lstm":
                 # the LSTM's own weights need the backward through time; its dx only when dM is wanted
                 self.lstm.needs_input_grad = want_dM
-                dM = self.lstm.backward(np.ascontiguousarray(G @ W_neigh.T))
+                dM = self.lstm.backward(ops.matmul_nt(G, W_neigh))
             elif want_dM:
-                d_agg = np.ascontiguousarray(G @ W_neigh.T)
+                d_agg = ops.matmul_nt(G, W_neigh)
                 if self.aggr == "max":
                     dM = ops.max_aggregate_backward(graph, argmax, d_agg)
                 else:
                     dM = self._linear_aggregate_backward(graph, d_agg)
         dH = None
         if self.project:
-            d_pre = dM * (pre > 0)
-            self.grads["W_proj"] += np.asarray(H.T @ d_pre)
-            self.grads["b_proj"] += d_pre.sum(axis=0)
+            d_pre = ops.relu_backward(dM, pos)                                     # dP = dM [P > 0]
+            ops.matmul_tn(H, d_pre, out=self.grads["W_proj"], accumulate=True)
+            ops.col_sum(d_pre, out=self.grads["b_proj"], accumulate=True)
             if want_dH:
-                dH = d_pre @ self.params["W_proj"].T
+                dH = ops.matmul_nt(d_pre, self.params["W_proj"])
         elif want_dH:
             dH = dM            # a fresh array: the self term below is added into it in place
         if W_self is not None:
-            N_dst = graph.num_dst
-            dW_self += np.asarray(H[:N_dst].T @ G)
+            ops.matmul_tn(self._rows(H, N_dst), G, out=dW_self, accumulate=True)    # dW_self += H_dst^T G
             if dH is not None:
-                dH[:N_dst] += G @ W_self.T
+                ops.add_(self._rows(dH, N_dst), ops.matmul_nt(G, W_self))          # dH[:N_dst] += G W_self^T
         return dH
 
-    # ------------------------------------------------------------------ the device (mean and sum)
+    # ------------------------------------------------------------------ the device
     def check_device_support(self):
         """Raise ValueError, naming the option, when this layer cannot run on the device."""
         if self.aggr not in DEVICE_AGGREGATORS:
             raise ValueError(f"SAGEConv(aggr={self.aggr!r}) cannot run on the GPU yet; the device supports "
-                             f"aggr {' and '.join(map(repr, DEVICE_AGGREGATORS))} (use device='cpu' for {self.aggr!r})")
-        if self.project:
-            raise ValueError("SAGEConv(project=True) cannot run on the GPU yet; the device supports project=False "
-                             "(use device='cpu' for the projected messages)")
+                             f"aggr {', '.join(map(repr, DEVICE_AGGREGATORS))} (use device='cpu' for {self.aggr!r})")
 
-    def to(self, device):
-        if dense.check_device(device) != "cpu":
-            self.check_device_support()
-        return super().to(device)
-
-    def _check_shapes(self, H, graph):
-        """The host path's checks, for a device H (dense or a DeviceCSR)."""
-        if graph is None:
-            raise ValueError("SAGEConv.forward needs the graph: forward(H, graph)")
-        if H.ndim != 2 or H.shape != (graph.num_src, self.in_channels):
-            raise ValueError(f"SAGEConv expects H of shape ({graph.num_src}, {self.in_channels}) for a graph with "
-                             f"{graph.num_src} source nodes, got {H.shape}")
-        if graph.num_dst > graph.num_src:
-            raise ValueError(f"graph must have its N_dst = {graph.num_dst} destinations among its N_src = "
-                             f"{graph.num_src} sources (a block lists the destinations first)")
-        if getattr(graph, "device", "cpu") == "cpu":
-            raise ValueError("SAGEConv: H is on the device but the graph is not; move it with graph.to('cuda')")
-        if dense.issparse(H) and graph.num_dst != graph.num_src:
-            raise ValueError("SAGEConv on the device takes sparse features on a square graph only "
-                             f"(the self term reads their first N_dst rows), got shape {graph.shape}")
-        dtype = self._weights()[1].dtype
-        if H.dtype != dtype:
-            raise TypeError(f"H must have the layer's dtype {dtype}, got {H.dtype}")
-
-    def _forward_device(self, H, graph):
-        self.check_device_support()
-        W_self, W_neigh, _, _ = self._weights()
-        N_dst = graph.num_dst
-        # the aggregation is linear, so agg(H) W = agg(H W): the SpMM runs at the narrower width
-        transform_first = dense.issparse(H) or W_neigh.shape[1] <= W_neigh.shape[0]
-        agg = None
-        if transform_first:
-            out = self._linear_aggregate(graph, dense.matmul(H, W_neigh))
-        else:
-            agg = self._linear_aggregate(graph, H)
-            out = dense.matmul(agg, W_neigh)
-        if "b" in self.params:
-            dense.add_bias(out, self.params["b"])
-        if W_self is not None:
-            dense.add_(out, dense.matmul(self._rows(H, N_dst), W_self))
-        norm = y = None
-        if self.normalize:
-            y, norm = dense.row_normalize(out, NORM_EPS)
-            out = y
-        self._cache = _DeviceCache(graph, H, agg, transform_first, norm, y)
-        return out
-
-    @staticmethod
-    def _rows(A, n):
-        """The first n rows of a device array (a contiguous view), A itself when it has n rows."""
-        return A if A.shape[0] == n else A[:n]
-
-    def _backward_device(self, grad_out):
-        c = self._saved()
-        graph, H = c.graph, c.H
-        W_self, W_neigh, dW_self, dW_neigh = self._weights()
-        if not dense.is_device(grad_out):
-            raise TypeError(f"grad_out must be a device array like the forward's output, got {type(grad_out).__name__}")
-        G = grad_out
-        if self.normalize:
-            G = dense.row_normalize_backward(G, c.y, c.norm, NORM_EPS)
-        if "b" in self.params:
-            dense.col_sum(G, out=self.grads["b"], accumulate=True)               # db += sum_i G_i
-        N_dst = graph.num_dst
-        want_dH = self.needs_input_grad and not dense.issparse(H)
-        if W_self is not None:
-            dense.matmul_tn(self._rows(H, N_dst), G, out=dW_self, accumulate=True)  # dW_self += H_dst^T G
-        if c.transform_first:
-            dZ = self._linear_aggregate_backward(graph, G)                        # dZ = S^T G
-            dense.matmul_tn(H, dZ, out=dW_neigh, accumulate=True)                 # dW_neigh += H^T dZ
-            dH = dense.matmul_nt(dZ, W_neigh) if want_dH else None                # dM = dZ W_neigh^T
-        else:
-            dense.matmul_tn(c.agg, G, out=dW_neigh, accumulate=True)              # dW_neigh += Agg^T G
-            dH = self._linear_aggregate_backward(graph, dense.matmul_nt(G, W_neigh)) if want_dH else None
-        if dH is None:
-            return None
-        if W_self is not None:
-            dense.add_(self._rows(dH, N_dst), dense.matmul_nt(G, W_self))         # dH[:N_dst] += G W_self^T
-        return dH
-
-
-class _DeviceCache:
-    """What the device backward reads: the graph, H, the aggregate (None when H W_neigh was aggregated),
-    the product order, and the row norms and output of normalize (None without it)."""
-
-    __slots__ = ("graph", "H", "agg", "transform_first", "norm", "y")
-
-    def __init__(self, graph, H, agg, transform_first, norm, y):
-        self.graph, self.H, self.agg, self.transform_first, self.norm, self.y = (graph, H, agg, transform_first,
-                                                                                 norm, y)
