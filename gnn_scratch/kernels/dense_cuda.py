@@ -1,12 +1,10 @@
-"""Dense and element-wise CUDA kernels (``numba.cuda``): what a whole training step needs besides SpMM.
+"""Dense CUDA kernels (``numba.cuda``): the ``dense`` op family on the GPU.
 
-``kernels/cuda.py`` holds the sparse kernels and ``kernels/gat_cuda.py`` the fused GAT aggregation;
-this module holds the rest of a GCN, GAT or GraphSAGE step -- the matrix products of the layers,
-bias, column sums, activations, dropout and GAT's attention-dropout mask, GAT's per-head score
-products and head mean, SAGE's row normalisation, the masked softmax cross-entropy, accuracy
-counts, and the SGD / Adam updates -- so that an epoch runs on the GPU with no host round trip
-but the logged scalars. ``gnn_scratch/dense.py`` dispatches to it (NumPy
-on the host, these kernels on the device); layers never call it directly.
+The matrix products of the layers, bias, column sums, fill / add / mul, GAT's per-head score
+products and head mean, and SAGE's row normalisation. The element-wise kernels (activations,
+dropout masks) live in ``elementwise_cuda.py``, the loss in ``loss_cuda.py``, the optimiser
+updates in ``optim_cuda.py``; all reach the layers through ``gnn_scratch.ops`` and the registry.
+Contract and reference twins: ``dense_reference.py``.
 
 Conventions (as in ``kernels/cuda.py``)
 ---------------------------------------
@@ -35,9 +33,7 @@ Launch shapes and determinism
 * No kernel here uses atomics (nor, since ``cuda.spmm_max_backward`` gathers over the cached
   transpose, any kernel of the GPU path).
 
-Dropout (and GAT's attention dropout, ``keep_mask``) draws its mask from a counter-based hash of
-(seed, call number, element index), see ``dropout``; it repeats exactly for the same seed and does
-not depend on the launch shape.
+The masks of dropout live in ``elementwise_cuda.py`` and draw from ``rng.py``'s counter hash.
 
 Under the simulator (``NUMBA_ENABLE_CUDASIM=1``) every thread is a Python thread, so blocks, tiles
 and chunks are small there (and the tests lower ``_MAX_BLOCKS`` further).

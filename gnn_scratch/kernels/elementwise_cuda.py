@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .dense_cuda import _contiguous, _flat, _flat_launch, col_sum  # noqa: F401 (the launch helpers of the dense kernels)
+from .dense_cuda import _contiguous, _flat, _flat_launch  # the launch helpers of the dense kernels
 from . import rng
 from .cuda import _check, _check_float, _device, _jit, _launch, cuda, require_cuda
 

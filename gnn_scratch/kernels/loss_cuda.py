@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .dense_cuda import _contiguous, _flat, _flat_launch, col_sum  # noqa: F401 (the launch helpers of the dense kernels)
+from .dense_cuda import _flat_launch, col_sum  # the launch helper and the deterministic column sum
 from .cuda import _check, _check_float, _device, _jit, _launch, cuda, require_cuda
 
 

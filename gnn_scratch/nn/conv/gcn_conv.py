@@ -22,7 +22,7 @@ class GCNConv(Module):
 
     ``needs_input_grad = False`` (set by the trainer on a first layer, whose input is data) makes
     ``backward`` return None without computing dH. A_hat^T G runs on the cached transpose with the
-    weights permuted once per graph (``ops.transposed_edge_val``).
+    weights permuted once per graph (``ops.spmm_transposed``).
     """
 
     needs_input_grad = True

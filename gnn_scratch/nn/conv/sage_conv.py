@@ -1,6 +1,5 @@
 """GraphSAGE convolution (Hamilton, Ying & Leskovec, 2017) with four aggregators (derivations/sage.md)."""
 import numpy as np
-import scipy.sparse as sp
 
 from ... import ops
 from ...device import issparse
@@ -161,7 +160,10 @@ class SAGEConv(Module):
                 agg = self._linear_aggregate(graph, M)
                 out = ops.matmul(agg, W_neigh)
         elif self.aggr == "max":
-            if sp.issparse(M):   # a max over stored and implicit zeros alike: the dense rows
+            if issparse(M):   # a max over stored and implicit zeros alike: the dense rows
+                if not hasattr(M, "toarray"):
+                    raise ValueError("SAGEConv(aggr='max', project=False) takes dense features on the GPU "
+                                     "(a DeviceCSR has no dense rows there); pass x dense or use project=True")
                 M = np.ascontiguousarray(M.toarray())
             agg, argmax = ops.max_aggregate(graph, M)
             out = ops.matmul(agg, W_neigh)
