@@ -107,6 +107,11 @@ class DeviceCSR:
     def nnz(self):
         return int(self.data.shape[0])
 
+    def __getitem__(self, index):
+        raise ValueError("a DeviceCSR cannot be sliced on the GPU: a layer that reads the first N_dst rows of "
+                         "its input (the self term on a bipartite block) needs dense device features there, "
+                         "or a square graph")
+
     def with_data(self, data):
         """The same sparsity pattern with new stored values (nnz,) on the device."""
         return DeviceCSR(self.indptr, self.indices, data, self.t_indptr, self.t_indices, self.t_perm, self.shape,

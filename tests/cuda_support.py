@@ -30,17 +30,16 @@ if not SIMULATOR and not cuda.is_available():
 
 @pytest.fixture
 def small_grids(monkeypatch):
-    """One or two blocks per launch under the simulator (grid-stride loops do the rest); device masks back after.
+    """One or two blocks per launch under the simulator (grid-stride loops do the rest).
 
+    ``dense_cuda``'s launch helpers serve the element-wise, loss and optimiser kernels too
+    (``elementwise_cuda``, ``loss_cuda``, ``optim_cuda`` import them), so capping it caps them all.
     A test module makes it apply to every test with ``pytestmark = pytest.mark.usefixtures("small_grids")``
     or an autouse fixture that requests it.
     """
-    from gnn_scratch import dense
     from gnn_scratch.kernels import cuda as ck
     from gnn_scratch.kernels import dense_cuda as dc
     if SIMULATOR:
         monkeypatch.setattr(dc, "_MAX_BLOCKS", 2)
         monkeypatch.setattr(ck, "_MAX_BLOCKS", 1)
         monkeypatch.setattr(ck, "_BLOCK_THREADS", 32)
-    yield
-    dense.set_dropout_masks("device")

@@ -3,8 +3,9 @@
 The simulator runs kernels as Python and never compiles them, so a construct that numba-cuda
 cannot lower (a NumPy call, a Python object, a type mix) would first fail on a GPU. This test
 records, under the simulator, the argument types of every kernel launch of a small workload
-(one training step of GCN with dense and sparse features, SAGE mean / sum / normalize, GAT, in
-float32 and float64, plus the sparse kernels and optimisers no step uses), then compiles each
+(one training step of GCN with dense and sparse features, SAGE mean / sum / normalize / max /
+projected, GAT with attention dropout, in float32 and float64, plus the sparse kernels and
+optimisers no step uses), then compiles each
 (kernel, signature) to PTX for sm_90 with the real numba-cuda in a subprocess
 (``cuda.compile_ptx``: NVVM, no GPU, no driver), and checks that no float32 kernel contains
 float64 arithmetic. It needs libNVVM and NVRTC (the CUDA toolkit, or the ``nvidia-nvvm`` and
@@ -24,11 +25,15 @@ import scipy.sparse as sp
 pytest.importorskip("numba.cuda")
 from numba import cuda  # noqa: E402
 
-from gnn_scratch import dense  # noqa: E402
+from gnn_scratch import device as placement  # noqa: E402
+from gnn_scratch import ops  # noqa: E402
 from gnn_scratch.graph import Graph  # noqa: E402
 from gnn_scratch.kernels import cuda as ck  # noqa: E402
 from gnn_scratch.kernels import dense_cuda as dc  # noqa: E402
+from gnn_scratch.kernels import elementwise_cuda as ec  # noqa: E402
 from gnn_scratch.kernels import gat_cuda as gc_  # noqa: E402
+from gnn_scratch.kernels import loss_cuda as lc  # noqa: E402
+from gnn_scratch.kernels import optim_cuda as oc  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CC = (9, 0)
@@ -58,8 +63,9 @@ class _Device:                      # device functions ask the current device fo
 
 
 _dispatcher.get_current_device = lambda: _Device()
-from gnn_scratch.kernels import cuda as ck, dense_cuda as dc, gat_cuda as gc_
-MODULES = {m.__name__: m for m in (ck, dc, gc_)}
+from gnn_scratch.kernels import cuda as ck, dense_cuda as dc, elementwise_cuda as ec, gat_cuda as gc_
+from gnn_scratch.kernels import loss_cuda as lc, optim_cuda as oc
+MODULES = {m.__name__: m for m in (ck, dc, ec, gc_, lc, oc)}
 
 
 def kernel(rec):
@@ -68,6 +74,9 @@ def kernel(rec):
         return dc._matmul_kernel(c["dtype"], c["trans_a"], c["trans_b"], dc._TILE)
     if q.startswith("_col_sum_kernel."):
         return dc._col_sum_kernel(c["dtype"], dc._BLOCK_THREADS, c["weighted"])
+    if q.startswith("_mask_kernels."):       # built around rng's device hash on first use
+        dropout, keep_mask = ec._mask_kernels()
+        return {"dropout_kernel": dropout, "keep_mask_kernel": keep_mask}[q.split(".")[-1]]
     return getattr(MODULES[rec["module"]], q)
 
 
@@ -161,27 +170,30 @@ def _workload(dtype):
     x = rng.standard_normal((N, F)).astype(dtype)
     xs = x.copy()
     xs[rng.random(x.shape) < 0.5] = 0
-    y, mask = dense.to_device(rng.integers(0, C, N)), dense.to_device(rng.random(N) < 0.6)
+    y, mask = placement.to_device(rng.integers(0, C, N)), placement.to_device(rng.random(N) < 0.6)
     dg = g.to("cuda")
+    # dropout (the models' defaults) on dense and sparse features, GAT's attention dropout, ReLU and ELU
     steps = [("gcn", dict(hidden_channels=4), x), ("gcn", dict(hidden_channels=4), sp.csr_matrix(xs)),
              ("sage", dict(hidden_channels=4, aggr="mean"), x),
              ("sage", dict(hidden_channels=4, aggr="sum", normalize=True), sp.csr_matrix(xs)),
+             ("sage", dict(hidden_channels=4, aggr="max"), x),                    # the pooling aggregator
              ("gat", dict(hidden_channels=3, heads=2), x)]
     for name, cfg, features in steps:
         model = build_model(name, in_channels=F, out_channels=C, dtype=dtype, **cfg).to("cuda")
         opt = Adam([{"params": model.parameters(), "weight_decay": 5e-4}], lr=0.01)
-        train_step(model, dense.to_device(features), dg, y, mask, opt, SoftmaxCrossEntropy())
+        train_step(model, placement.to_device(features), dg, y, mask, opt, SoftmaxCrossEntropy())
         model.eval()
-        dense.accuracy(model.forward(dense.to_device(features), dg), y, mask)
-        dense.accuracy(model.forward(dense.to_device(features), dg), y)
-    p = dense.to_device(rng.standard_normal(6).astype(dtype))
-    grad = dense.to_device(rng.standard_normal(6).astype(dtype))
-    dense.sgd_update(p, grad, {}, 0.1, momentum=0.9, weight_decay=1e-3)
-    dense.sgd_update(p, grad, {}, 0.1)
-    h, pos = dense.leaky_relu_forward(dense.to_device(x), 0.2)
-    dense.leaky_relu_backward(h, pos, 0.2)
-    h, pos = dense.relu_forward(dense.to_device(x))
-    dense.relu_backward(h, pos)
+        ops.accuracy(model.forward(placement.to_device(features), dg), y, mask)
+        ops.accuracy(model.forward(placement.to_device(features), dg), y)
+    p = placement.to_device(rng.standard_normal(6).astype(dtype))
+    grad = placement.to_device(rng.standard_normal(6).astype(dtype))
+    ops.sgd_update(p, grad, {}, 0.1, momentum=0.9, weight_decay=1e-3)
+    ops.sgd_update(p, grad, {}, 0.1)
+    h, pos = ops.leaky_relu(placement.to_device(x), 0.2)
+    ops.leaky_relu_backward(h, pos, 0.2)
+    h, pos = ops.relu(placement.to_device(x))
+    ops.relu_backward(h, pos)
+    ops.mul(h, placement.to_device(x))
     # the sparse kernels that no step calls
     E, H = g.num_edges, 2
     d = cuda.to_device
@@ -191,6 +203,7 @@ def _workload(dtype):
     ck.spmm_max(d(g.indptr), d(g.indices), r(N, F), o(N, F), argmax)
     ck.spmm_max_backward(d(g.t_indptr), d(g.t_indices), argmax, r(N, F), o(N, F))
     ck.spmm_mean_backward(d(g.t_indptr), d(g.t_indices), d(g.indptr), r(N, F), o(N, F))
+    ck.scale_rows_by_inverse_degree(d(g.indptr), r(N, F), o(N, F))
     ck.sddmm_dot(d(g.indptr), d(g.indices), r(N, H, F), r(N, H, F), o(E, H))
     ck.sddmm_add(d(g.indptr), d(g.indices), r(N, H), r(N, H), o(E, H))
     ck.segment_sum(d(g.indptr), r(E, H), o(N, H))
@@ -200,11 +213,24 @@ def _workload(dtype):
     ck.edge_softmax_backward(d(g.indptr), alpha, r(E, H), o(E, H))
 
 
+KERNEL_MODULES = (ck, dc, ec, gc_, lc, oc)
+
+
 def _all_kernels():
+    """Every ``@_jit`` kernel of the CUDA modules, by function name (nested ones too: the mask kernels)."""
     names = set()
-    for mod in (ck, dc, gc_):
+    for mod in KERNEL_MODULES:
         src = inspect.getsource(mod)
         names |= set(re.findall(r"@_jit\s*\n\s*def (\w+)", src))
+    return names
+
+
+def _launched(records):
+    """Names of the launched kernels: the function, and the factory a nested one was built by."""
+    names = set()
+    for r in records:
+        parts = json.loads(r)["qualname"].split(".")
+        names |= {parts[0], parts[-1]}
     return names
 
 
@@ -216,8 +242,8 @@ def test_every_kernel_compiles_for_a_gpu(nvvm, monkeypatch, tmp_path):
     for dtype in (np.float32, np.float64):
         _workload(dtype)
     records = sorted(seen)
-    launched = {json.loads(r)["qualname"].split(".")[0] for r in records}
-    for factory in ("_matmul_kernel", "_col_sum_kernel"):
+    launched = _launched(records)
+    for factory in ("_matmul_kernel", "_col_sum_kernel", "_mask_kernels"):
         assert factory in launched
     missing = sorted(_all_kernels() - launched - {"kernel"})
     assert not missing, f"kernels the workload never launches (add them to _workload): {missing}"

@@ -11,7 +11,7 @@ from cuda_support import cuda  # noqa: E402,F401  (skips the module without a GP
 
 from gnn_scratch.graph import Graph  # noqa: E402
 from gnn_scratch.kernels import cuda as ck  # noqa: E402
-from gnn_scratch.kernels import gat_cpu, gat_cuda, gat_reference  # noqa: E402
+from gnn_scratch.kernels import gat_cpu, gat_cuda, gat_reference, rng as krng  # noqa: E402
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 
@@ -37,8 +37,10 @@ def bipartite():
 def case(g, dtype, H, F, dropout, seed):
     rng = np.random.default_rng(seed)
     r = lambda *s: rng.standard_normal(s).astype(dtype)  # noqa: E731
-    keep = ((rng.random((g.num_edges, H)) < 0.7).astype(np.uint8) if dropout
-            else np.zeros((0, H), np.uint8))
+    # the attention-dropout mask GATConv draws: the counter hash under a 64-bit key, element e H + h
+    keep = (krng.keep_mask_host(seed, krng.keep_threshold(0.7), g.num_edges * H).reshape(g.num_edges, H)
+            .astype(np.uint8) if dropout else np.zeros((0, H), np.uint8))
+    assert not dropout or 0 < keep.sum() < keep.size          # some attention dropped, some kept
     return dict(a_dst=2 * r(g.num_dst, H), a_src=2 * r(g.num_src, H), Z=r(g.num_src, H, F), keep=keep,
                 G=r(g.num_dst, H, F), slope=dtype(0.2), scale=dtype(1 / 0.7))
 

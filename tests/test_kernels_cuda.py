@@ -21,6 +21,7 @@ from cuda_support import REAL_GPU, cuda  # noqa: E402  (skips the module without
 from gnn_scratch.graph import Graph  # noqa: E402
 from gnn_scratch.kernels import cuda as ck  # noqa: E402
 from gnn_scratch.kernels import reference as ref  # noqa: E402
+from gnn_scratch.kernels import registry  # noqa: E402
 
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -77,6 +78,8 @@ def make_case(kernel, g, dtype, rng, F=3, H=2):
         return [g.indptr, g.indices, r(Ns, F), out(Nd, F)], [3]
     if kernel == "spmm_mean_backward":
         return [g.t_indptr, g.t_indices, g.indptr, r(Nd, F), out(Ns, F)], [4]
+    if kernel == "scale_rows_by_inverse_degree":
+        return [g.indptr, r(Nd, F), out(Nd, F)], [2]
     if kernel == "spmm_max":
         return [g.indptr, g.indices, _ties(rng, (Ns, F), dtype), out(Nd, F), np.empty((Nd, F), np.int64)], [3, 4]
     if kernel == "spmm_max_backward":
@@ -100,13 +103,13 @@ def make_case(kernel, g, dtype, rng, F=3, H=2):
     raise KeyError(kernel)
 
 
-KERNELS = ["spmm_sum", "spmm_sum_perm", "spmm_mean", "spmm_mean_backward", "spmm_max",
-           "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum", "segment_sum_perm",
+KERNELS = ["spmm_sum", "spmm_sum_perm", "spmm_mean", "spmm_mean_backward", "scale_rows_by_inverse_degree",
+           "spmm_max", "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum", "segment_sum_perm",
            "edge_softmax", "edge_softmax_backward"]
 # Plain adds, IEEE divisions and selections: equal to the reference bit for bit, on a GPU too
 # (the others may differ in the last bits there, through fused multiply-adds and the device exp).
-EXACT = {"spmm_mean", "spmm_mean_backward", "spmm_max", "spmm_max_backward", "sddmm_add", "segment_sum",
-         "segment_sum_perm"}
+EXACT = {"spmm_mean", "spmm_mean_backward", "scale_rows_by_inverse_degree", "spmm_max", "spmm_max_backward",
+         "sddmm_add", "segment_sum", "segment_sum_perm"}
 
 
 def _sentinel(a):
@@ -159,6 +162,30 @@ def test_kernels_repeat_bit_for_bit(kernel):
     second = run_cuda(kernel, args, outs)
     for a, b in zip(first, second):
         assert a.tobytes() == b.tobytes(), kernel
+
+
+def test_every_sparse_op_is_tested_and_dispatches_to_these_kernels():
+    sparse_ops = {name for name, family in registry.OPS.items() if family == "sparse"}
+    assert sparse_ops == set(KERNELS), sorted(sparse_ops ^ set(KERNELS))
+    for name in KERNELS:
+        assert registry.resolve(name, "cuda") is getattr(ck, name), name
+        assert registry.implementation(name, cuda.to_device(np.zeros(1))) is getattr(ck, name), name
+
+
+def test_mean_backward_in_two_steps_equals_the_fused_kernel_bit_for_bit():
+    # ops.mean_aggregate_backward: D^-1 G (scale_rows_by_inverse_degree), then an unweighted sum over the
+    # transpose -- the same divisions and the same sums in the same order as spmm_mean_backward
+    d = cuda.to_device
+    for name in ("fixture", "bipartite", "random12"):
+        g = GRAPHS[name]()
+        G = np.random.default_rng(4).standard_normal((g.num_dst, 3))
+        fused = cuda.to_device(np.full((g.num_src, 3), np.nan))
+        ck.spmm_mean_backward(d(g.t_indptr), d(g.t_indices), d(g.indptr), d(G), fused)
+        scaled = cuda.to_device(np.full_like(G, np.nan))
+        ck.scale_rows_by_inverse_degree(d(g.indptr), d(G), scaled)
+        two_step = cuda.to_device(np.full((g.num_src, 3), np.nan))
+        ck.spmm_sum(d(g.t_indptr), d(g.t_indices), d(np.ones(g.num_edges)), scaled, two_step)
+        assert two_step.copy_to_host().tobytes() == fused.copy_to_host().tobytes(), name
 
 
 def test_max_tie_rule_first_edge_in_csr_order_wins():

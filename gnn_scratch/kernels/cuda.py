@@ -40,6 +40,8 @@ succeeds and the first call raises ``require_cuda``'s RuntimeError. Under the si
 """
 import math
 
+import numpy as np
+
 try:
     import numba
     from numba import cuda
@@ -142,7 +144,7 @@ def _check(name, a, shape, dtype=None, kind=None):
         want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{name} must have shape {want}, got {tuple(a.shape)}")
     if dtype is not None and a.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype}, got {a.dtype}")
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype).name}, got {a.dtype}")
     if kind is not None and a.dtype.kind not in kind:
         what = {"iu": "an integer", "f": "a float"}.get(kind, kind)
         raise TypeError(f"{name} must have {what} dtype, got {a.dtype}")

@@ -25,6 +25,8 @@ Ops are grouped by concern, one module per (family, implementation):
 """
 import importlib
 
+import numpy as np
+
 from ..device import device_of
 from ..threads import call_numba
 
@@ -114,13 +116,25 @@ def implementation(name, *arrays):
     return resolve(name, implementation_for(*arrays))
 
 
+def _refuse_mixed_placement(name, args):
+    """ValueError when a GPU op is handed a host array: nothing is copied behind the caller's back."""
+    for i, a in enumerate(args):
+        if isinstance(a, np.ndarray) and a.ndim > 0:
+            raise ValueError(f"op {name!r} got arrays on the GPU and a host array (argument {i}, shape {a.shape}): "
+                             f"the graph and the features must live together -- move the graph with "
+                             f"graph.to('cuda') and arrays with gnn_scratch.device.to(x, 'cuda')")
+
+
 def run(name, work, *args):
     """Op ``name`` on ``args`` (outputs among them, preallocated), dispatched once on where they live.
 
     ``work`` (elements, or edges x features) sizes the call: a parallel Numba kernel with less than
     ``threads.SERIAL_GRAIN`` of it runs on one thread, since waking the pool would cost more.
     """
-    fn = implementation(name, *args)
+    where = implementation_for(*args)
+    if where == "cuda":
+        _refuse_mixed_placement(name, args)
+    fn = resolve(name, where)
     if getattr(fn, "targetoptions", {}).get("parallel"):
         return call_numba(fn, work, *args)
     return fn(*args)

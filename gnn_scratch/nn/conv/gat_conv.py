@@ -1,5 +1,6 @@
 """Graph attention of Velickovic et al. (2018), multi-head, with a hand-derived backward (derivations/gat.md)."""
 import numpy as np
+import scipy.sparse as sp
 
 from ... import ops
 from ...device import empty, empty_like, issparse
@@ -141,6 +142,9 @@ class GATConv(Module):
     def forward(self, X, graph=None):
         """out: (N_dst, H * F_out) if concat else (N_dst, F_out)."""
         self._check_input(X, graph)
+        if not self.fused and not (isinstance(X, np.ndarray) or sp.issparse(X)):
+            raise ValueError("GATConv(fused=False) composes host-side per-head slices and takes NumPy or scipy "
+                             "arrays only; on the GPU use fused=True (the same numbers, from the fused kernels)")
         g = self.message_graph(graph)
         Z, a_src, a_dst = self._transform(X, g.num_dst)
         keep = self._keep_mask(g.num_edges, Z)

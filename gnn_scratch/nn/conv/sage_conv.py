@@ -162,8 +162,8 @@ class SAGEConv(Module):
         elif self.aggr == "max":
             if issparse(M):   # a max over stored and implicit zeros alike: the dense rows
                 if not hasattr(M, "toarray"):
-                    raise ValueError("SAGEConv(aggr='max', project=False) takes dense features on the GPU "
-                                     "(a DeviceCSR has no dense rows there); pass x dense or use project=True")
+                    raise ValueError("SAGEConv(aggr='max', project=False) takes dense features on the GPU, "
+                                     "not sparse ones (a DeviceCSR has no dense rows there); pass x dense or use project=True")
                 M = np.ascontiguousarray(M.toarray())
             agg, argmax = ops.max_aggregate(graph, M)
             out = ops.matmul(agg, W_neigh)
