@@ -18,17 +18,74 @@ def _load_data(args):
     return get_dataset(args.dataset, root=args.data_root)
 
 
-def _fanouts(text):
-    """'25,10' -> [25, 10]: the --fanout option."""
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"fan-outs must be comma-separated ints such as 25,10, got {text!r}")
+# Model options: constructor arguments of the registered models (their ``model_defaults`` keys), by key:
+# (flags, argparse keywords, meaning). The help says which models take each one and their defaults;
+# tests/test_tasks.py checks that every key of every model's model_defaults has a line here.
+MODEL_OPTIONS = {
+    "hidden_channels": (("--hidden", "--hidden-channels"), dict(type=int, metavar="H"),
+                        "hidden units per layer (gat: per attention head)"),
+    "heads": (("--heads",), dict(type=int, metavar="K"), "attention heads of the hidden layer (concatenated)"),
+    "dropout": (("--dropout",), dict(type=float, metavar="P"),
+                "dropout probability on each layer's input (gat: on the attention coefficients too)"),
+    "aggr": (("--aggr",), dict(choices=("mean", "sum", "max", "lstm")),
+             "neighbour aggregator; the GPU takes mean and sum"),
+}
+
+
+def _model_option_help(key, meaning):
+    """``meaning`` and, from the registry, the models that take ``key`` with their defaults."""
+    from .models import MODELS
+    takes = {n: c.model_defaults[key] for n, c in MODELS.items() if key in c.model_defaults}
+    defaults = ", ".join(f"{n} {v}" for n, v in takes.items())
+    scope = "default" if len(takes) == len(MODELS) else "only " + ", ".join(takes) + "; default"
+    return f"{meaning} ({scope}: {defaults})"
+
+
+def _train_description():
+    """The train command's description: every registered model and task, from their docstrings."""
+    from .models import MODELS, summary_line
+    from .tasks import TASKS
+    width = max(map(len, list(MODELS) + list(TASKS)))
+    models = "\n".join(f"  {n:<{width}}  {summary_line(c)} [devices: {', '.join(c.devices)}]"
+                        for n, c in MODELS.items())
+    tasks = "\n".join(f"  {n:<{width}}  {c.summary_line()}" for n, c in TASKS.items())
+    return (f"Train a model on a task, report its score.\n\nmodels (--model):\n{models}\n\ntasks (--task):\n{tasks}\n\n"
+            "Options left unset take the model's defaults (its paper's hyper-parameters), listed with each\n"
+            "option. The task options below are --task's; gnn-scratch train --task NAME --help shows NAME's.")
+
+
+def add_train_arguments(t, task="node"):
+    """The train command's options on ``t``: common, model (from ``MODEL_OPTIONS``), then ``task``'s own."""
+    from .device import DEVICES
+    from .models import MODELS
+    from .tasks import TASKS, get_task
+    t.add_argument("--task", default="node", metavar="TASK",
+                   help=f"what to learn: {', '.join(TASKS)} (default node; see the list above)")
+    t.add_argument("--model", default="gcn", metavar="MODEL",
+                   help=f"{', '.join(MODELS)} (default gcn; see the list above)")
+    _add_data_args(t)
+    t.add_argument("--runs", type=int, default=1, help="train this many models, seeds seed, seed+1, ... (default 1)")
+    t.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    where = "; ".join(f"{d}: {', '.join(n for n, c in MODELS.items() if d in c.devices)}" for d in DEVICES)
+    t.add_argument("--device", default="cpu", choices=DEVICES,
+                   help=f"where whole epochs run (default cpu; cuda needs numba-cuda and an NVIDIA GPU); the "
+                        f"models each takes: {where}")
+    t.add_argument("--save", default=None, metavar="FILE.npz", help="write the (last run's) trained model")
+    t.add_argument("--json", action="store_true", help="end with one JSON object of the results")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    models = t.add_argument_group("model options (left unset: the model's default)")
+    for key, (flags, kw, meaning) in MODEL_OPTIONS.items():
+        if any(key in c.model_defaults for c in MODELS.values()):
+            models.add_argument(*flags, dest=key, default=None, help=_model_option_help(key, meaning), **kw)
+    chosen = get_task(task)
+    chosen.add_arguments(t.add_argument_group(f"task {chosen.name} options"))
+    return t
 
 
 def cmd_train(args):
     from .io import save_model
-    from .train import run
+    from .tasks import get_task
+    task = get_task(args.task)
     if args.device != "cpu":   # say it in one line before loading anything
         from .kernels.cuda import require_cuda
         try:
@@ -40,15 +97,13 @@ def cmd_train(args):
     log = None if args.quiet else (lambda s: print(s, flush=True))
     if not args.quiet:
         print(f"{data.name}: {data.num_nodes} nodes, {data.graph.num_edges} edges, {data.num_features} features, "
-              f"{data.num_classes} classes; model {args.model}", flush=True)
-    hp = dict(hidden_channels=args.hidden, dropout=args.dropout, lr=args.lr, weight_decay=args.weight_decay,
-              epochs=args.epochs, patience=args.patience)
-    hp.update(aggr=args.aggr, batch_size=args.batch_size, fanout=args.fanout)  # GraphSAGE; None = not given
-    summary, model = run(args.model, data, runs=args.runs, seed=args.seed, log=log, device=args.device, **hp)
-    print(f"test accuracy {100 * summary['test_acc_mean']:.2f} ± {100 * summary['test_acc_std']:.2f} % "
-          f"over {summary['runs']} run(s); median epoch {summary['epoch_ms_median']:.2f} ms", flush=True)
+              f"{data.num_classes} classes; model {args.model}, task {task.name}", flush=True)
+    hp = {key: getattr(args, key) for key in MODEL_OPTIONS if hasattr(args, key)}   # None = not given
+    hp.update(task.hparams_from_args(args))
+    summary, model = task.run(args.model, data, runs=args.runs, seed=args.seed, log=log, device=args.device, **hp)
+    print(task.report(summary), flush=True)
     if args.save:
-        save_model(args.save, model, extra=dict(dataset=data.name, test_acc=summary["test_acc"][-1]))
+        save_model(args.save, model, extra=dict(dataset=data.name, **task.saved_metrics(summary)))
         print(f"saved the last run's model to {args.save}")
     if args.json:
         print(json.dumps(summary))
@@ -90,37 +145,23 @@ def cmd_gradcheck(args):
 
 
 def cmd_bench(args):
+    if args.gpu is not None:   # everything after --gpu is the GPU benchmark's command line
+        from .bench.gpu import main as gpu_main
+        return gpu_main(args.gpu)
     from .bench.suite import run
     argv = sys.argv[1:]
     args.argv = argv[argv.index("bench") + 1:] if "bench" in argv else []   # for the report's command line
     return run(args)
 
 
-def build_parser():
+def build_parser(task="node"):
+    """The command line's parser; the train command carries the options of task ``task``."""
     p = argparse.ArgumentParser(prog="gnn-scratch", description="Graph neural networks from scratch in NumPy and Numba.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a node classifier and report test accuracy")
-    t.add_argument("--model", default="gcn", help="gcn (default) or gat")
-    _add_data_args(t)
-    t.add_argument("--runs", type=int, default=1, help="number of seeds (default 1)")
-    t.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--patience", type=int, default=None)
-    t.add_argument("--hidden", type=int, default=None)
-    t.add_argument("--dropout", type=float, default=None)
-    t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--weight-decay", type=float, default=None)
-    t.add_argument("--aggr", default=None, choices=("mean", "sum", "max", "lstm"), help="sage: aggregator (mean)")
-    t.add_argument("--batch-size", type=int, default=None,
-                   help="sage: train on sampled mini-batches of this many seed nodes (default: full batch)")
-    t.add_argument("--fanout", type=_fanouts, default=None, metavar="F1,F2",
-                   help="sage: neighbours sampled per node at each hop from the seeds, -1 = all (default 25,10)")
-    t.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="cpu (default) or cuda: whole epochs on the GPU (needs numba-cuda and an NVIDIA GPU)")
-    t.add_argument("--save", default=None, metavar="FILE.npz", help="write the (last run's) trained model")
-    t.add_argument("--json", action="store_true", help="end with one JSON object of the results")
-    t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    t = sub.add_parser("train", help="train a model on a task (default: node classification) and report its score",
+                       description=_train_description(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(t, task)
     t.set_defaults(fn=cmd_train)
 
     pr = sub.add_parser("predict", help="restore a saved model and print its accuracy on a dataset")
@@ -139,12 +180,28 @@ def build_parser():
                        description="Kernels, models, memory, start-up and scaling of gnn_scratch beside scipy.sparse "
                                    "and PyG; writes the JSON, BENCHMARKS.md and the plot.")
     add_bench_arguments(b)
+    b.add_argument("--gpu", nargs=argparse.REMAINDER, default=None, metavar="GPU-OPTION",
+                   help="run the GPU benchmark instead (numba.cuda kernels and training steps beside cuSPARSE and "
+                        "PyG, one NVIDIA GPU); the options after --gpu are its own: gnn-scratch bench --gpu --help")
     b.set_defaults(fn=cmd_bench)
     return p
 
 
+def _task_of(argv):
+    """The --task of a train command line (default node), read before the parser is built: the train
+    command's options include the chosen task's own. An unknown name is left to ``cmd_train`` to refuse."""
+    if argv[:1] != ["train"]:
+        return "node"
+    from .tasks import TASKS
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", default="node")
+    task = pre.parse_known_args(argv[1:])[0].task
+    return task if task in TASKS else "node"
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_task_of(argv)).parse_args(argv)
     try:
         return args.fn(args)
     except (ValueError, OSError) as e:

@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 
-from .nn import SoftmaxCrossEntropy, accuracy
+from .loop import BestEpoch, epoch_line, evaluate, prepare_features
+from .nn import SoftmaxCrossEntropy
 from .sampling import full_block, sample_blocks
 
 _END = object()
@@ -191,13 +192,13 @@ def fit_minibatch(model, data, optimizer, epochs=200, patience=None, batch_size=
                   seed=0, use_thread=True, prefetch=2, eval_batch_size=4096, log=None):
     """Train ``model`` on sampled mini-batches of the training nodes; keep the best validation epoch.
 
-    The same selection rule as ``train.fit``: after every epoch the accuracies come from
-    ``layerwise_inference`` (full neighbourhoods); the reported test accuracy is the one at the epoch
-    of best validation accuracy (ties: lower validation loss); ``patience`` epochs with neither a
-    better validation loss nor accuracy stop training. Returns a ``train.Result`` whose
-    ``sampler_wait_s`` attribute holds the time the training loop waited for batches.
+    The same selection rule as ``train.fit`` (``loop.BestEpoch``): after every epoch the accuracies
+    come from ``layerwise_inference`` (full neighbourhoods); the reported test accuracy is the one at
+    the epoch of best validation accuracy (ties: lower validation loss); ``patience`` epochs with
+    neither a better validation loss nor accuracy stop training. Returns a ``loop.Result`` whose
+    ``sampler_wait_s`` attribute holds the time the training loop waited for batches. Raises
+    ValueError when ``fanouts`` does not give one fan-out per layer.
     """
-    from .train import BestEpoch, prepare_features  # train imports this module lazily: no cycle
     x = prepare_features(data) if x is None else x
     graph, y = data.graph, data.y
     fanouts = list(fanouts)
@@ -220,11 +221,9 @@ def fit_minibatch(model, data, optimizer, epochs=200, patience=None, batch_size=
             wait_s += stream.wait_s
         Z = layerwise_inference(model, x, graph, eval_batch_size)
         best.epoch_ms.append(1e3 * (time.perf_counter() - t0))
-        val_loss = SoftmaxCrossEntropy().forward(Z, y, data.val_mask)
-        accs = [accuracy(Z, y, m) for m in (data.train_mask, data.val_mask, data.test_mask)]
+        val_loss, accs = evaluate(Z, y, data)
         if log:
-            log(f"epoch {epoch:4d}  loss {np.mean(losses):.4f}  train {accs[0]:.4f}  val {accs[1]:.4f}  "
-                f"val_loss {val_loss:.4f}  {best.epoch_ms[-1]:.1f} ms")
+            log(epoch_line(epoch, np.mean(losses), accs, val_loss, best.epoch_ms[-1]))
         if tracker.update(epoch, model, val_loss, accs):
             break
     model.load_state_dict(best.state)

@@ -1,4 +1,4 @@
-"""scripts/bench_gpu.py without a GPU: one model config for both sides, the PyG twin computing our model,
+"""The GPU benchmark (gnn_scratch.bench.gpu = gnn-scratch bench --gpu = scripts/bench_gpu.py) without a GPU: one model config for both sides, the PyG twin computing our model,
 the targets table with the memory rows, the device-memory counter and its fallback, the whole run
 under the simulator. (Argument parsing and the bytes-moved formulas: tests/test_cuda_training.py.)"""
 import importlib.util
@@ -15,10 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", os.path.join(ROOT, "scripts", "bench_gpu.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from gnn_scratch.bench import gpu
+    return gpu
 
 
 def _torch_and_pyg():
@@ -65,6 +63,7 @@ def test_pyg_twin_is_described_from_our_model(bench):
             assert layers[1][1]["aggr"] == "mean" and layers[1][1]["root_weight"]
 
 
+@pytest.mark.oracle
 @pytest.mark.skipif(not _torch_and_pyg(), reason="needs torch and torch_geometric")
 def test_pyg_twin_computes_our_model_in_every_form(bench, monkeypatch):
     """On the CPU: each PyG form of the twin reproduces our model's eval output; the rows carry the check."""
@@ -343,11 +342,9 @@ def test_run_out_of_budget_still_writes_its_rows(bench, monkeypatch, tmp_path):
 
 
 _REAL_MANAGER_CHECK = r'''
-import gc, importlib.util, logging, sys
+import gc, logging, sys
 sys.path.insert(0, sys.argv[1])
-spec = importlib.util.spec_from_file_location("bench_gpu", sys.argv[2])
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+from gnn_scratch.bench import gpu as bench
 from numba.cuda.cudadrv import driver as D
 from cuda.bindings import driver as binding
 
@@ -399,6 +396,27 @@ def test_counter_on_numbas_own_memory_manager(tmp_path):
     script = tmp_path / "check.py"
     script.write_text(_REAL_MANAGER_CHECK)
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
-    run = subprocess.run([sys.executable, str(script), ROOT, os.path.join(ROOT, "scripts", "bench_gpu.py")],
+    run = subprocess.run([sys.executable, str(script), ROOT],
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-3000:]
+
+
+# ============================================================================== where the benchmark lives
+def test_cli_bench_gpu_hands_the_rest_of_the_line_to_the_gpu_benchmark(monkeypatch):
+    from gnn_scratch.bench import gpu
+    from gnn_scratch.cli import main
+    seen = []
+    monkeypatch.setattr(gpu, "main", lambda argv=None: seen.append(argv) or 0)
+    assert main(["bench", "--gpu", "--sizes", "1k:5k", "--out", "x.json"]) == 0
+    assert main(["bench", "--gpu"]) == 0
+    assert seen == [["--sizes", "1k:5k", "--out", "x.json"], []]
+
+
+def test_scripts_bench_gpu_is_the_package_module():
+    import importlib.util
+    from gnn_scratch.bench import gpu
+    spec = importlib.util.spec_from_file_location("bench_gpu_script", os.path.join(ROOT, "scripts", "bench_gpu.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for name in ("main", "parse_args", "parse_count", "spmm_bytes", "model_config", "format_table", "PYG_FORMS"):
+        assert getattr(script, name) is getattr(gpu, name), name

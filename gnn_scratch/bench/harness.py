@@ -262,7 +262,7 @@ def load_bench_data(spec, data_root=None, need_graph=True, need_dense=True, need
     from ..graph import Graph
     if spec.kind == "planetoid":
         from ..data import get_dataset
-        from ..train import prepare_features
+        from ..loop import prepare_features
         data = get_dataset(spec.name, root=data_root)
         x = prepare_features(data)
         x_dense = None

@@ -8,9 +8,9 @@ rather than one, because torch and Numba each bring an OpenMP runtime whose idle
 for a while after a parallel region: in one process each library would run on cores the other
 one's threads are still spinning on.
 
-* Ours is built as ``gnn-scratch train`` builds it (``train.DEFAULTS``; on the random graphs 64
-  hidden units -- GAT: 8 heads x 8), with Adam and L2 5e-4 on every parameter; a training step is
-  ``train.train_step`` inside ``train.input_is_data`` -- exactly what ``train.fit`` runs.
+* Ours is built as ``gnn-scratch train`` builds it (the model class's ``model_defaults``; on the
+  random graphs 64 hidden units -- GAT: 8 heads x 8), with Adam and L2 5e-4 on every parameter; a
+  training step is ``loop.train_step`` inside ``loop.input_is_data`` -- exactly what ``train.fit`` runs.
 * The PyG peer is the same chain of layers (``pyg_mirror``) with *our initial weights*, checked to
   compute our eval-mode output on the benchmark graph, then given the same optimiser; it runs
   with every adjacency form PyG accepts (edge_index, EdgeIndex, CSR) and the fastest form is the
@@ -37,7 +37,6 @@ import numpy as np
 from .harness import Elapsed, GraphSpec, interleave, load_bench_data, num_threads
 
 MODEL_NAMES = ("gcn", "sage", "gat")
-NOT_MODEL_KEYS = ("lr", "weight_decay", "epochs", "patience", "batch_size", "fanout")
 WEIGHT_DECAY = 5e-4
 
 
@@ -48,11 +47,10 @@ def available_models():
 
 
 def model_config(name, spec):
-    """(model kwargs, lr) for ``name`` on ``spec``: the training defaults; 64 hidden units on random graphs."""
-    from ..train import DEFAULTS
-    hp = dict(DEFAULTS.get(name, {}))
-    lr = hp.get("lr", 0.01)
-    cfg = {k: v for k, v in hp.items() if k not in NOT_MODEL_KEYS}
+    """(model kwargs, lr) for ``name`` on ``spec``: the model class's defaults; 64 hidden units on random graphs."""
+    from ..models import get_model_class
+    model_cls = get_model_class(name)
+    cfg, lr = dict(model_cls.model_defaults), model_cls.train_defaults.get("lr", 0.01)
     if spec.kind == "random":
         if name == "gat":
             cfg.update(hidden_channels=8, heads=8)
@@ -126,7 +124,7 @@ class OursSide:
 
     def model(self, msg):
         from ..nn import SoftmaxCrossEntropy
-        from ..train import input_is_data, train_step
+        from ..loop import input_is_data, train_step
         self.drop()
         d = self.data
         model, opt, lr = build_ours(msg["model"], self.spec, d.num_features, d.num_classes)
@@ -284,7 +282,7 @@ def memory_config(cfg):
     lib = cfg["lib"]
     if lib == "ours":
         from ..nn import SoftmaxCrossEntropy
-        from ..train import input_is_data, train_step
+        from ..loop import input_is_data, train_step
         data = load_bench_data(spec, cfg.get("data_root"), need_dense=False)
         data.edge_index = None   # our Graph holds the edges; PyG's (2, E) array is not ours to carry
         base = _maxrss_mb()

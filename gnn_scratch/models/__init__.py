@@ -1,22 +1,22 @@
-"""Model registry: build a model by name from its hyper-parameters."""
+"""Model registry: every model class registers itself with ``@register`` and carries its own defaults.
+
+A registered class has
+    name            the registry key (``--model NAME``, ``config["model"]`` of a saved model);
+    model_defaults  constructor arguments the trainer passes unless told otherwise (the paper's values);
+    train_defaults  the training loop's hyper-parameters the paper used with it (``lr``,
+                    ``weight_decay``, ``epochs``, ``patience``), read by the task;
+    devices         where it trains: ("cpu",) or ("cpu", "cuda") when every layer has a device path
+                    (an option without one is refused, when ``Module.to`` moves the model, by its
+                    layer's ``check_device_support()``);
+and a docstring whose first line describes it in one line (``gnn-scratch train --help`` shows it).
+A new model is a new file in this package, decorated with ``@register`` (from ``models.registry``)
+and imported below.
+"""
+from .registry import MODELS, build_model, get_model_class, register, summary_line
+
+# The built-in models register themselves when imported.
 from .gcn import GCN
+from .gat import GAT
+from .sage import SAGE
 
-MODELS = {"gcn": GCN}
-
-
-def register(cls):
-    """Add a model class (with a ``name`` attribute) to the registry; returns the class."""
-    MODELS[cls.name] = cls
-    return cls
-
-
-def build_model(name, **config):
-    """The model ``name`` built from ``config`` (the same dict a saved model stores)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name](**config)
-
-
-__all__ = ["GCN", "MODELS", "build_model", "register"]
-from . import gat  # noqa: E402,F401  (registers "gat"; imported last because it uses register)
-from . import sage  # noqa: E402,F401  (registers "sage"; imported last because it uses register)
+__all__ = ["GCN", "GAT", "SAGE", "MODELS", "build_model", "get_model_class", "register", "summary_line"]

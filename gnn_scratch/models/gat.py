@@ -3,22 +3,27 @@ import numpy as np
 
 from ..nn import ELU, Dropout, Sequential
 from ..nn.conv.gat_conv import GATConv
-from . import register
-from .common import check_device_support, child_seeds
+from .registry import register
+from .common import child_seeds
 
 
 @register
 class GAT(Sequential):
-    """dropout -> GATConv(F_in, hidden, heads, concat) -> ELU -> dropout -> GATConv(heads*hidden, C, 1 head, mean).
+    """Two-layer graph attention network (Velickovic et al., 2018), Cora architecture.
 
+    dropout -> GATConv(F_in, hidden, heads, concat) -> ELU -> dropout -> GATConv(heads*hidden, C, 1 head, mean).
     x: (N, F_in) (dense or scipy.sparse), returns logits (N, C). Both convolutions drop attention
     coefficients with the same probability ``dropout`` as the features. Paper hyper-parameters
     (Cora, CiteSeer): hidden 8, heads 8, dropout 0.6, Adam lr 0.005, L2 5e-4 on every parameter
-    (no ``param_groups``: the trainer then decays all parameters).
-    ``fused`` picks the fused kernels (default) or the composed foundation ops in both layers.
+    (no ``param_groups``: the trainer then decays all parameters), 1000 epochs, patience 100.
+    ``fused`` picks the fused kernels (default) or the composed foundation ops in both layers; the
+    GPU takes fused=True only.
     """
 
     name = "gat"
+    devices = ("cpu", "cuda")
+    model_defaults = dict(hidden_channels=8, heads=8, dropout=0.6)                  # constructor arguments
+    train_defaults = dict(lr=0.005, weight_decay=5e-4, epochs=1000, patience=100)  # Adam, early stopping
 
     def __init__(self, in_channels, out_channels, hidden_channels=8, heads=8, dropout=0.6, seed=0,
                  dtype="float32", fused=True):
@@ -36,8 +41,3 @@ class GAT(Sequential):
         self.config = dict(model=self.name, in_channels=in_channels, out_channels=out_channels,
                            hidden_channels=hidden_channels, heads=heads, dropout=dropout, seed=seed,
                            dtype=dtype.name, fused=fused)
-
-    def to(self, device):
-        """Move to ``device``; the GPU needs fused=True (ValueError otherwise, before anything moves)."""
-        check_device_support(self, device)
-        return super().to(device)

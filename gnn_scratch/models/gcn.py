@@ -2,16 +2,23 @@
 import numpy as np
 
 from ..nn import GCNConv, Dropout, ReLU, Sequential
+from .registry import register
 from .common import child_seeds
 
 
+@register
 class GCN(Sequential):
-    """dropout -> GCNConv(F_in, hidden) -> ReLU -> dropout -> GCNConv(hidden, C); returns logits (N, C).
+    """Two-layer graph convolutional network (Kipf & Welling, 2017).
 
-    Paper hyper-parameters: hidden 16, dropout 0.5, Adam lr 0.01, L2 5e-4 on the first layer only.
+    dropout -> GCNConv(F_in, hidden) -> ReLU -> dropout -> GCNConv(hidden, C); x: (N, F_in) dense or
+    scipy.sparse, returns logits (N, C). Paper hyper-parameters: hidden 16, dropout 0.5, Adam lr
+    0.01, L2 5e-4 on the first layer only (``param_groups``), 200 epochs, patience 100.
     """
 
     name = "gcn"
+    devices = ("cpu", "cuda")
+    model_defaults = dict(hidden_channels=16, dropout=0.5)                          # constructor arguments
+    train_defaults = dict(lr=0.01, weight_decay=5e-4, epochs=200, patience=100)    # Adam, early stopping
 
     def __init__(self, in_channels, out_channels, hidden_channels=16, dropout=0.5, seed=0, dtype="float32"):
         s = child_seeds(seed, 4)

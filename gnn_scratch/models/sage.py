@@ -5,13 +5,15 @@ from ..graph import Graph
 from ..nn import Dropout, ReLU
 from ..nn.module import Module
 from ..nn.conv.sage_conv import AGGREGATORS, SAGEConv
-from . import register
-from .common import check_device_support, child_seeds
+from .registry import register
+from .common import child_seeds
 
 
 @register
 class SAGE(Module):
-    """[dropout -> SAGEConv -> ReLU] x (L-1) -> dropout -> SAGEConv; returns logits (N_dst of the last graph, C).
+    """GraphSAGE (Hamilton et al., 2017): full batch, or mini-batches of sampled blocks (--batch-size).
+
+    [dropout -> SAGEConv -> ReLU] x (L-1) -> dropout -> SAGEConv; returns logits (N_dst of the last graph, C).
 
     ``forward(x, graph)`` takes one square ``Graph`` used by every layer (full batch), or a list of
     L bipartite blocks (``sampling.sample_blocks``), blocks[l] feeding layer l; then x holds the
@@ -22,6 +24,9 @@ class SAGE(Module):
     """
 
     name = "sage"
+    devices = ("cpu", "cuda")             # full batch, aggr "mean" / "sum" (``SAGEConv.check_device_support``)
+    model_defaults = dict(hidden_channels=64, dropout=0.5, aggr="mean")             # constructor arguments
+    train_defaults = dict(lr=0.01, weight_decay=5e-4, epochs=200, patience=None)   # Adam; no early stopping
 
     def __init__(self, in_channels, out_channels, hidden_channels=64, num_layers=2, dropout=0.5, aggr="mean",
                  agg_channels=None, normalize=False, seed=0, dtype="float32"):
@@ -51,11 +56,6 @@ class SAGE(Module):
         self.config = dict(model=self.name, in_channels=in_channels, out_channels=out_channels,
                            hidden_channels=hidden_channels, num_layers=num_layers, dropout=dropout, aggr=aggr,
                            agg_channels=agg_channels, normalize=normalize, seed=seed, dtype=dtype.name)
-
-    def to(self, device):
-        """Move to ``device``; the GPU takes aggr "mean" / "sum" only (ValueError otherwise, before anything moves)."""
-        check_device_support(self, device)
-        return super().to(device)
 
     def input_layer(self):
         """The layer that reads the input features (``train.input_is_data`` skips its dL/dx)."""

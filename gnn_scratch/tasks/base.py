@@ -1,0 +1,87 @@
+"""The task base class and the registry of tasks by name (see ``gnn_scratch.tasks``).
+
+A module of its own so that a task file imports it without importing the package that imports
+every task file (no import circle).
+"""
+from __future__ import annotations
+
+import inspect
+
+TASKS = {}
+
+
+class Task:
+    """A training task; subclasses override every method (classmethods: a task holds no state).
+
+    ``defaults`` holds the task's own training hyper-parameters with the values used when neither
+    the model class (``train_defaults``) nor the caller sets them. Its keys are what
+    ``split_hparams`` sends to the training loop; every other key is a model constructor argument.
+    """
+
+    name = None
+    defaults = {}
+
+    @classmethod
+    def summary_line(cls):
+        """The first line of the class docstring: the task in one line (``train --help``)."""
+        return (inspect.getdoc(cls) or cls.__name__).strip().splitlines()[0]
+
+    @classmethod
+    def add_arguments(cls, parser):
+        """Add the task's own options to ``parser`` (an argparse parser or argument group)."""
+
+    @classmethod
+    def hparams_from_args(cls, args):
+        """The hyper-parameters the parsed ``args`` set: {key: value}; None = not given (use the default)."""
+        return {}
+
+    @classmethod
+    def split_hparams(cls, model_cls, hparams):
+        """(model kwargs, training hyper-parameters, all of them) for ``model_cls`` under ``hparams``.
+
+        All = the model's ``model_defaults`` and ``train_defaults``, then ``hparams`` (None values
+        skipped). Training hyper-parameters = the task's ``defaults`` updated with the keys of all
+        that the task owns; model kwargs = every other key (the constructor raises TypeError for an
+        unknown one).
+        """
+        hp = {**model_cls.model_defaults, **model_cls.train_defaults}
+        hp.update({k: v for k, v in hparams.items() if v is not None})
+        model_kw = {k: v for k, v in hp.items() if k not in cls.defaults}
+        train = {**cls.defaults, **{k: v for k, v in hp.items() if k in cls.defaults}}
+        return model_kw, train, hp
+
+    @classmethod
+    def run(cls, model_name, data, runs=1, seed=0, log=None, device="cpu", **hparams):
+        """Train ``runs`` models (seeds seed, seed+1, ...); returns (summary dict, the last model)."""
+        raise NotImplementedError
+
+    @classmethod
+    def report(cls, summary):
+        """One line for the command line from ``run``'s summary (the task's headline metric)."""
+        raise NotImplementedError
+
+    @classmethod
+    def saved_metrics(cls, summary):
+        """What ``--save`` stores beside the model from ``run``'s summary: {name: JSON value}."""
+        return {}
+
+
+def register_task(cls):
+    """Add a ``Task`` subclass to the registry under ``cls.name``; returns the class.
+
+    Raises TypeError for a class that is not a named ``Task``, ValueError when another class holds the name.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Task)) or not cls.name:
+        raise TypeError(f"{cls!r} is not a Task subclass with a name")
+    old = TASKS.get(cls.name, cls)
+    if (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):   # a reload may re-register
+        raise ValueError(f"task name {cls.name!r} is already registered by {old.__name__}")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task(name):
+    """The registered task class ``name``; ValueError naming the choices when there is none."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
+    return TASKS[name]
