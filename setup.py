@@ -12,8 +12,8 @@ setup(
     extras_require={
         # numba-cuda provides numba.cuda and its simulator: the CUDA kernels are tested without a GPU
         "test": ["pytest>=7", "hypothesis>=6", "numba-cuda"],
-        # Peers used only by the benchmark scripts. Install torch==2.13.0 (CPU build) first:
-        # an unpinned torch pulls gigabytes of CUDA libraries.
+        # The peers: the benchmark scripts' and the oracle tests' (pytest -m oracle; .ci/run runs them).
+        # Install torch==2.13.0 (CPU build) FIRST: an unpinned torch pulls gigabytes of CUDA libraries.
         "bench": ["torch", "torch-geometric"],
         "cuda": ["numba-cuda"],
     },

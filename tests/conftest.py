@@ -1,4 +1,5 @@
-"""Shared test set-up: the CUDA simulator, and where the shared datasets are."""
+"""Shared test set-up: the CUDA simulator, the markers, and where the shared datasets are."""
+import importlib.util
 import os
 from pathlib import Path
 
@@ -9,10 +10,34 @@ import pytest
 if os.environ.get("GNN_SCRATCH_TEST_DEVICE", "sim") == "sim":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+# Set (to anything but "" or "0") by .ci/run: an oracle test that skips (no torch, no torch_geometric)
+# fails instead, so a green CI means the comparisons against the reference implementations ran.
+REQUIRE_ORACLES = os.environ.get("GNN_SCRATCH_REQUIRE_ORACLES", "") not in ("", "0")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a real CUDA GPU (skipped under the simulator)")
+    config.addinivalue_line("markers", "oracle: compares against a trusted reference implementation (PyG, "
+                                       "PyG Temporal); needs the bench extra")
+    if REQUIRE_ORACLES:      # say it once, up front, rather than only test by test (or not at all for a
+        # module that skips at import); found, not imported: importing torch here would do it before
+        # pytest captures warnings
+        missing = [m for m in ("torch", "torch_geometric") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise pytest.UsageError(f"GNN_SCRATCH_REQUIRE_ORACLES is set but {' and '.join(missing)} cannot be found: "
+                                    'install torch==2.13.0 first, then ".[bench]"')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if (REQUIRE_ORACLES and report.skipped and not hasattr(report, "wasxfail")
+            and item.get_closest_marker("oracle") is not None):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = (f"oracle test skipped while GNN_SCRATCH_REQUIRE_ORACLES is set "
+                           f"(install torch==2.13.0 first, then the bench extra): {reason}")
 
 
 REPO = Path(__file__).resolve().parents[1]

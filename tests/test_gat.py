@@ -451,6 +451,7 @@ def _pyg_pair(heads, concat, dtype=np.float64):
     return torch, g, ei, ours, theirs
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("heads,concat", [(1, True), (3, True), (3, False)])
 @pytest.mark.parametrize("fused", [True, False])
 def test_equals_torch_geometric_gatconv(heads, concat, fused):

@@ -32,6 +32,7 @@ def test_gcnconv_equals_pyg_definition(fin, fout):
     np.testing.assert_allclose(conv(X, g), pyg_gcn_dense(EI, 6, X, conv.params["W"], conv.params["b"]), rtol=1e-12)
 
 
+@pytest.mark.oracle
 def test_gcnconv_equals_torch_geometric_when_installed():
     torch = pytest.importorskip("torch")
     pyg = pytest.importorskip("torch_geometric.nn")

@@ -69,6 +69,7 @@ def test_sageconv_equals_its_dense_definition(graph, aggr, kw, fin, fout):
     np.testing.assert_allclose(conv(H, g), dense_sage(conv, H, g), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("aggr, project", [("mean", False), ("sum", False), ("max", True), ("max", False),
                                            ("mean", True)])
 @pytest.mark.parametrize("root_weight", [True, False])
@@ -158,6 +159,7 @@ def test_lstm_permutation_is_drawn_in_training_replayed_by_the_rng_and_csr_order
     np.testing.assert_array_equal(conv(H, g), conv(H, g))
 
 
+@pytest.mark.oracle
 def test_packed_lstm_equals_a_plain_loop_and_torch():
     rng = np.random.default_rng(0)
     indptr = np.array([0, 3, 3, 7, 8])                      # lengths 3, 0, 4, 1
