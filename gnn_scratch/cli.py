@@ -1,16 +1,36 @@
-"""The ``gnn-scratch`` command line: train, predict, gradcheck, bench."""
+"""The ``gnn-scratch`` command line: train, predict, gradcheck, bench.
+
+Every run ends in one line on standard error when it fails, never a traceback: a value out of range
+or an option that does not apply is refused before any work, naming the option and what was
+expected (exit 2); Ctrl-C stops cleanly (exit 130; ``train`` summarises the runs that finished).
+Every option's value is checked by its kind in one module, ``tasks.options`` (argparse ``type=``).
+``--json`` makes standard output one JSON object; every other line then goes to standard error.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
+import time
+
+from .tasks import options
+
+COMPILING = "compiling the Numba kernels (first run only, cached afterwards)…"
+DEBUG_ENV = "GNN_SCRATCH_DEBUG"     # set to 1: an unexpected error shows its traceback
+
+
+Parser = options.Parser   # argparse, its errors in one line
 
 
 def _add_data_args(p, default="csbm"):
-    p.add_argument("--dataset", default=default,
+    from .data import DATASETS
+    p.add_argument("--dataset", default=default, type=str.lower, choices=DATASETS, metavar="NAME",
                    help=f"cora, citeseer, csbm (generated, no file needed) or karate (default: {default})")
-    p.add_argument("--data-root", default=None,
-                   help="folder holding planetoid/ind.<name>.* (else $GNN_SCRATCH_DATA, then the cache, then download)")
+    p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                   help="an existing folder holding planetoid/ind.<name>.* (default: $GNN_SCRATCH_DATA, then the "
+                        "user cache, then a download)")
 
 
 def _load_data(args):
@@ -22,11 +42,12 @@ def _load_data(args):
 # (flags, argparse keywords, meaning). The help says which models take each one and their defaults;
 # tests/test_tasks.py checks that every key of every model's model_defaults has a line here.
 MODEL_OPTIONS = {
-    "hidden_channels": (("--hidden", "--hidden-channels"), dict(type=int, metavar="H"),
-                        "hidden units per layer (gat: per attention head)"),
-    "heads": (("--heads",), dict(type=int, metavar="K"), "attention heads of the hidden layer (concatenated)"),
-    "dropout": (("--dropout",), dict(type=float, metavar="P"),
-                "dropout probability on each layer's input (gat: on the attention coefficients too)"),
+    "hidden_channels": (("--hidden", "--hidden-channels"), dict(type=options.positive_int, metavar="H"),
+                        "hidden units per layer, H >= 1 (gat: per attention head)"),
+    "heads": (("--heads",), dict(type=options.positive_int, metavar="K"),
+              "attention heads of the hidden layer (concatenated), K >= 1"),
+    "dropout": (("--dropout",), dict(type=options.probability, metavar="P"),
+                "dropout probability in [0, 1) on each layer's input (gat: on the attention coefficients too)"),
     "aggr": (("--aggr",), dict(choices=("mean", "sum", "max", "lstm")),
              "neighbour aggregator; the GPU takes mean and sum"),
 }
@@ -59,20 +80,26 @@ def add_train_arguments(t, task="node"):
     from .device import DEVICES
     from .models import MODELS
     from .tasks import TASKS, get_task
-    t.add_argument("--task", default="node", metavar="TASK",
+    t.add_argument("--task", default="node", choices=tuple(TASKS), metavar="TASK",
                    help=f"what to learn: {', '.join(TASKS)} (default node; see the list above)")
-    t.add_argument("--model", default="gcn", metavar="MODEL",
+    t.add_argument("--model", default="gcn", choices=tuple(MODELS), metavar="MODEL",
                    help=f"{', '.join(MODELS)} (default gcn; see the list above)")
     _add_data_args(t)
-    t.add_argument("--runs", type=int, default=1, help="train this many models, seeds seed, seed+1, ... (default 1)")
-    t.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    t.add_argument("--runs", type=options.positive_int, default=1, metavar="N",
+                   help="train N >= 1 models, seeds seed, seed+1, ... (default 1)")
+    t.add_argument("--seed", type=options.non_negative_int, default=0, metavar="S",
+                   help="first seed, S >= 0 (default 0)")
     where = "; ".join(f"{d}: {', '.join(n for n, c in MODELS.items() if d in c.devices)}" for d in DEVICES)
     t.add_argument("--device", default="cpu", choices=DEVICES,
                    help=f"where whole epochs run (default cpu; cuda needs numba-cuda and an NVIDIA GPU); the "
                         f"models each takes: {where}")
-    t.add_argument("--save", default=None, metavar="FILE.npz", help="write the (last run's) trained model")
-    t.add_argument("--json", action="store_true", help="end with one JSON object of the results")
-    t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    t.add_argument("--save", default=None, type=options.model_output, metavar="FILE[.npz]",
+                   help="write the (last run's) trained model to FILE.npz (.npz added when missing; the folder "
+                        "must exist; default: not saved)")
+    t.add_argument("--json", action="store_true",
+                   help="standard output is one JSON object of the results; every other line goes to standard "
+                        "error (default: off)")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch lines (default: off)")
     models = t.add_argument_group("model options (left unset: the model's default)")
     for key, (flags, kw, meaning) in MODEL_OPTIONS.items():
         if any(key in c.model_defaults for c in MODELS.values()):
@@ -82,10 +109,44 @@ def add_train_arguments(t, task="node"):
     return t
 
 
+def _not_applicable(args):
+    """The first model option given that ``args.model`` does not take, as an error message; None if all apply."""
+    from .models import MODELS
+    for key, (flags, _, _) in MODEL_OPTIONS.items():
+        if getattr(args, key, None) is not None and key not in MODELS[args.model].model_defaults:
+            takers = ", ".join(n for n, c in MODELS.items() if key in c.model_defaults)
+            return f"{flags[0]} applies to {takers}, not {args.model}"
+    return None
+
+
+class _SlowStartNotice:
+    """Says ``COMPILING`` once on standard error when the first epoch has not ended ``after_s`` seconds after
+    ``start``: the Numba kernels compile on a first run (seconds), and load from their cache afterwards."""
+
+    def __init__(self, after_s=1.0, stream=None):
+        self._timer = threading.Timer(after_s, self._say)
+        self._timer.daemon = True
+        self._stream = stream
+
+    def _say(self):
+        print(COMPILING, file=self._stream or sys.stderr, flush=True)
+
+    def start(self):
+        self._timer.start()
+        return self
+
+    def done(self):
+        self._timer.cancel()
+
+
 def cmd_train(args):
     from .io import save_model
     from .tasks import get_task
     task = get_task(args.task)
+    problem = _not_applicable(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.device != "cpu":   # say it in one line before loading anything
         from .kernels.cuda import require_cuda
         try:
@@ -93,54 +154,102 @@ def cmd_train(args):
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    data = _load_data(args)
-    log = None if args.quiet else (lambda s: print(s, flush=True))
-    if not args.quiet:
-        print(f"{data.name}: {data.num_nodes} nodes, {data.graph.num_edges} edges, {data.num_features} features, "
-              f"{data.num_classes} classes; model {args.model}, task {task.name}", flush=True)
     hp = {key: getattr(args, key) for key in MODEL_OPTIONS if hasattr(args, key)}   # None = not given
     hp.update(task.hparams_from_args(args))
-    summary, model = task.run(args.model, data, runs=args.runs, seed=args.seed, log=log, device=args.device, **hp)
-    print(task.report(summary), flush=True)
+    task.validate(args.model, args.device, hp)          # every refusal before the data is loaded
+    human = sys.stderr if args.json else sys.stdout    # --json: standard output holds the JSON alone
+    say = lambda s: print(s, file=human, flush=True)   # noqa: E731
+    data = _load_data(args)
+    if not args.quiet:
+        say(f"{data.name}: {data.num_nodes} nodes, {data.graph.num_edges} edges, {data.num_features} features, "
+            f"{data.num_classes} classes; model {args.model}, task {task.name}")
+    notice = _SlowStartNotice()
+
+    def log(line):                # every epoch line ends the wait for the first one
+        notice.done()
+        if not args.quiet:
+            say(line)
+    notice.start()
+    try:
+        summary, model = task.run(args.model, data, runs=args.runs, seed=args.seed, log=log, device=args.device,
+                                  interruptible=True, **hp)
+    except KeyboardInterrupt:
+        print(f"interrupted after 0 of {args.runs} runs: nothing to summarise", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        notice.done()
+    interrupted = summary.get("interrupted", False)
+    if interrupted:
+        print(f"interrupted after {summary['runs']} of {summary['runs_requested']} runs", file=sys.stderr,
+              flush=True)
+    say(task.report(summary))
     if args.save:
-        save_model(args.save, model, extra=dict(dataset=data.name, **task.saved_metrics(summary)))
-        print(f"saved the last run's model to {args.save}")
+        path = save_model(args.save, model, extra=dict(dataset=data.name, **task.saved_metrics(summary)))
+        say(f"saved the last run's model to {path}")
     if args.json:
-        print(json.dumps(summary))
-    return 0
+        print(json.dumps(summary), flush=True)
+    return 130 if interrupted else 0
 
 
 def cmd_predict(args):
     from .io import load_model
+    from .loop import model_dtype
     from .nn import accuracy
     from .train import prepare_features
     model, extra = load_model(args.load)
     data = _load_data(args)
-    if data.num_features != model.config["in_channels"]:
-        raise SystemExit(f"error: the model expects {model.config['in_channels']} input features, "
-                         f"dataset {data.name} has {data.num_features}")
-    Z = model.forward(prepare_features(data, dtype=model.config.get("dtype", "float32")), data.graph)
+    for key, have, what in (("in_channels", data.num_features, "input features"),
+                            ("out_channels", data.num_classes, "classes")):
+        if have != model.config[key]:
+            raise ValueError(f"--load {args.load} holds a model of {model.config[key]} {what}; --dataset "
+                             f"{data.name} has {have}")
+    Z = model.forward(prepare_features(data, dtype=model_dtype(model)), data.graph)
     accs = {k: accuracy(Z, data.y, getattr(data, f"{k}_mask")) for k in ("train", "val", "test")}
-    print(f"{args.load} on {data.name}: " + "  ".join(f"{k} {100 * v:.2f} %" for k, v in accs.items()))
+    print(f"{args.load} on {data.name}: " + "  ".join(f"{k} {100 * v:.2f} %" for k, v in accs.items()),
+          file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(dict(dataset=data.name, **{f"{k}_acc": v for k, v in accs.items()})))
     return 0
 
 
+def _gradcheck_cases(pattern):
+    """{name: case function} of the registered gradient-check cases whose name contains ``pattern``."""
+    from .gradcheck.registry import all_cases
+    return {name: fn for name, fn in all_cases().items() if pattern is None or pattern.lower() in name.lower()}
+
+
 def cmd_gradcheck(args):
-    from .gradcheck import format_table
-    from .gradcheck.registry import run
+    """One progress line per case on standard error, then the failed rows (every row with --verbose) and the
+    summary line on standard output. A case that raises counts as one failed row naming the exception."""
+    from .gradcheck import Row, format_table
     from .kernels import set_cpu_backend
     set_cpu_backend(args.backend)
-    rows = run(args.only)
-    if not rows:
-        print(f"no gradient-check case matches {args.only!r}", file=sys.stderr)
+    cases = _gradcheck_cases(args.only)
+    if not cases:
+        print(f"error: --only {args.only!r} matches no gradient-check case", file=sys.stderr)
         return 2
-    print(format_table(rows))
+    rows, n = [], len(cases)
+    for k, (name, fn) in enumerate(cases.items(), 1):
+        print(f"[{k}/{n}] {name} ...", end="", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            got = list(fn())
+        except Exception as e:   # noqa: BLE001 -- a broken case is a failure to report, not a stop
+            got = [Row(case=name, parameter=f"raised {type(e).__name__}: {_one_line(e)}", shape=(),
+                       error=float("inf"), passed=False)]
+        bad = sum(not r.passed for r in got)
+        worst = max((r.error for r in got), default=0.0)
+        print(f" {len(got)} row{'s' * (len(got) != 1)}, worst {worst:.1e}, {'ok' if not bad else f'{bad} FAILED'} "
+              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+        rows += got
     failed = [r for r in rows if not r.passed]
-    worst = max(r.error for r in rows)
-    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed (worst relative error {worst:.2e}, "
-          f"tolerance 1e-6, float64, kernels: {args.backend})")
+    if args.verbose:
+        print(format_table(rows) + "\n")
+    elif failed:
+        print("failed:\n" + format_table(failed) + "\n")
+    worst = max((r.error for r in rows), default=0.0)
+    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed over {n} case(s) (worst max rel err "
+          f"{worst:.2e}, tolerance 1e-6, float64, kernels: {args.backend})")
     return 1 if failed else 0
 
 
@@ -156,7 +265,7 @@ def cmd_bench(args):
 
 def build_parser(task="node"):
     """The command line's parser; the train command carries the options of task ``task``."""
-    p = argparse.ArgumentParser(prog="gnn-scratch", description="Graph neural networks from scratch in NumPy and Numba.")
+    p = Parser(prog="gnn-scratch", description="Graph neural networks from scratch in NumPy and Numba.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a task (default: node classification) and report its score",
@@ -165,13 +274,22 @@ def build_parser(task="node"):
     t.set_defaults(fn=cmd_train)
 
     pr = sub.add_parser("predict", help="restore a saved model and print its accuracy on a dataset")
-    pr.add_argument("--load", required=True, metavar="FILE.npz")
+    pr.add_argument("--load", required=True, type=options.model_input, metavar="FILE[.npz]",
+                    help="a model written by train --save, named with or without .npz (required, no default)")
     _add_data_args(pr)
-    pr.add_argument("--json", action="store_true")
+    pr.add_argument("--json", action="store_true",
+                    help="standard output is one JSON object of the accuracies; the rest goes to standard error "
+                         "(default: off)")
     pr.set_defaults(fn=cmd_predict)
 
-    g = sub.add_parser("gradcheck", help="check every backward against finite differences (float64)")
-    g.add_argument("--only", default=None, help="run only the cases whose name contains this text")
+    g = sub.add_parser("gradcheck", help="check every backward against finite differences (float64)",
+                       description="Check every backward against central finite differences in float64: one "
+                                   "progress line per case on standard error, then the failed rows (all rows "
+                                   "with --verbose) and 'N passed, M failed'; exit 1 when any failed.")
+    g.add_argument("--only", default=None, metavar="TEXT",
+                   help="run only the cases whose name contains TEXT, any case (default: every case)")
+    g.add_argument("--verbose", action="store_true",
+                   help="print every row (case, tensor, shape, error), not only the failed ones (default: off)")
     g.add_argument("--backend", default="cpu", choices=("cpu", "reference"), help="kernels to check (default cpu)")
     g.set_defaults(fn=cmd_gradcheck)
 
@@ -189,7 +307,7 @@ def build_parser(task="node"):
 
 def _task_of(argv):
     """The --task of a train command line (default node), read before the parser is built: the train
-    command's options include the chosen task's own. An unknown name is left to ``cmd_train`` to refuse."""
+    command's options include the chosen task's own. An unknown name is left to the parser to refuse."""
     if argv[:1] != ["train"]:
         return "node"
     from .tasks import TASKS
@@ -199,15 +317,46 @@ def _task_of(argv):
     return task if task in TASKS else "node"
 
 
+def _one_line(e):
+    """An exception's message on one line (multi-line messages joined)."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def main(argv=None):
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    0 done; 1 a failed gradient check; 2 a user's mistake, said in one line naming the option (argparse's
+    own errors too); 130 interrupted (Ctrl-C). ``--help`` exits through SystemExit(0) as argparse does.
+    Nothing ends in a traceback: an unexpected error is one line as well (``GNN_SCRATCH_DEBUG=1`` shows it).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(_task_of(argv)).parse_args(argv)
     try:
+        try:
+            args = build_parser(_task_of(argv)).parse_args(argv)
+        except SystemExit as e:
+            if e.code in (0, None):   # --help
+                raise
+            return e.code if isinstance(e.code, int) else 2
         return args.fn(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:   # the reader went away (| head): stop quietly
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 141
     except (ValueError, OSError) as e:
         # A user's mistake (bad file, bad option value, missing data): say it in one line, no traceback.
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:   # noqa: BLE001 -- a bug: still one line, the traceback on request
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"error: unexpected {type(e).__name__}: {_one_line(e)} (set {DEBUG_ENV}=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -71,6 +71,11 @@ class BestEpoch:
         return self.patience is not None and self._waited >= self.patience
 
 
+def model_dtype(model):
+    """The dtype ``model`` computes in (its ``config["dtype"]``, as saved with it); float32 when it does not say."""
+    return getattr(model, "config", {}).get("dtype", "float32")
+
+
 def prepare_features(data, normalize="auto", dtype=np.float32):
     """Features as the model consumes them: row-normalised for bag-of-words data (Planetoid), in ``dtype``.
 

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .loop import BestEpoch, epoch_line, evaluate, prepare_features
+from .loop import BestEpoch, epoch_line, evaluate, model_dtype, prepare_features
 from .nn import SoftmaxCrossEntropy
 from .sampling import full_block, sample_blocks
 
@@ -199,7 +199,7 @@ def fit_minibatch(model, data, optimizer, epochs=200, patience=None, batch_size=
     ``sampler_wait_s`` attribute holds the time the training loop waited for batches. Raises
     ValueError when ``fanouts`` does not give one fan-out per layer.
     """
-    x = prepare_features(data) if x is None else x
+    x = prepare_features(data, dtype=model_dtype(model)) if x is None else x
     graph, y = data.graph, data.y
     fanouts = list(fanouts)
     if len(fanouts) != model.num_layers:

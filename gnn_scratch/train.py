@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from .loop import (BestEpoch, Result, epoch_line, evaluate, input_is_data, input_layer, prepare_features,
-                   train_step)
+from .loop import (BestEpoch, Result, epoch_line, evaluate, input_is_data, input_layer, model_dtype,
+                   prepare_features, train_step)
 from .models import MODELS
 from .tasks import TASKS, get_task
 from .tasks.node import NodeClassification, build_for, fit, run, to_device_inputs
@@ -22,5 +22,5 @@ DEFAULTS = MappingProxyType({name: MappingProxyType({**cls.model_defaults, **cls
                              for name, cls in MODELS.items()})
 
 __all__ = ["BestEpoch", "DEFAULTS", "NodeClassification", "Result", "TASKS", "build_for", "epoch_line", "evaluate",
-           "fit", "get_task", "input_is_data", "input_layer", "prepare_features", "run", "to_device_inputs",
+           "fit", "get_task", "input_is_data", "input_layer", "model_dtype", "prepare_features", "run", "to_device_inputs",
            "train_step"]

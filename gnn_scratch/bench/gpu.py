@@ -43,7 +43,6 @@ and exit status 2.
 """
 from __future__ import annotations
 
-import argparse
 import ctypes
 import gc
 import json
@@ -93,7 +92,8 @@ def parse_sizes(text):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="gnn-scratch bench --gpu", description=__doc__.split("\n\n")[0])
+    from ..tasks.options import Parser   # errors in one line, as every gnn-scratch command
+    p = Parser(prog="gnn-scratch bench --gpu", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="gpu.json", help="JSON file to write (default gpu.json)")
     p.add_argument("--sizes", type=parse_sizes, default=parse_sizes("1M:10M,10M:100M"),
                    help="comma-separated NODES:EDGES graphs (default 1M:10M,10M:100M)")

@@ -347,15 +347,20 @@ def write_markdown(results, path, plot_rel=None, title="# Benchmarks"):
 
 def plot(results, path):
     """Speed-up bars (PyG time / ours, per model and graph, training and inference) and step time vs
-    edges (log-log) in one PNG. Returns the path, or None when there is nothing to draw."""
+    edges (log-log) in one PNG; a panel without data (no PyG timing at all: no bars) is left out.
+    Returns the path, or None when there is nothing to draw."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    mrows = [r for r in results.get("models", {}).get("rows", []) if "error" not in r]
+    mrows = [r for r in results.get("models", {}).get("rows", []) if "error" not in r     # bars need a PyG
+             and any(best_pyg(r.get(phase))[1] for phase in ("train", "infer"))]       # timing: none, no panel
     sc = results.get("scaling")
+    if not (sc and any("train" in r for r in sc["rows"])):
+        sc = None
     if not mrows and not sc:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8)) if mrows and sc else plt.subplots(1, 1, figsize=(6.5, 4.8))
+    axes = list(axes) if mrows and sc else ([axes, None] if mrows else [None, axes])
     ax = axes[0]
     if mrows:
         labels, train, infer = [], [], []
@@ -376,10 +381,8 @@ def plot(results, path):
         ax.set_ylabel("speed-up over PyG's fastest form (×)")
         ax.set_title("gnn_scratch vs PyG, CPU")
         ax.legend(fontsize=8)
-    else:
-        ax.set_axis_off()
     ax = axes[1]
-    if sc and any("train" in r for r in sc["rows"]):
+    if sc:
         ok = [r for r in sc["rows"] if "train" in r]
         e = [r["edges"] for r in ok]
         ax.loglog(e, [r["train"]["ours"]["median"] for r in ok], "o-",
@@ -393,8 +396,6 @@ def plot(results, path):
         ax.set_title(f"{MODEL_LABELS.get(sc.get('model'), '')} step time vs edges, avg degree {sc.get('avg_degree')}")
         ax.grid(True, which="both", ls=":", lw=0.5)
         ax.legend(fontsize=8)
-    else:
-        ax.set_axis_off()
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)

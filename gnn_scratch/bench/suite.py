@@ -28,6 +28,8 @@ import time
 
 PARTS = ("kernels", "models", "memory", "startup", "scaling")
 GRAPH_PARTS = ("models", "memory")    # the parts whose rows are per graph (``--graphs``)
+NO_PYG = ("PyG not installed: the vs-PyG columns are skipped; "
+          "pip install torch==2.13.0 && pip install '.[bench]'")   # said once, on standard error
 
 
 def add_arguments(p):
@@ -54,7 +56,8 @@ def add_arguments(p):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="gnn-scratch bench",
+    from ..tasks.options import Parser   # errors in one line, as every gnn-scratch command
+    p = Parser(prog="gnn-scratch bench",
                                 description="Benchmarks of gnn_scratch beside scipy.sparse and PyG on the CPU.")
     return add_arguments(p)
 
@@ -157,6 +160,8 @@ def run(args):
     pyg = (not args.no_pyg) and torch_available()
     data_root = _planetoid_dir(args)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    if not pyg and not args.no_pyg:
+        log(NO_PYG)
     command = "gnn-scratch bench " + " ".join(shlex.quote(a) for a in (args.argv if hasattr(args, "argv") else []))
     meta = results.setdefault("meta", {})
     if "runs" not in meta and "command" in meta:   # a file from before runs were listed: its run comes first

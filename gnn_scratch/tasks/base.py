@@ -51,8 +51,18 @@ class Task:
         return model_kw, train, hp
 
     @classmethod
-    def run(cls, model_name, data, runs=1, seed=0, log=None, device="cpu", **hparams):
-        """Train ``runs`` models (seeds seed, seed+1, ...); returns (summary dict, the last model)."""
+    def validate(cls, model_name, device="cpu", hparams=None):
+        """Raise ValueError (one line, naming the option) when ``hparams`` cannot train ``model_name`` on
+        ``device``; called by the command line before it loads the data. The base class checks nothing."""
+
+    @classmethod
+    def run(cls, model_name, data, runs=1, seed=0, log=None, device="cpu", interruptible=False, **hparams):
+        """Train ``runs`` models (seeds seed, seed+1, ...); returns (summary dict, the last model).
+
+        ``interruptible`` (the command line sets it): on KeyboardInterrupt after k >= 1 finished runs,
+        return the summary of those k with ``interrupted=True`` and ``runs_requested``; with none
+        finished, let the KeyboardInterrupt propagate.
+        """
         raise NotImplementedError
 
     @classmethod

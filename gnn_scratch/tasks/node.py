@@ -7,19 +7,20 @@ without a better validation loss or accuracy (the GAT paper's rule; ``loop.BestE
 """
 from __future__ import annotations
 
-import argparse
+import inspect
 import time
 from types import SimpleNamespace
 
 import numpy as np
 
 from .. import device as placement   # "device" names an argument here
-from ..loop import BestEpoch, epoch_line, evaluate, input_is_data, prepare_features, train_step
+from ..loop import BestEpoch, epoch_line, evaluate, input_is_data, model_dtype, prepare_features, train_step
 from ..minibatch import fit_minibatch
 from ..models import MODELS, get_model_class
 from ..nn import SoftmaxCrossEntropy
 from ..optim import Adam
 from ..threads import blas_threads
+from . import options
 from .base import Task, register_task
 
 
@@ -58,7 +59,7 @@ def fit(model, data, optimizer, epochs=200, patience=None, x=None, log=None, dev
     move (``to_device_inputs``; build the optimiser after ``model.to("cuda")``), and per epoch only
     the validation loss, the accuracies (and the logged training loss) come back to the host.
     """
-    x = prepare_features(data) if x is None else x
+    x = prepare_features(data, dtype=model_dtype(model)) if x is None else x
     data, x = to_device_inputs(model, optimizer, data, x, device)   # moved once; no-ops on the host
     with input_is_data(model):
         return _fit_epochs(model, data, optimizer, epochs, patience, x, log)
@@ -86,12 +87,13 @@ def _fit_epochs(model, data, optimizer, epochs, patience, x, log):
     return best
 
 
-def _fanouts(text):
-    """'25,10' -> [25, 10]: the --fanout option."""
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"fan-outs must be comma-separated ints such as 25,10, got {text!r}")
+def _constructor_value(model_cls, model_kw, key, default=None):
+    """``model_kw[key]`` when given, else the default of ``model_cls``'s constructor argument ``key``
+    (``default`` when it takes none): the value the model will be built with."""
+    if key in model_kw:
+        return model_kw[key]
+    param = inspect.signature(model_cls.__init__).parameters.get(key)
+    return default if param is None or param.default is inspect.Parameter.empty else param.default
 
 
 def _takes_blocks(model_cls):
@@ -115,25 +117,33 @@ class NodeClassification(Task):
         """'gcn 0.01, gat 0.005, sage 0.01': the value of training hyper-parameter ``key`` for each registered model."""
         return ", ".join(f"{n} {c.train_defaults.get(key, cls.defaults[key])}" for n, c in MODELS.items())
 
+    # The training hyper-parameters' options and kinds of value (``tasks.options``): the command line's
+    # flags, and the names the checks of ``check`` give in their messages. None (patience: never) is valid.
+    options = dict(epochs=("--epochs", "positive_int"), patience=("--patience", "positive_int"),
+                   lr=("--lr", "finite_positive_float"), weight_decay=("--weight-decay", "non_negative_float"),
+                   batch_size=("--batch-size", "positive_int"), fanout=("--fanout", "fanouts"))
+
     @classmethod
     def add_arguments(cls, parser):
         minibatch = ", ".join(n for n, c in MODELS.items() if _takes_blocks(c)) or "no model registered"
-        parser.add_argument("--epochs", type=int, default=None, metavar="N",
-                            help=f"training epochs at most (default per model: {cls.per_model('epochs')})")
-        parser.add_argument("--patience", type=int, default=None, metavar="N",
-                            help="stop after N epochs with neither a better validation loss nor accuracy "
+        kind = lambda key: getattr(options, cls.options[key][1])   # noqa: E731 -- the argparse type of a key
+        parser.add_argument("--epochs", type=kind("epochs"), default=None, metavar="N",
+                            help=f"training epochs at most, N >= 1 (default per model: {cls.per_model('epochs')})")
+        parser.add_argument("--patience", type=kind("patience"), default=None, metavar="N",
+                            help="stop after N >= 1 epochs with neither a better validation loss nor accuracy "
                                  f"(default per model: {cls.per_model('patience')}; None = never)")
-        parser.add_argument("--lr", type=float, default=None,
-                            help=f"Adam learning rate (default per model: {cls.per_model('lr')})")
-        parser.add_argument("--weight-decay", type=float, default=None, metavar="WD",
-                            help="L2 penalty on every parameter (gcn: on its first layer only; default per "
+        parser.add_argument("--lr", type=kind("lr"), default=None,
+                            help=f"Adam learning rate, > 0 (default per model: {cls.per_model('lr')})")
+        parser.add_argument("--weight-decay", type=kind("weight_decay"), default=None, metavar="WD",
+                            help="L2 penalty on every parameter, >= 0 (gcn: on its first layer only; default per "
                                  f"model: {cls.per_model('weight_decay')})")
-        parser.add_argument("--batch-size", type=int, default=None, metavar="B",
-                            help=f"{minibatch}: train on sampled mini-batches of B seed nodes, on "
+        parser.add_argument("--batch-size", type=kind("batch_size"), default=None, metavar="B",
+                            help=f"only {minibatch}: train on sampled mini-batches of B >= 1 seed nodes, on "
                                  f"{', '.join(cls.minibatch_devices)} (default: full batch)")
-        parser.add_argument("--fanout", type=_fanouts, default=None, metavar="F1,F2",
-                            help=f"{minibatch} with --batch-size: neighbours sampled per node at each hop from "
-                                 f"the seeds, -1 = all (default {','.join(map(str, cls.default_fanout))})")
+        parser.add_argument("--fanout", type=kind("fanout"), default=None, metavar="F1,F2",
+                            help=f"only {minibatch} with --batch-size: neighbours sampled per node at each hop from "
+                                 f"the seeds, one per layer, -1 = all "
+                                 f"(default {','.join(map(str, cls.default_fanout))})")
 
     @classmethod
     def hparams_from_args(cls, args):
@@ -158,55 +168,95 @@ class NodeClassification(Task):
         return model, Adam(groups, lr=train["lr"]), hp
 
     @classmethod
-    def check(cls, model_cls, device, train):
-        """Raise ValueError (one line) when ``model_cls`` cannot train on ``device`` with the training
-        hyper-parameters ``train`` (``split_hparams``'s second dict), before anything is built or moved."""
+    def check(cls, model_cls, device, train, model_kw=None):
+        """Raise ValueError (one line, naming the option) when ``model_cls`` cannot train on ``device`` with
+        the training hyper-parameters ``train`` (``split_hparams``'s second dict; ``model_kw``, its first,
+        gives the number of layers the fan-outs must match), before anything is built or moved.
+
+        Every value is checked by its kind (``tasks.options``; None = the default, or never for patience).
+        """
+        for key, (flag, kind) in cls.options.items():
+            if train.get(key) is not None:
+                options.check(kind, train[key], f"{key} ({flag})")
         if placement.check_device(device) not in model_cls.devices:
             able = ", ".join(n for n, c in MODELS.items() if device in c.devices)
             raise ValueError(f"model {model_cls.name!r} cannot train on {device!r} (its layers have no device "
                              f"path there yet); device={device!r} supports: {able}")
-        if train["batch_size"]:
+        if train["batch_size"] is not None:
             if device not in cls.minibatch_devices:
-                raise ValueError(f"mini-batch training (batch_size) runs on the CPU, got device={device!r}")
+                raise ValueError(f"mini-batch training (batch_size, --batch-size) runs on "
+                                 f"{', '.join(cls.minibatch_devices)}, not {device!r}")
             if not _takes_blocks(model_cls):
-                raise ValueError(f"mini-batch training (batch_size) needs a model that takes sampled blocks "
-                                 f"(one with layer_forward, such as sage); {model_cls.name!r} does not")
+                takers = ", ".join(n for n, c in MODELS.items() if _takes_blocks(c)) or "no registered model"
+                raise ValueError(f"batch_size (--batch-size) applies to {takers}, not {model_cls.name}: mini-batch "
+                                 f"training needs a model that takes sampled blocks (one with layer_forward)")
+            fanout = list(train["fanout"] or cls.default_fanout)
+            layers = _constructor_value(model_cls, model_kw or {}, "num_layers")
+            if layers is not None and len(fanout) != layers:
+                raise ValueError(f"fanout (--fanout) must give one fan-out per layer ({layers} for "
+                                 f"{model_cls.name}), got {','.join(map(str, fanout))}")
+        elif train["fanout"] is not None:
+            raise ValueError("fanout (--fanout) applies to mini-batch training only: give batch_size (--batch-size) "
+                             "too, or leave the fan-out out")
 
     @classmethod
-    def run(cls, model_name, data, runs=1, seed=0, log=None, device="cpu", **hparams):
+    def validate(cls, model_name, device="cpu", hparams=None):
+        """(model class, model kwargs, training hyper-parameters) of ``model_name`` under ``hparams``, checked
+        by ``check`` without data: the command line calls it before loading anything, ``run`` first."""
+        model_cls = get_model_class(model_name)
+        model_kw, train, _ = cls.split_hparams(model_cls, hparams or {})
+        cls.check(model_cls, device, train, model_kw)
+        return model_cls, model_kw, train
+
+    @classmethod
+    def run(cls, model_name, data, runs=1, seed=0, log=None, device="cpu", interruptible=False, **hparams):
         """Train ``runs`` models with seeds seed, seed+1, ...; returns a summary dict and the last model.
 
         ``hparams`` override the model class's ``model_defaults`` / ``train_defaults`` (None = keep
         the default); ``batch_size`` switches to sampled mini-batches (``minibatch.fit_minibatch``).
-        ``device="cuda"`` trains on the GPU (features moved once here, the rest once per run by
-        ``fit``). Summary keys: model, dataset, runs, seed, device, test_acc_mean, test_acc_std,
-        test_acc, val_acc, best_epoch (lists, one per run), epoch_ms_median (epoch 1 excluded: it
-        compiles), hparams. Raises ValueError for an unknown model, a device it cannot use, or
-        mini-batch training where it cannot run.
+        The features are prepared in the dtype the model is built with (``dtype``, default the model
+        constructor's: float32). ``device="cuda"`` trains on the GPU (features moved once here, the
+        rest once per run by ``fit``). Summary keys: model, dataset, runs, seed, device,
+        test_acc_mean, test_acc_std, test_acc, val_acc, best_epoch (lists, one per run),
+        epoch_ms_median (epoch 1 excluded: it compiles), hparams. Raises ValueError for an unknown
+        model, a value out of range (``check``), a device it cannot use, or mini-batch training
+        where it cannot run.
+
+        ``interruptible``: a KeyboardInterrupt during run k + 1 ends training and returns the summary
+        of the k runs that finished (and the last of their models), with ``interrupted=True`` and
+        ``runs_requested``; with none finished the KeyboardInterrupt propagates.
         """
-        model_cls = get_model_class(model_name)
-        _, train, _ = cls.split_hparams(model_cls, hparams)
-        cls.check(model_cls, device, train)
-        x = placement.to(prepare_features(data), device)
-        results, model = [], None
-        for r in range(runs):
-            model, opt, hp = cls.build(model_name, data, seed + r, hparams, device=device)
-            if train["batch_size"]:   # mini-batch training on sampled blocks (GraphSAGE); full batch otherwise
-                res = fit_minibatch(model, data, opt, train["epochs"], train["patience"], train["batch_size"],
-                                    train["fanout"] or cls.default_fanout, x=x, seed=seed + r, log=log)
-            else:
-                res = fit(model, data, opt, train["epochs"], train["patience"], x=x, log=log, device=device)
-            results.append(res)
-            if log:
-                log(f"run {r + 1}/{runs} seed {seed + r}: best epoch {res.best_epoch}  val {res.val_acc:.4f}  "
-                    f"test {res.test_acc:.4f}")
+        options.check("positive_int", runs, "runs (--runs)")
+        options.check("non_negative_int", seed, "seed (--seed)")
+        model_cls, model_kw, train = cls.validate(model_name, device, hparams)
+        x = placement.to(prepare_features(data, dtype=_constructor_value(model_cls, model_kw, "dtype", "float32")),
+                         device)
+        results, model, hp = [], None, None
+        try:
+            for r in range(runs):
+                trained, opt, hp = cls.build(model_name, data, seed + r, hparams, device=device)
+                if train["batch_size"]:   # mini-batch training on sampled blocks (GraphSAGE); full batch otherwise
+                    res = fit_minibatch(trained, data, opt, train["epochs"], train["patience"], train["batch_size"],
+                                        train["fanout"] or cls.default_fanout, x=x, seed=seed + r, log=log)
+                else:
+                    res = fit(trained, data, opt, train["epochs"], train["patience"], x=x, log=log, device=device)
+                results.append(res)
+                model = trained
+                if log:
+                    log(f"run {r + 1}/{runs} seed {seed + r}: best epoch {res.best_epoch}  val {res.val_acc:.4f}  "
+                        f"test {res.test_acc:.4f}")
+        except KeyboardInterrupt:
+            if not (interruptible and results):
+                raise
         test = np.array([r.test_acc for r in results])
         epoch_ms = np.concatenate([r.epoch_ms[1:] or r.epoch_ms for r in results])  # epoch 1 includes compilation
-        summary = dict(model=model_name, dataset=data.name, runs=runs, seed=seed, device=device,
+        summary = dict(model=model_name, dataset=data.name, runs=len(results), seed=seed, device=device,
                        test_acc_mean=float(test.mean()), test_acc_std=float(test.std()),
                        test_acc=[float(t) for t in test], val_acc=[r.val_acc for r in results],
                        best_epoch=[r.best_epoch for r in results], epoch_ms_median=float(np.median(epoch_ms)),
                        hparams=dict(hp))
+        if len(results) < runs:
+            summary.update(interrupted=True, runs_requested=runs)
         return summary, model
 
     @classmethod
@@ -225,6 +275,7 @@ def build_for(model_name, data, seed, hparams, device="cpu"):
     return NodeClassification.build(model_name, data, seed, hparams, device=device)
 
 
-def run(model_name, data, runs=1, seed=0, log=None, device="cpu", **hparams):
+def run(model_name, data, runs=1, seed=0, log=None, device="cpu", interruptible=False, **hparams):
     """Node classification over ``runs`` seeds: (summary, last model). See ``NodeClassification.run``."""
-    return NodeClassification.run(model_name, data, runs=runs, seed=seed, log=log, device=device, **hparams)
+    return NodeClassification.run(model_name, data, runs=runs, seed=seed, log=log, device=device,
+                                  interruptible=interruptible, **hparams)
