@@ -411,7 +411,7 @@ def test_options_not_yet_on_the_device_are_refused_in_one_line(capsys):
     # mini-batches do not
     from gnn_scratch.cli import main
     for extra, message in ((["--aggr", "lstm"], "error: SAGEConv(aggr='lstm') cannot run on the GPU yet; "),
-                           (["--batch-size", "8"], "error: mini-batch training (batch_size) runs on the CPU")):
+                           (["--batch-size", "8"], "error: mini-batch training (batch_size, --batch-size) runs on cpu, not 'cuda'")):
         argv = ["train", "--dataset", "karate", "--model", "sage", "--epochs", "1", "--device", "cuda"] + extra
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()

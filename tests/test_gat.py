@@ -416,9 +416,9 @@ def test_bad_arguments_raise_clear_errors():
     conv = GATConv(6, 2, heads=2, seed=0)
     with pytest.raises(ValueError, match="graph"):
         conv.forward(np.zeros((g.num_nodes, 6), np.float32))
-    with pytest.raises(ValueError, match=r"X of shape \(40, 6\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(40, 6\)"):
         conv.forward(np.zeros((g.num_nodes, 5), np.float32), g)
-    with pytest.raises(TypeError, match="X must have the layer's dtype float32"):
+    with pytest.raises(TypeError, match="x must have the layer's dtype float32"):
         conv.forward(np.zeros((g.num_nodes, 6)), g)
     with pytest.raises(ValueError, match="heads"):
         GATConv(6, 2, heads=0)

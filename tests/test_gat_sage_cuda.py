@@ -284,7 +284,7 @@ def test_options_without_a_device_path_are_refused_clearly():
         (lambda: GAT(F_IN, 3, fused=False).to("cuda"), r"use fused=True"),
         (lambda: run("sage", small_data(), device="cuda", aggr="lstm", epochs=1), r"aggr='lstm'"),
         (lambda: run("sage", small_data(), device="cuda", batch_size=4, epochs=1),
-         r"mini-batch training \(batch_size\) runs on the CPU"),
+         r"mini-batch training \(batch_size, --batch-size\) runs on cpu, not 'cuda'"),
     ]
     for make, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -4,7 +4,13 @@ For a scalar loss L(theta) and each entry k of a parameter or input theta,
 
     g_fd[k] = (L(theta + eps e_k) - L(theta - eps e_k)) / (2 eps),
 
-and the check reports the relative error  max_k |g[k] - g_fd[k]| / max(max_k (|g[k]| + |g_fd[k]|), tiny).
+and the check reports the relative error  max_k |g[k] - g_fd[k]| / max(max_k (|g[k]| + |g_fd[k]|), floor / tol),
+which passes below ``tol``. ``floor`` is the absolute resolution of the central difference, set by
+rounding in L: ``roundoff_floor(S, eps) = FLOOR_FACTOR * u * S / eps`` with u the float64 machine
+epsilon and S the magnitude of L's terms (sum |G * out| for a layer, |L| for a loss). A gradient far
+below that resolution (a correct zero, seen as +-1e-17 against a difference of exactly 0) is judged by
+its absolute error; any gradient the differences can resolve is judged relatively, as before
+(derivations/README.md, "How every rule is checked").
 A layer is checked through L = sum(G * layer(x)) with a *random* upstream gradient G (an all-ones G
 hides transposition mistakes); a model through its real loss. Dropout masks are replayed: every
 module's random generator is restored before each evaluation, so L is a deterministic function.
@@ -23,6 +29,8 @@ from ..graph import Graph
 TINY = 1e-30
 DEFAULT_EPS = 1e-6
 DEFAULT_TOL = 1e-6
+EPS_MACH = float(np.finfo(np.float64).eps)   # u = 2.2e-16: the spacing of float64 numbers near 1
+FLOOR_FACTOR = 10.0   # head-room over u * S / eps for the rounding inside the forward (derivations/README.md)
 
 
 @dataclass
@@ -35,14 +43,29 @@ class Row:
     passed: bool
 
 
-def relative_error(g, g_fd):
-    """max |g - g_fd| / max(max(|g| + |g_fd|), tiny): 0 for a perfect match, ~1 for unrelated arrays."""
+def roundoff_floor(scale, eps=DEFAULT_EPS):
+    """The absolute resolution of a central difference with step ``eps`` of a loss whose terms sum to ``scale``.
+
+    Each evaluation of L carries a rounding error of about u * scale (u = float64 epsilon), so
+    (L(+) - L(-)) / (2 eps) carries about u * scale / eps: differences below that are noise.
+    Returns FLOOR_FACTOR * u * scale / eps (derivations/README.md).
+    """
+    return FLOOR_FACTOR * EPS_MACH * abs(float(scale)) / eps
+
+
+def relative_error(g, g_fd, floor=0.0, tol=DEFAULT_TOL):
+    """max |g - g_fd| / max(max(|g| + |g_fd|), floor / tol, tiny): 0 for a perfect match, ~1 for unrelated arrays.
+
+    With ``floor`` (``roundoff_floor``), the error is below ``tol`` exactly when the absolute error is
+    below ``floor`` or the relative error is below ``tol``: a gradient too small for central
+    differences to resolve is judged by its absolute error.
+    """
     g, g_fd = np.asarray(g, dtype=np.float64), np.asarray(g_fd, dtype=np.float64)
     if g.shape != g_fd.shape:
         raise ValueError(f"gradient shapes differ: analytic {g.shape}, numerical {g_fd.shape}")
     if g.size == 0:
         return 0.0
-    return float(np.max(np.abs(g - g_fd)) / max(float(np.max(np.abs(g) + np.abs(g_fd))), TINY))
+    return float(np.max(np.abs(g - g_fd)) / max(float(np.max(np.abs(g) + np.abs(g_fd))), floor / tol, TINY))
 
 
 def numerical_gradient(loss, theta, eps=DEFAULT_EPS):
@@ -82,16 +105,17 @@ def check_module(name, module, x, graph=None, seed=0, eps=DEFAULT_EPS, tol=DEFAU
     """Rows for every parameter of ``module`` (and its input) through L = sum(G * module(x, graph))."""
     rng = np.random.default_rng(seed)
     G = rng.standard_normal(module.forward(x, graph).shape)
-    loss = _replaying(module, lambda: float(np.sum(G * module.forward(x, graph))))
-    loss()
+    output = _replaying(module, lambda: module.forward(x, graph))
+    loss = lambda: float(np.sum(G * output()))                                  # noqa: E731
+    floor = roundoff_floor(np.sum(np.abs(G * output())), eps)                  # S = sum |G * out|
     module.zero_grad()
     grad_x = module.backward(G)
     rows = []
     for pname, p, g in module.named_parameters():
-        err = relative_error(g, numerical_gradient(loss, p, eps))
+        err = relative_error(g, numerical_gradient(loss, p, eps), floor, tol)
         rows.append(Row(name, pname, p.shape, err, err < tol))
     if check_input:
-        err = relative_error(grad_x, numerical_gradient(loss, x, eps))
+        err = relative_error(grad_x, numerical_gradient(loss, x, eps), floor, tol)
         rows.append(Row(name, "input", x.shape, err, err < tol))
     return rows
 
@@ -99,14 +123,14 @@ def check_module(name, module, x, graph=None, seed=0, eps=DEFAULT_EPS, tol=DEFAU
 def check_model_loss(name, model, loss_fn, x, graph, y, mask, eps=DEFAULT_EPS, tol=DEFAULT_TOL):
     """Rows for every parameter of ``model`` and its input through the real loss L = loss_fn(model(x), y, mask)."""
     loss = _replaying(model, lambda: loss_fn.forward(model.forward(x, graph), y, mask))
-    loss()
+    floor = roundoff_floor(loss(), eps)            # S = |L|: a mean of non-negative cross-entropies
     model.zero_grad()
     grad_x = model.backward(loss_fn.backward())
     rows = []
     for pname, p, g in model.named_parameters():
-        err = relative_error(g, numerical_gradient(loss, p, eps))
+        err = relative_error(g, numerical_gradient(loss, p, eps), floor, tol)
         rows.append(Row(name, pname, p.shape, err, err < tol))
-    err = relative_error(grad_x, numerical_gradient(loss, x, eps))
+    err = relative_error(grad_x, numerical_gradient(loss, x, eps), floor, tol)
     rows.append(Row(name, "input", x.shape, err, err < tol))
     return rows
 
@@ -118,10 +142,12 @@ def check_function(name, forward, backward, inputs, seed=0, eps=DEFAULT_EPS, tol
     """
     rng = np.random.default_rng(seed)
     G = rng.standard_normal(np.shape(forward(**inputs)))
+    floor = roundoff_floor(np.sum(np.abs(G * forward(**inputs))), eps)   # S = sum |G * out|
     grads = backward(G, **inputs)
     rows = []
     for key, g in grads.items():
-        err = relative_error(g, numerical_gradient(lambda: float(np.sum(G * forward(**inputs))), inputs[key], eps))
+        err = relative_error(g, numerical_gradient(lambda: float(np.sum(G * forward(**inputs))), inputs[key], eps),
+                             floor, tol)
         rows.append(Row(name, key, inputs[key].shape, err, err < tol))
     return rows
 

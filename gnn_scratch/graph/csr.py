@@ -32,11 +32,14 @@ class GraphError(ValueError):
     """Raised for a graph that is malformed: bad shapes, dtypes, node ids or weights."""
 
 
-def _as_index_array(a, name):
-    a = np.asarray(a)
+def _as_index_array(a, name, what="integer node ids"):
+    try:
+        a = np.asarray(a)
+    except ValueError:            # a ragged nested list
+        raise GraphError(f"{name} must be an array of {what}, got a ragged sequence") from None
     if a.dtype.kind not in "iu":
-        if a.dtype.kind == "b" or a.size and not np.all(np.mod(a, 1) == 0):
-            raise GraphError(f"{name} must hold integer node ids, got dtype {a.dtype}")
+        if a.dtype.kind != "f" or a.size and not np.all(np.mod(a, 1) == 0):
+            raise GraphError(f"{name} must hold {what}, got dtype {a.dtype}")
         if a.size == 0:
             a = a.astype(np.int64)
         else:
@@ -44,10 +47,24 @@ def _as_index_array(a, name):
     return a
 
 
+def _count(name, v, minimum=1):
+    """``v`` as an int >= ``minimum`` (a node count), or GraphError naming ``name``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise GraphError(f"{name} must be an int >= {minimum}, got {v!r}")
+    if v < minimum:
+        if minimum == 1 and v == 0:
+            raise GraphError(f"the graph is empty: {name} must be at least 1, got 0")
+        raise GraphError(f"{name} must be an int >= {minimum}, got {v!r}")
+    return int(v)
+
+
 def _check_weight(edge_weight, E, name="edge_weight"):
     if edge_weight is None:
         return None
-    w = np.asarray(edge_weight)
+    try:
+        w = np.asarray(edge_weight)
+    except ValueError:
+        raise GraphError(f"{name} must be a float array of shape ({E},), got a ragged sequence") from None
     if w.dtype.kind != "f":
         raise GraphError(f"{name} must be a float array, got dtype {w.dtype}")
     if w.shape != (E,):
@@ -63,6 +80,10 @@ class Graph:
     """CSR graph, rows = destination nodes. Build with ``from_edge_index``, ``from_scipy`` or ``from_csr``."""
 
     def __init__(self, indptr, indices, edge_weight=None, num_src=None, edge_id=None, _validated=False):
+        if not _validated:
+            indptr = _as_index_array(indptr, "indptr", "integer row offsets")
+            if num_src is not None:
+                num_src = _count("num_src", num_src)
         indptr = np.ascontiguousarray(indptr, dtype=INDPTR_DTYPE)
         indices = np.ascontiguousarray(indices)
         if not _validated:
@@ -117,9 +138,7 @@ class Graph:
         max_id = int(ei.max()) if E else -1
         if num_nodes is None:
             num_nodes = max_id + 1
-        num_nodes = int(num_nodes)
-        if num_nodes <= 0:
-            raise GraphError("the graph is empty: num_nodes must be at least 1")
+        num_nodes = _count("num_nodes", num_nodes)
         if max_id >= num_nodes:
             col = int(np.argmax(ei.max(axis=0)))
             raise GraphError(
@@ -139,8 +158,14 @@ class Graph:
             raise GraphError(f"A must be a scipy.sparse matrix, got {type(A).__name__}")
         if A.ndim != 2:
             raise GraphError(f"A must be 2-D, got shape {A.shape}")
+        if A.dtype.kind != "f":
+            raise GraphError(f"A must hold float edge weights, got dtype {A.dtype}")
         A = sp.csr_matrix(A)  # copies only when the format differs
         A.sort_indices()
+        if not np.isfinite(A.data).all():
+            e = int(np.flatnonzero(~np.isfinite(A.data))[0])
+            row = int(np.searchsorted(A.indptr, e, side="right")) - 1
+            raise GraphError(f"A must be finite, got {A.data[e]} at row {row}, column {A.indices[e]}")
         return cls(A.indptr, A.indices, np.asarray(A.data), num_src=A.shape[1])
 
     @classmethod
@@ -298,15 +323,73 @@ class Graph:
         return self.cached(("derived",) + (key if isinstance(key, tuple) else (key,)),
                            lambda: to(build(self.host), self.device))
 
-    def check_features(self, X, name="x", side="src"):
-        """Raise unless ``X`` is a finite float32/float64 array with one row per node."""
+    def check_features(self, X, name="x", side="src", num_cols=None, dtype=None):
+        """``X`` checked as features with one row per source (``side="src"``) or destination node; returned.
+
+        Raises TypeError unless X is an array (NumPy, scipy.sparse, or a device array) of a float32 or
+        float64 dtype (exactly ``dtype`` when given), ValueError unless it has shape (N, ``num_cols``)
+        for the graph's N nodes on that side, and ValueError naming the row and column of the first
+        NaN / Inf of a host array. A scipy sparse matrix of any format comes back as CSR (converted
+        once, here). One line each, naming ``name`` and what was expected.
+        """
         n = self.num_src if side == "src" else self.num_dst
-        if not hasattr(X, "shape") or not hasattr(X, "dtype"):
-            raise TypeError(f"{name} must be an array of shape ({n}, F), got {type(X).__name__}")
-        if X.ndim != 2 or X.shape[0] != n:
-            raise ValueError(f"{name} must have shape ({n}, F) for a graph with {n} nodes, got {X.shape}")
-        if X.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{name} must be float32 or float64, got {X.dtype}")
-        if isinstance(X, np.ndarray) and not np.isfinite(X).all():
-            r, c = np.argwhere(~np.isfinite(X))[0]
-            raise ValueError(f"{name} must be finite, got {X[r, c]} at row {r}, column {c}")
+        nodes = "nodes" if self.num_src == self.num_dst else ("source nodes" if side == "src" else "destination nodes")
+        return check_feature_array(X, name, n, num_cols, dtype, f"a graph with {n} {nodes}")
+
+
+# ------------------------------------------------------------------------------------ features
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _first_non_finite(values):
+    """Index (a tuple) of the first NaN / Inf of the host array ``values``, or None when every entry is finite.
+
+    One pass that allocates nothing in the common case: a sum is finite only if every term is (NaN and
+    Inf propagate); only when it is not (a non-finite entry, or a finite overflow) is the exact test run.
+    """
+    if values.size == 0 or values.dtype.kind != "f":
+        return None
+    with np.errstate(all="ignore"):
+        if np.isfinite(np.add.reduce(values, axis=None)):
+            return None
+    bad = np.argwhere(~np.isfinite(values))
+    return tuple(int(i) for i in bad[0]) if bad.size else None
+
+
+def check_feature_array(X, name="x", num_rows=None, num_cols=None, dtype=None, context=None):
+    """The one check of a feature matrix (Graph.check_features and every layer's input); returns X.
+
+    X must expose ``shape``, ``ndim`` and ``dtype`` (NumPy, scipy.sparse, a device array or ``DeviceCSR``),
+    else TypeError. Shape (``num_rows``, ``num_cols``), either None meaning any: else ValueError. dtype
+    float32 / float64, and exactly ``dtype`` when given: else TypeError. A host array (NumPy or scipy,
+    whose stored values are checked) must be finite: else ValueError naming the row and column. A
+    scipy sparse matrix is returned as CSR. ``context`` says where the expected shape comes from
+    ("a graph with 12 nodes"). Metadata only, except the one pass over a host array's values.
+    """
+    rows = "N" if num_rows is None else num_rows
+    cols = "F" if num_cols is None else num_cols
+    where = [context] if context else []
+    if num_cols is not None:
+        where.append(f"in_channels={num_cols}")
+    expected = f"({rows}, {cols})" + (f" for {' and '.join(where)}" if where else "")
+    if not all(hasattr(X, a) for a in ("shape", "ndim", "dtype")):
+        raise TypeError(f"{name} must be an array of shape {expected}, got {type(X).__name__}")
+    shape = tuple(X.shape)
+    if (len(shape) != 2 or (num_rows is not None and shape[0] != num_rows)
+            or (num_cols is not None and shape[1] != num_cols)):
+        raise ValueError(f"{name} must have shape {expected}, got {shape}")
+    if dtype is not None and X.dtype != np.dtype(dtype):
+        raise TypeError(f"{name} must have the layer's dtype {np.dtype(dtype)}, got {X.dtype}")
+    if X.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {X.dtype}")
+    if sp.issparse(X):
+        X = X if X.format == "csr" else X.tocsr()
+        k = _first_non_finite(X.data)
+        if k is not None:
+            r = int(np.searchsorted(X.indptr, k[0], side="right")) - 1
+            raise ValueError(f"{name} must be finite, got {X.data[k[0]]} at row {r}, column {X.indices[k[0]]}")
+    elif isinstance(X, np.ndarray):
+        k = _first_non_finite(X)
+        if k is not None:
+            raise ValueError(f"{name} must be finite, got {X[k]} at row {k[0]}, column {k[1]}")
+    return X

@@ -1,5 +1,6 @@
 """Element-wise activations: ReLU, LeakyReLU, ELU (derivations/activations.md)."""
 from .. import ops
+from .checks import finite_real
 from .module import Module
 
 
@@ -22,7 +23,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = finite_real("negative_slope", negative_slope)
 
     def forward(self, x, graph=None):
         y, self._cache = ops.leaky_relu(x, self.negative_slope)
@@ -37,7 +38,7 @@ class ELU(Module):
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        self.alpha = alpha
+        self.alpha = finite_real("alpha", alpha)
 
     def forward(self, x, graph=None):
         y, pos = ops.elu(x, self.alpha)

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import ops
 from ..device import issparse
+from .checks import probability
 from .init import as_rng
 from .module import Module
 
@@ -22,9 +23,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, seed=0):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
-        self.p = p
+        self.p = probability("dropout probability p", p)
         self.rng = as_rng(seed)
 
     def forward(self, x, graph=None):
@@ -33,6 +32,7 @@ class Dropout(Module):
             return x
         key = self.rng.integers(0, 1 << 64, dtype=np.uint64)
         if issparse(x):
+            x = x if x.format == "csr" else x.tocsr()   # a COO's .data is not in the order of the CSR it becomes
             self._cache = "sparse"   # only stored entries are dropped; the structure is shared, not copied
             return _with_data(x, ops.dropout(x.data, key, 1.0 - self.p))
         self._cache = key

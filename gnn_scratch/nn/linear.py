@@ -4,6 +4,7 @@ import numpy as np
 from .. import ops
 from ..device import issparse
 from ..threads import single_blas_pool
+from .checks import check_features, float_dtype, positive_int
 from .init import as_rng, glorot
 from .module import Module
 
@@ -21,6 +22,8 @@ class Linear(Module):
 
     def __init__(self, in_channels, out_channels, bias=True, seed=0, dtype=np.float32):
         super().__init__()
+        in_channels, out_channels = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
+        dtype = float_dtype(dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.add_param("W", glorot(as_rng(seed), in_channels, out_channels, dtype=dtype))
         if bias:
@@ -28,8 +31,7 @@ class Linear(Module):
 
     @single_blas_pool
     def forward(self, x, graph=None):
-        if tuple(x.shape)[-1] != self.in_channels:     # tuple(): the CUDA simulator's shapes refuse index -1
-            raise ValueError(f"Linear expects x with {self.in_channels} features, got shape {x.shape}")
+        x = check_features(x, num_cols=self.in_channels, dtype=self.params["W"].dtype)   # (N, in_channels)
         self._cache = x
         y = ops.matmul(x, self.params["W"])
         if "b" in self.params:

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from .. import ops
 from ..graph import Graph
+from .checks import check_features, float_dtype, positive_int
 from .init import as_rng
 from .module import Module
 
@@ -141,10 +142,9 @@ class LSTM(Module):
 
     def __init__(self, in_channels, hidden_channels, seed=0, dtype=np.float32):
         super().__init__()
-        for name, v in (("in_channels", in_channels), ("hidden_channels", hidden_channels)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        self.in_channels, self.hidden_channels = int(in_channels), int(hidden_channels)
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.hidden_channels = positive_int("hidden_channels", hidden_channels)
+        dtype = float_dtype(dtype)
         rng = as_rng(seed)
         H = self.hidden_channels
         k = 1.0 / np.sqrt(H)  # torch.nn.LSTM's U(-1/sqrt(H), 1/sqrt(H)) for every weight
@@ -156,8 +156,7 @@ class LSTM(Module):
         if not isinstance(seqs, PackedSequences):
             raise TypeError(f"LSTM.forward needs the sequences: forward(x, seqs) with seqs a PackedSequences, "
                             f"got {type(seqs).__name__}")
-        if x.ndim != 2 or x.shape != (seqs.num_src, self.in_channels):
-            raise ValueError(f"LSTM expects x of shape ({seqs.num_src}, {self.in_channels}), got {x.shape}")
+        x = check_features(x, seqs.num_src, self.in_channels, self.params["W_x"].dtype)   # (N_src, in_channels)
         W_x, W_h, b = self.params["W_x"], self.params["W_h"], self.params["b"]
         H, N = self.hidden_channels, seqs.num_seq
         A_src = np.asarray(x @ W_x)                           # (N_src, 4H): one projection per node

@@ -31,6 +31,7 @@ import numpy as np
 from .. import ops
 from ..device import issparse
 from ..graph import Graph
+from .checks import check_features, check_graph
 from .module import Module
 
 AGGREGATIONS = ("add", "mean", "max")
@@ -113,20 +114,19 @@ class MessagePassing(Module):
         return ops.spmm_backward_X(ctx.agg_graph, ctx.agg_val, dA)    # dM = A_wᵀ dA
 
     # ------------------------------------------------------------------ the contract
+    in_channels = None   # a subclass with weights sets its width: x is then checked to be (N_src, in_channels)
+
     def check_input(self, x, graph):
-        """Raise ValueError unless ``graph`` is given and x has one row per source node."""
-        name = type(self).__name__
-        if graph is None:
-            raise ValueError(f"{name}.forward needs the graph: forward(x, graph)")
-        if graph.num_dst > graph.num_src:
-            raise ValueError(f"graph must have its N_dst = {graph.num_dst} destinations among its N_src = "
-                             f"{graph.num_src} sources (a block lists the destinations first)")
-        if getattr(x, "ndim", None) != 2 or x.shape[0] != graph.num_src:
-            raise ValueError(f"{name} expects x of shape ({graph.num_src}, F) for a graph with {graph.num_src} "
-                             f"source nodes, got {getattr(x, 'shape', type(x).__name__)}")
+        """x checked against the graph (and the layer's in_channels and dtype); a scipy sparse x comes back as CSR.
+
+        The graph must be given, with its N_dst destinations among its N_src sources; x must be
+        (N_src, in_channels), finite, of the parameters' float dtype (``nn/checks.py``).
+        """
+        check_graph(self, graph)
+        return check_features(x, num_cols=self.in_channels, dtype=self.param_dtype, graph=graph)
 
     def forward(self, x, graph=None):
-        self.check_input(x, graph)
+        x = self.check_input(x, graph)
         ctx = SimpleNamespace(graph=graph, x=x, want_dx=self.needs_input_grad and not issparse(x),
                               edges=None, agg_graph=None)
         self._cache = None                                            # a failed forward leaves no stale cache

@@ -6,7 +6,15 @@ A layer keeps ``params`` and ``grads`` (dicts with the same keys, arrays of the 
 (fan-out -- an input used on two paths -- is correct only if every path's gradient is added).
 Gradients are zeroed in one place: ``zero_grad``. The graph is an argument, never layer state, so
 a trained layer runs on graphs it never saw.
+
+The upstream gradient is checked here, once for every layer: ``Module.__init_subclass__`` wraps each
+subclass's ``forward`` to record the (shape, dtype) of an array it returns, and its ``backward`` to
+refuse a ``grad_out`` of another shape (ValueError) or dtype (TypeError) before any kernel runs (a
+wrong-shaped gradient would make a sparse kernel read rows it does not own). A forward that returns
+no array (a tuple, a loss) records nothing, and a failed forward drops the cache.
 """
+import functools
+
 import numpy as np
 
 from .. import ops
@@ -17,8 +25,77 @@ class BackwardBeforeForward(RuntimeError):
     """Raised when ``backward`` is called with no ``forward`` before it."""
 
 
+def _output_spec(out):
+    """(shape, dtype) of an array (host, device or sparse), None for anything else."""
+    if hasattr(out, "shape") and hasattr(out, "dtype"):
+        return tuple(out.shape), np.dtype(out.dtype)
+    return None
+
+
+def check_grad_out(grad_out, spec, name="grad_out"):
+    """Raise unless ``grad_out`` has the (shape, dtype) ``spec`` of the forward's output."""
+    shape, dtype = spec
+    if not (hasattr(grad_out, "shape") and hasattr(grad_out, "dtype")):
+        raise TypeError(f"{name} must be an array of shape {shape} and dtype {dtype} like the forward's output, "
+                        f"got {type(grad_out).__name__}")
+    if tuple(grad_out.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape} like the forward's output, got {tuple(grad_out.shape)}")
+    if grad_out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} like the forward's output, got {grad_out.dtype}")
+
+
+def _recording(forward):
+    """``forward`` that records its output's (shape, dtype); only the outermost call of a super() chain records."""
+    @functools.wraps(forward)
+    def forward_recording(self, *args, **kwargs):
+        if self._in_forward:
+            return forward(self, *args, **kwargs)
+        self._output = None
+        self._in_forward = True
+        try:
+            out = forward(self, *args, **kwargs)
+        except BaseException:
+            self._cache = None                  # a failed forward leaves nothing for backward to trust
+            raise
+        finally:
+            self._in_forward = False
+        self._output = _output_spec(out)
+        return out
+    forward_recording._records_output = True
+    return forward_recording
+
+
+def _checking(backward):
+    """``backward`` that first checks its upstream gradient against the recorded output (outermost call only)."""
+    @functools.wraps(backward)
+    def backward_checking(self, *args, **kwargs):
+        if self._in_backward:
+            return backward(self, *args, **kwargs)
+        if self._output is not None and (args or "grad_out" in kwargs):
+            check_grad_out(args[0] if args else kwargs["grad_out"], self._output)
+        self._in_backward = True
+        try:
+            return backward(self, *args, **kwargs)
+        finally:
+            self._in_backward = False
+    backward_checking._checks_grad_out = True
+    return backward_checking
+
+
 class Module:
     """Base class: a node of the model tree holding ``params``, ``grads`` and child modules."""
+
+    _output = None          # (shape, dtype) of the last forward's output, checked against grad_out
+    _in_forward = False     # inside a forward (a subclass calling super().forward is not recorded twice)
+    _in_backward = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "forward" in own and not getattr(own["forward"], "_records_output", False):
+            cls.forward = _recording(own["forward"])
+        if "backward" in own and not getattr(own["backward"], "_checks_grad_out", False):
+            cls.backward = _checking(own["backward"])
 
     def __init__(self):
         self.params = {}
@@ -48,6 +125,13 @@ class Module:
             raise BackwardBeforeForward(
                 f"{type(self).__name__}.backward called before forward: there is nothing to differentiate")
         return self._cache
+
+    @property
+    def param_dtype(self):
+        """The dtype of the parameters (of the first one), None for a layer without any."""
+        for p in self.params.values():
+            return np.dtype(p.dtype)
+        return None
 
     def children(self):
         """Direct child modules, in attribute order: (name, module) pairs."""

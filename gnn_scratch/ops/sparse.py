@@ -12,6 +12,19 @@ import numpy as np
 from ..device import empty, empty_like, to_host
 from ..graph import Graph
 from ..kernels.registry import run
+from .checks import dense, one_float, same_shape, shape
+
+
+def _node_rows(op, graph, side, **arrays):
+    """Each array 2-D with one row per source (side "src") or destination node of ``graph``."""
+    n = graph.num_src if side == "src" else graph.num_dst
+    for name, a in arrays.items():
+        dense(op, name, a)
+        shape(op, name, a, n, "F")
+
+
+def _edge_values(op, graph, edge_val):
+    shape(op, "edge_val", edge_val, graph.num_edges)
 
 
 def ones_on_edges(graph, dtype):
@@ -29,6 +42,9 @@ def edge_weight_or_ones(graph, dtype):
 # --------------------------------------------------------------------------- weighted sum (SpMM)
 def spmm(graph, edge_val, X):
     """Weighted sum aggregation  out = A X,  A[i, j] = sum of edge_val over edges j -> i.  (N_dst, F)."""
+    _node_rows("spmm", graph, "src", X=X)
+    _edge_values("spmm", graph, edge_val)
+    one_float("spmm", X=X, edge_val=edge_val)
     out = empty((graph.num_dst, X.shape[1]), X.dtype, like=X)
     run("spmm_sum", graph.num_edges * X.shape[1], graph.indptr, graph.indices, edge_val, X, out)
     return out
@@ -36,6 +52,9 @@ def spmm(graph, edge_val, X):
 
 def spmm_backward_X(graph, edge_val, grad_out):
     """dL/dX = A^T G, as a sum over the cached transpose with the weights permuted: (N_src, F)."""
+    _node_rows("spmm_backward_X", graph, "dst", grad_out=grad_out)
+    _edge_values("spmm_backward_X", graph, edge_val)
+    one_float("spmm_backward_X", grad_out=grad_out, edge_val=edge_val)
     grad_X = empty((graph.num_src, grad_out.shape[1]), grad_out.dtype, like=grad_out)
     run("spmm_sum_perm", graph.num_edges * grad_out.shape[1], graph.t_indptr, graph.t_indices, graph.t_perm,
         edge_val, grad_out, grad_X)
@@ -50,6 +69,9 @@ def spmm_transposed(graph, edge_val, key, grad_out):
     transpose, without the per-edge random read edge_val[t_perm[e]]. The same products summed in
     the same order as ``spmm_backward_X``: the same bits.
     """
+    _node_rows("spmm_transposed", graph, "dst", grad_out=grad_out)
+    _edge_values("spmm_transposed", graph, edge_val)
+    one_float("spmm_transposed", grad_out=grad_out, edge_val=edge_val)
     edge_val_t = graph.derived(("transposed_edge_val", key),
                                lambda g: np.ascontiguousarray(to_host(edge_val)[g.t_perm]))
     grad_X = empty((graph.num_src, grad_out.shape[1]), grad_out.dtype, like=grad_out)
@@ -60,6 +82,10 @@ def spmm_transposed(graph, edge_val, key, grad_out):
 
 def spmm_backward_edge_val(graph, X, grad_out):
     """dL/d edge_val[e] = <G[i], X[j]> for edge e: j -> i (an SDDMM): (E,)."""
+    _node_rows("spmm_backward_edge_val", graph, "src", X=X)
+    dense("spmm_backward_edge_val", "grad_out", grad_out)
+    shape("spmm_backward_edge_val", "grad_out", grad_out, graph.num_dst, X.shape[1])
+    one_float("spmm_backward_edge_val", X=X, grad_out=grad_out)
     out = empty((graph.num_edges, 1), X.dtype, like=X)
     run("sddmm_dot", graph.num_edges * X.shape[1], graph.indptr, graph.indices, grad_out[:, None, :],
         X[:, None, :], out)
@@ -69,6 +95,8 @@ def spmm_backward_edge_val(graph, X, grad_out):
 # --------------------------------------------------------------------------- mean
 def mean_aggregate(graph, X):
     """out[i] = mean of X over i's in-neighbours (0 for a node with none): (N_dst, F)."""
+    _node_rows("mean_aggregate", graph, "src", X=X)
+    one_float("mean_aggregate", X=X)
     out = empty((graph.num_dst, X.shape[1]), X.dtype, like=X)
     run("spmm_mean", graph.num_edges * X.shape[1], graph.indptr, graph.indices, X, out)
     return out
@@ -83,6 +111,8 @@ def mean_aggregate_backward(graph, grad_out):
     division out of the gather loop, which is latency-bound and loses its memory parallelism to a
     division per element (~25 % slower on a 1M-node graph). It costs one (N_dst, F) temporary.
     """
+    _node_rows("mean_aggregate_backward", graph, "dst", grad_out=grad_out)
+    one_float("mean_aggregate_backward", grad_out=grad_out)
     work = graph.num_edges * grad_out.shape[1]
     G_s = empty_like(grad_out)
     run("scale_rows_by_inverse_degree", grad_out.size, graph.indptr, grad_out, G_s)
@@ -94,6 +124,8 @@ def mean_aggregate_backward(graph, grad_out):
 # --------------------------------------------------------------------------- max
 def max_aggregate(graph, X):
     """out[i, f] = max of X[:, f] over i's in-neighbours (0 if none), and the winning source ids."""
+    _node_rows("max_aggregate", graph, "src", X=X)
+    one_float("max_aggregate", X=X)
     out = empty((graph.num_dst, X.shape[1]), X.dtype, like=X)
     argmax = empty((graph.num_dst, X.shape[1]), np.int64, like=X)
     run("spmm_max", graph.num_edges * X.shape[1], graph.indptr, graph.indices, X, out, argmax)
@@ -105,6 +137,11 @@ def max_aggregate_backward(graph, argmax, grad_out):
 
     A gather over the cached transpose (each row of dL/dX has one owner), not a scatter.
     """
+    _node_rows("max_aggregate_backward", graph, "dst", grad_out=grad_out)
+    same_shape("max_aggregate_backward", "grad_out", grad_out, argmax=argmax)
+    one_float("max_aggregate_backward", grad_out=grad_out)
+    if argmax.dtype != np.int64:
+        raise TypeError(f"ops.max_aggregate_backward: argmax must be int64 (from max_aggregate), got {argmax.dtype}")
     grad_X = empty((graph.num_src, grad_out.shape[1]), grad_out.dtype, like=grad_out)
     run("spmm_max_backward", graph.num_edges * grad_out.shape[1], graph.t_indptr, graph.t_indices, argmax,
         grad_out, grad_X)
@@ -114,6 +151,9 @@ def max_aggregate_backward(graph, argmax, grad_out):
 # --------------------------------------------------------------------------- edge scores
 def sddmm_add(graph, a_dst, a_src):
     """Per-edge logits s[e, h] = a_dst[i, h] + a_src[j, h] for edge e: j -> i: (E, H)."""
+    shape("sddmm_add", "a_dst", a_dst, graph.num_dst, "H")
+    shape("sddmm_add", "a_src", a_src, graph.num_src, a_dst.shape[1])
+    one_float("sddmm_add", a_dst=a_dst, a_src=a_src)
     out = empty((graph.num_edges, a_dst.shape[1]), a_dst.dtype, like=a_dst)
     run("sddmm_add", out.size, graph.indptr, graph.indices, a_dst, a_src, out)
     return out
@@ -121,6 +161,8 @@ def sddmm_add(graph, a_dst, a_src):
 
 def sddmm_add_backward(graph, grad_s):
     """(dL/da_dst, dL/da_src): sums of the edge gradients per destination and per source."""
+    shape("sddmm_add_backward", "grad_s", grad_s, graph.num_edges, "H")
+    one_float("sddmm_add_backward", grad_s=grad_s)
     H = grad_s.shape[1]
     g_dst = empty((graph.num_dst, H), grad_s.dtype, like=grad_s)
     g_src = empty((graph.num_src, H), grad_s.dtype, like=grad_s)
@@ -131,6 +173,9 @@ def sddmm_add_backward(graph, grad_s):
 
 def sddmm_dot(graph, A, B):
     """Per-edge, per-head dot products s[e, h] = <A[i, h], B[j, h]>: A (N_dst, H, F), B (N_src, H, F) -> (E, H)."""
+    shape("sddmm_dot", "A", A, graph.num_dst, "H", "F")
+    shape("sddmm_dot", "B", B, graph.num_src, A.shape[1], A.shape[2])
+    one_float("sddmm_dot", A=A, B=B)
     out = empty((graph.num_edges, A.shape[1]), A.dtype, like=A)
     run("sddmm_dot", graph.num_edges * A.shape[1] * A.shape[2], graph.indptr, graph.indices, A, B, out)
     return out
@@ -139,6 +184,8 @@ def sddmm_dot(graph, A, B):
 # --------------------------------------------------------------------------- edge softmax
 def edge_softmax(graph, scores):
     """alpha[e, h] = softmax of scores over the edges entering the same destination: (E, H)."""
+    shape("edge_softmax", "scores", scores, graph.num_edges, "H")
+    one_float("edge_softmax", scores=scores)
     out = empty_like(scores)
     run("edge_softmax", scores.size, graph.indptr, scores, out)
     return out
@@ -146,6 +193,9 @@ def edge_softmax(graph, scores):
 
 def edge_softmax_backward(graph, alpha, grad_alpha):
     """dL/ds[e] = alpha[e] (g[e] - sum_{e' in row i} alpha[e'] g[e']): (E, H)."""
+    shape("edge_softmax_backward", "alpha", alpha, graph.num_edges, "H")
+    same_shape("edge_softmax_backward", "alpha", alpha, grad_alpha=grad_alpha)
+    one_float("edge_softmax_backward", alpha=alpha, grad_alpha=grad_alpha)
     out = empty_like(alpha)
     run("edge_softmax_backward", alpha.size, graph.indptr, alpha, grad_alpha, out)
     return out
@@ -165,8 +215,14 @@ def _gcn_norm_host(graph, add_self_loops, improved):
     w, dst = g.edge_weight, g.dst_of_edge()
     deg = np.zeros(g.num_dst)
     np.add.at(deg, dst, w)
-    with np.errstate(divide="ignore"):
-        d_inv_sqrt = np.where(deg > 0, 1.0 / np.sqrt(deg), 0.0)
+    if np.any(deg < 0):   # D^-1/2 of a negative degree is not a real number: refuse, naming the node
+        i = int(np.flatnonzero(deg < 0)[0])
+        loops = " (self-loop included)" if add_self_loops else ""
+        raise ValueError(f"gcn_norm: node {i} has weighted in-degree {deg[i]:g}{loops} < 0, so D^-1/2 is "
+                         f"undefined; GCN normalisation needs edge weights whose in-degrees are >= 0")
+    d_inv_sqrt = np.zeros(g.num_dst)
+    pos = deg > 0
+    d_inv_sqrt[pos] = 1.0 / np.sqrt(deg[pos])            # a node of degree 0 gets coefficient 0 (as PyG)
     return g, d_inv_sqrt[g.indices] * w * d_inv_sqrt[dst]
 
 
@@ -175,8 +231,9 @@ def gcn_norm(graph, dtype=np.float32, add_self_loops=True, improved=False):
 
     Self-loops are added with ``add_remaining_self_loops`` (a node that already has one keeps it,
     once); repeated edges stay and each counts in the degree. deg_i = sum of the weights of the
-    edges entering i; a node of degree 0 gets coefficient 0. The edge weight of j -> i becomes
-    w_ji / sqrt(deg_j deg_i). Returns (graph_hat, edge_val) with edge_val (E_hat,) ``dtype``, on
+    edges entering i; a node of degree 0 gets coefficient 0 (PyG's ``masked_fill`` of inf), and a
+    negative degree raises ValueError naming the node (D^-1/2 is undefined there; PyG gives NaN).
+    The edge weight of j -> i becomes w_ji / sqrt(deg_j deg_i). Returns (graph_hat, edge_val) with edge_val (E_hat,) ``dtype``, on
     the graph's device; both are cached on ``graph``, so the normalisation is computed once per
     graph (on the host) and moved once.
     """

@@ -5,6 +5,7 @@ import scipy.sparse as sp
 from ... import ops
 from ...device import empty, empty_like, issparse
 from ...kernels.registry import run
+from ..checks import check_features, check_graph, finite_real, float_dtype, positive_int, probability
 from ..init import as_rng, glorot
 from ..module import Module
 
@@ -62,16 +63,10 @@ class GATConv(Module):
     def __init__(self, in_channels, out_channels, heads=1, concat=True, negative_slope=0.2, dropout=0.0,
                  add_self_loops=True, bias=True, seed=0, dtype=np.float32, fused=True):
         super().__init__()
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("heads", heads)):
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if not np.isfinite(negative_slope):
-            raise ValueError(f"negative_slope must be finite, got {negative_slope}")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        in_channels, out_channels = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
+        heads = positive_int("heads", heads)
+        dropout, negative_slope = probability("dropout", dropout), finite_real("negative_slope", negative_slope)
+        dtype = float_dtype(dtype)
         self.in_channels, self.out_channels, self.heads = int(in_channels), int(out_channels), int(heads)
         self.concat, self.negative_slope, self.dropout = bool(concat), float(negative_slope), float(dropout)
         self.add_self_loops, self.fused = bool(add_self_loops), bool(fused)
@@ -100,17 +95,14 @@ class GATConv(Module):
         """The graph the messages travel on: with one self-loop per node (cached) or as given."""
         return self_loop_graph(graph) if self.add_self_loops else graph
 
-    def _check_input(self, X, graph):
-        if graph is None:
-            raise ValueError("GATConv.forward needs the graph: forward(X, graph)")
-        if not hasattr(X, "shape") or X.ndim != 2 or X.shape != (graph.num_src, self.in_channels):
-            raise ValueError(f"GATConv expects X of shape ({graph.num_src}, {self.in_channels}), "
-                             f"got {getattr(X, 'shape', type(X).__name__)}")
-        if X.dtype != self.params["W"].dtype:
-            raise TypeError(f"X must have the layer's dtype {self.params['W'].dtype}, got {X.dtype}")
+    def _check_input(self, x, graph):
+        """x checked against the graph and this layer (a scipy sparse x comes back as CSR)."""
+        check_graph(self, graph)
+        X = check_features(x, num_cols=self.in_channels, dtype=self.params["W"].dtype, graph=graph)
         if self.add_self_loops and graph.num_dst != graph.num_src:
             raise ValueError(f"add_self_loops needs a square graph, got shape {graph.shape}; "
                              f"use add_self_loops=False for a bipartite block")
+        return X
 
     def _transform(self, X, n_dst):
         """Z = X W as (N_src, H, F) (a free reshape) and the logit halves a_src (N_src, H), a_dst (N_dst, H)."""
@@ -127,21 +119,21 @@ class GATConv(Module):
     def _keep_scale(self, dtype):
         return dtype.type(1.0 / (1.0 - self.dropout))
 
-    def attention(self, X, graph):
+    def attention(self, x, graph):
         """Attention coefficients alpha (E, H) in CSR order of ``message_graph(graph)`` (no dropout, no cache).
 
         Row i of the returned edges sums to 1 per head; edge e goes from ``g.indices[e]`` to the
         destination ``g.dst_of_edge()[e]`` with g = ``self.message_graph(graph)``. Lives where X lives.
         """
-        self._check_input(X, graph)
+        X = self._check_input(x, graph)
         g = self.message_graph(graph)
         _, a_src, a_dst = self._transform(X, g.num_dst)
         return ops.edge_softmax(g, leaky_relu(ops.sddmm_add(g, a_dst, a_src), self.negative_slope))
 
     # ------------------------------------------------------------------ forward
-    def forward(self, X, graph=None):
+    def forward(self, x, graph=None):
         """out: (N_dst, H * F_out) if concat else (N_dst, F_out)."""
-        self._check_input(X, graph)
+        X = self._check_input(x, graph)
         if not self.fused and not (isinstance(X, np.ndarray) or sp.issparse(X)):
             raise ValueError("GATConv(fused=False) composes host-side per-head slices and takes NumPy or scipy "
                              "arrays only; on the GPU use fused=True (the same numbers, from the fused kernels)")
@@ -189,11 +181,6 @@ class GATConv(Module):
         g, X, Z, a_src, a_dst, keep, saved = self._saved()
         H, F = self.heads, self.out_channels
         N_dst = g.num_dst
-        expected = (N_dst, H * F) if self.concat else (N_dst, F)
-        if grad_out.shape != expected:
-            raise ValueError(f"grad_out must have shape {expected}, got {grad_out.shape}")
-        if grad_out.dtype != Z.dtype:
-            raise TypeError(f"grad_out must have the layer's dtype {Z.dtype}, got {grad_out.dtype}")
         if "b" in self.params:
             ops.col_sum(grad_out, out=self.grads["b"], accumulate=True)             # db += sum_n G[n]
         # G per head: a free view of the gradient (concat), or G / H to every head (mean)

@@ -4,6 +4,7 @@ import numpy as np
 from ... import ops
 from ...device import issparse
 from ...threads import single_blas_pool
+from ..checks import check_features, check_graph, float_dtype, positive_int
 from ..init import as_rng, glorot
 from ..module import Module
 
@@ -33,6 +34,8 @@ class GCNConv(Module):
         if add_self_loops and not normalize:
             # PyG adds the loops inside its normalisation; without it the flag would silently do nothing there
             raise ValueError("GCNConv: add_self_loops=True requires normalize=True (as in PyG)")
+        in_channels, out_channels = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
+        dtype = float_dtype(dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.add_self_loops, self.normalize, self.improved = add_self_loops, normalize, improved
         self.add_param("W", glorot(as_rng(seed), in_channels, out_channels, dtype=dtype))
@@ -46,12 +49,10 @@ class GCNConv(Module):
         return graph, ops.edge_weight_or_ones(graph, dtype)
 
     @single_blas_pool
-    def forward(self, H, graph=None):
-        if graph is None:
-            raise ValueError("GCNConv.forward needs the graph: forward(H, graph)")
-        if H.ndim != 2 or H.shape != (graph.num_src, self.in_channels):
-            raise ValueError(f"GCNConv expects H of shape ({graph.num_src}, {self.in_channels}), got {H.shape}")
+    def forward(self, x, graph=None):
+        check_graph(self, graph)
         W = self.params["W"]
+        H = check_features(x, num_cols=self.in_channels, dtype=W.dtype, graph=graph)   # H: x, sparse as CSR
         g, a = self.propagation(graph, W.dtype)
         transform_first = self.out_channels <= self.in_channels or issparse(H)
         if transform_first:

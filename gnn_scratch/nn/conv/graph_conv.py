@@ -3,14 +3,9 @@ import numpy as np
 
 from ... import ops
 from ...device import issparse
+from ..checks import float_dtype, positive_int
 from ..init import as_rng, glorot
 from ..message_passing import MessagePassing
-
-
-def _positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return int(v)
 
 
 def _rows(A, n):
@@ -40,11 +35,9 @@ class GraphConv(MessagePassing):
     """
 
     def __init__(self, in_channels, out_channels, aggr="add", bias=True, seed=0, dtype=np.float32):
-        F_in, F_out = _positive_int("in_channels", in_channels), _positive_int("out_channels", out_channels)
+        F_in, F_out = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
         super().__init__(aggr)                                   # checks aggr in ("add", "mean", "max")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = float_dtype(dtype)
         self.in_channels, self.out_channels = F_in, F_out
         s = [int(q.generate_state(1)[0]) for q in np.random.SeedSequence(seed).spawn(2)]
         self.add_param("W_rel", glorot(as_rng(s[0]), F_in, F_out, dtype=dtype))
@@ -53,13 +46,10 @@ class GraphConv(MessagePassing):
             self.add_param("b", np.zeros(F_out, dtype=dtype))
 
     def check_input(self, x, graph):
-        super().check_input(x, graph)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"GraphConv expects x of shape ({graph.num_src}, {self.in_channels}), got {x.shape}")
-        if x.dtype != self.params["W_rel"].dtype:
-            raise TypeError(f"x must have the layer's dtype {self.params['W_rel'].dtype}, got {x.dtype}")
+        x = super().check_input(x, graph)                        # (N_src, in_channels), the layer's dtype, finite
         if self.aggr == "max" and issparse(x):
             raise ValueError("GraphConv(aggr='max') needs dense x: the max of sparse rows is not computed")
+        return x
 
     # ------------------------------------------------------------------ message: x W_rel, or x itself
     def message(self, x, ctx):

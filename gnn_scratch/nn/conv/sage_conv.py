@@ -3,6 +3,7 @@ import numpy as np
 
 from ... import ops
 from ...device import issparse
+from ..checks import check_features, check_graph, float_dtype, positive_int
 from ..init import as_rng, glorot
 from ..lstm import LSTM, pack_neighbours
 from ..module import Module
@@ -10,12 +11,6 @@ from ..module import Module
 AGGREGATORS = ("mean", "sum", "max", "lstm")
 DEVICE_AGGREGATORS = ("mean", "sum", "max")   # the LSTM walks packed sequences on the host
 NORM_EPS = 1e-12  # PyG's F.normalize: y = x / max(||x||, eps)
-
-
-def _positive_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return int(v)
 
 
 class SAGEConv(Module):
@@ -63,7 +58,7 @@ class SAGEConv(Module):
     def __init__(self, in_channels, out_channels, aggr="mean", root_weight=True, concat=False, normalize=False,
                  bias=True, project=None, agg_channels=None, seed=0, dtype=np.float32):
         super().__init__()
-        F_in, F_out = _positive_int("in_channels", in_channels), _positive_int("out_channels", out_channels)
+        F_in, F_out = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
         if aggr not in AGGREGATORS:
             raise ValueError(f"aggr must be one of {AGGREGATORS}, got {aggr!r}")
         if concat and not root_weight:
@@ -72,13 +67,13 @@ class SAGEConv(Module):
         if agg_channels is not None and not (project or aggr == "lstm"):
             raise ValueError(f"agg_channels sets the width of a projection or an LSTM; aggr={aggr!r} with "
                              f"project=False has neither (the aggregate has the input's width {F_in})")
-        F_agg = F_in if agg_channels is None else _positive_int("agg_channels", agg_channels)
+        F_agg = F_in if agg_channels is None else positive_int("agg_channels", agg_channels)
         self.in_channels, self.out_channels, self.aggr = F_in, F_out, aggr
         self.root_weight, self.concat, self.normalize, self.project = bool(root_weight), bool(concat), \
             bool(normalize), project
         self.agg_channels = F_agg if (project or aggr == "lstm") else F_in
         F_msg = self.agg_channels if project else F_in        # width of the messages m_j
-        dtype = np.dtype(dtype)
+        dtype = float_dtype(dtype)
         s = [int(q.generate_state(1)[0]) for q in np.random.SeedSequence(seed).spawn(5)]
         if concat:
             self.add_param("W", glorot(as_rng(s[0]), F_in + self.agg_channels, F_out, dtype=dtype))
@@ -120,26 +115,18 @@ class SAGEConv(Module):
         return ops.spmm_backward_X(graph, ops.ones_on_edges(graph, G.dtype), G)
 
     # ------------------------------------------------------------------ forward / backward
-    def _check_input(self, H, graph):
-        if graph is None:
-            raise ValueError("SAGEConv.forward needs the graph: forward(H, graph)")
-        if not hasattr(H, "ndim") or H.ndim != 2 or H.shape != (graph.num_src, self.in_channels):
-            raise ValueError(f"SAGEConv expects H of shape ({graph.num_src}, {self.in_channels}) for a graph with "
-                             f"{graph.num_src} source nodes, got {getattr(H, 'shape', type(H).__name__)}")
-        if graph.num_dst > graph.num_src:
-            raise ValueError(f"graph must have its N_dst = {graph.num_dst} destinations among its N_src = "
-                             f"{graph.num_src} sources (a block lists the destinations first)")
-        dtype = self._weights()[1].dtype
-        if H.dtype != dtype:
-            raise TypeError(f"H must have the layer's dtype {dtype}, got {H.dtype}")
+    def _check_input(self, x, graph):
+        """x checked against the graph and this layer (a scipy sparse x comes back as CSR)."""
+        check_graph(self, graph)
+        return check_features(x, num_cols=self.in_channels, dtype=self._weights()[1].dtype, graph=graph)
 
     @staticmethod
     def _rows(A, n):
         """The first n rows of A (a view), A itself when it has n rows."""
         return A if A.shape[0] == n else A[:n]
 
-    def forward(self, H, graph=None):
-        self._check_input(H, graph)
+    def forward(self, x, graph=None):
+        H = self._check_input(x, graph)
         W_self, W_neigh, _, _ = self._weights()
         N_dst = graph.num_dst
         # messages m_j, one per source node (not per edge)
@@ -186,10 +173,6 @@ class SAGEConv(Module):
         graph, H, pos, M, agg, argmax, transform_first, norm, y = self._saved()
         W_self, W_neigh, dW_self, dW_neigh = self._weights()
         N_dst = graph.num_dst
-        if grad_out.shape != (N_dst, self.out_channels):
-            raise ValueError(f"grad_out must have shape ({N_dst}, {self.out_channels}), got {grad_out.shape}")
-        if grad_out.dtype != W_neigh.dtype:
-            raise TypeError(f"grad_out must have the layer's dtype {W_neigh.dtype}, got {grad_out.dtype}")
         G = grad_out
         if self.normalize:   # y = x / ||x||:  dx = (g - y (y . g)) / ||x||;  below eps y = x / eps, so dx = g / eps
             G = ops.row_normalize_backward(G, y, norm, NORM_EPS)
