@@ -49,7 +49,9 @@ MODEL_OPTIONS = {
     "dropout": (("--dropout",), dict(type=options.probability, metavar="P"),
                 "dropout probability in [0, 1) on each layer's input (gat: on the attention coefficients too)"),
     "aggr": (("--aggr",), dict(choices=("mean", "sum", "max", "lstm")),
-             "neighbour aggregator; the GPU takes mean and sum"),
+             "neighbour aggregator; the GPU takes mean, sum and max"),
+    "K": (("--K",), dict(type=options.non_negative_int, metavar="K"),
+          "Chebyshev degree K of Kipf & Welling's Eq. 5: K + 1 terms, ChebConv(K + 1); K >= 0"),
 }
 
 

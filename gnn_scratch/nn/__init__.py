@@ -1,7 +1,7 @@
 """Layers with explicit forward and backward passes."""
 from .activations import ELU, LeakyReLU, ReLU
 from .dropout import Dropout
-from .conv import GATConv, GCNConv, GraphConv, SAGEConv
+from .conv import ChebConv, FirstOrderConv, GATConv, GCNConv, GraphConv, SAGEConv, SpectralConv
 from .message_passing import MessagePassing
 from .linear import Linear
 from .lstm import LSTM
@@ -10,5 +10,5 @@ from .module import BackwardBeforeForward, Module
 from .sequential import Sequential
 
 __all__ = ["Module", "BackwardBeforeForward", "Sequential", "MessagePassing", "Linear", "ReLU", "LeakyReLU", "ELU", "Dropout", "GCNConv",
-           "GATConv", "SAGEConv", "GraphConv", "LSTM",
+           "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM",
            "SoftmaxCrossEntropy", "accuracy", "log_softmax"]

@@ -1,7 +1,9 @@
 """Graph convolutions, one file each, one code path for host and device."""
+from .cheb_conv import ChebConv, FirstOrderConv
 from .gat_conv import GATConv
 from .gcn_conv import GCNConv
 from .graph_conv import GraphConv
 from .sage_conv import SAGEConv
+from .spectral_conv import SpectralConv
 
-__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv"]
+__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv"]

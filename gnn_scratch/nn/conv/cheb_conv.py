@@ -214,7 +214,7 @@ def clenshaw(lap, Y, transposed=False):
     """Σ_k T_k(M) Y_k for the K arrays ``Y`` (each (N, F), overwritten), M = L~ or L~^T: K - 1 SpMMs.
 
     Clenshaw's recurrence, from the highest term down: b_k = Y_k + 2 M b_{k+1} - b_{k+2} (b_K = b_{K+1}
-    = 0), then the sum is Y_0 + M b_1 - b_2 (derivations/cheb_conv.md §4).
+    = 0), then the sum is Y_0 + M b_1 - b_2 (derivations/cheb_conv.md §3).
     """
     b1 = b2 = None                                                       # b_{k+1}, b_{k+2}
     for k in range(len(Y) - 1, 0, -1):
@@ -243,6 +243,8 @@ class ChebConv(Module):
     edges and edge weights counted; normalization "sym" (I - D^-1/2 A D^-1/2), "rw" (I - D^-1 A) or
     None (D - A). ``forward(x, graph, lambda_max=None)``: None takes PyG 2.8's default 2 max_ij L[i, j]
     (= 2.0 for "sym" and "rw", 2 max degree for None); ``estimate_lambda_max`` gives the exact value.
+    One lambda_max serves the whole graph, a ``GraphBatch`` included (PyG's per-graph tensor with
+    ``batch`` is not taken); L~ is cached on the graph per lambda_max value.
 
     Shapes: x (N, F_in) float, dense or scipy-sparse (then no input gradient); the graph square;
     W (K, F_in, F_out) with W[k] = PyG's ``lins[k].weight.T``; b (F_out,); out (N, F_out).

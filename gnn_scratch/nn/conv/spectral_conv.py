@@ -73,7 +73,8 @@ class SpectralConv(Module):
     whatever N. Per frequency k the layer is a linear map of the spectral coefficients:
         X^ = Uᵀ X (d, F_in);  Y^[k] = X^[k] θ[k] (d, F_out);  out = U Y^ + b.
     Backward (derivations/spectral_conv.md), G^ = Uᵀ G:
-        dθ[k] = X^[k]ᵀ G^[k] (outer products);  dα = Σ_k B[k, q] dθ[k];  dX = U (Σ_o θ[k, :, o] G^[k, o]);  db = Σ_n G[n]
+        dθ[k] = X^[k]ᵀ G^[k] (outer products);  dα[q] = Σ_k B[k, q] dθ[k]
+        dX = U dX^ with dX^[k] = θ[k] G^[k];  db = Σ_n G[n]
 
     A dense O(N²) teaching layer: U is formed (``MAX_NODES`` = 5,000 at most; eigh once per graph) and
     every forward costs O(N d F); it has no device path. x must be dense (N, F_in).
