@@ -86,6 +86,7 @@ EXAMPLES = {
     "col_sum": lambda g: ((_r(g, N, F), _r(g, F), True), [1]),
     "fill": lambda g: ((_r(g, N, F), 0.0), [0]),
     "add": lambda g: ((_r(g, N, F), _r(g, N, F)), [0]),
+    "sub": lambda g: ((_r(g, N, F), _r(g, N, F)), [0]),
     "add_bias": lambda g: ((_r(g, N, F), _r(g, F)), [0]),
     "mul": lambda g: ((_r(g, N, F), _r(g, N, F), np.empty((N, F))), [2]),
     "head_dot": lambda g: ((_r(g, N, H, F), _r(g, H, F), np.empty((N - 2, H))), [2]),

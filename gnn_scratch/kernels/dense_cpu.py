@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..threads import call_numba
-from .dense_reference import (add, col_sum, fill, head_dot, head_dot_backward_att, head_dot_backward_Z,  # noqa: F401
+from .dense_reference import (add, sub, col_sum, fill, head_dot, head_dot_backward_att, head_dot_backward_Z,  # noqa: F401
                               head_mean, head_mean_backward, matmul, matmul_nt, matmul_tn, mul, row_normalize,
                               row_normalize_backward)
 

@@ -363,6 +363,22 @@ def add(acc, x):
 
 
 @_jit
+def _sub_kernel(acc, x):
+    for k in range(cuda.grid(1), acc.shape[0], cuda.gridsize(1)):
+        acc[k] -= x[k]
+
+
+def sub(acc, x):
+    """acc -= x, in place (same shape and float dtype; the Chebyshev recurrences' - T_{k-2}). O(acc.size)."""
+    require_cuda()
+    acc, x = _device(acc=acc, x=x)
+    _check("x", x, acc.shape)
+    _check_float(("acc", acc), ("x", x))
+    _contiguous(acc=acc, x=x)
+    _launch(_sub_kernel, _flat_launch(acc.size), _flat(acc), _flat(x))
+
+
+@_jit
 def _add_bias_kernel(Y, b):
     F = b.shape[0]
     for k in range(cuda.grid(1), Y.shape[0] * F, cuda.gridsize(1)):

@@ -57,6 +57,11 @@ def add(acc, x):
     acc += x
 
 
+def sub(acc, x):
+    """acc -= x in place (same shape and dtype)."""
+    acc -= x
+
+
 def add_bias(Y, b):
     """Y[n, :] += b for every row n, in place. Y (N, F), b (F,)."""
     Y += b

@@ -59,7 +59,7 @@ register("sparse", "spmm_sum", "spmm_sum_perm", "spmm_mean", "spmm_mean_backward
          "spmm_max", "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum", "segment_sum_perm",
          "edge_softmax", "edge_softmax_backward")
 register("fused", "gat_forward", "gat_backward")
-register("dense", "matmul", "matmul_tn", "matmul_nt", "col_sum", "fill", "add", "add_bias", "mul",
+register("dense", "matmul", "matmul_tn", "matmul_nt", "col_sum", "fill", "add", "sub", "add_bias", "mul",
          "head_dot", "head_dot_backward_att", "head_dot_backward_Z", "head_mean", "head_mean_backward",
          "row_normalize", "row_normalize_backward")
 register("elementwise", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",

@@ -69,6 +69,13 @@ def add_(acc, x):
     return acc
 
 
+def sub_(acc, x):
+    """acc -= x in place; returns acc."""
+    same_shape("sub_", "acc", dense("sub_", "acc", acc), x=dense("sub_", "x", x))
+    run("sub", acc.size, acc, x)
+    return acc
+
+
 def zero_(a):
     """a[...] = 0 in place (a gradient); returns a."""
     run("fill", a.size, a, 0)

@@ -127,19 +127,11 @@ def _lambda_key(lambda_max):
     return lam
 
 
-def _minus_identity(host):
-    """-I as a graph (one loop per node): spmm gives -Z, the recurrences' subtraction as an op (ops has no axpy)."""
-    N = host.num_dst
-    return Graph(np.arange(N + 1), np.arange(N), None, N, _validated=True)
-
-
 class ScaledLaplacian(NamedTuple):
-    """L~ = 2 L / lambda_max - I on the graph ``graph`` (one value per edge), 2 L~ beside it, and -I."""
+    """L~ = 2 L / lambda_max - I on the graph ``graph`` (one value per edge), and 2 L~ beside it."""
     graph: Graph
     val: object          # L~ per edge of ``graph``, (E_L,) in the layer's dtype, on the graph's device
     val2: object         # 2 L~ (exactly twice ``val``): T_k = (2 L~) T_{k-1} - T_{k-2} in one SpMM
-    minus_I: Graph
-    minus_val: object    # -1 per node
     lambda_max: float
 
 
@@ -176,12 +168,10 @@ def scaled_laplacian(graph, normalization="sym", lambda_max=None, dtype=np.float
 
     def build(host):
         g, val, _ = _scaled(host, normalization, lam)
-        m = host.cached(("cheb_minus_identity",), lambda: _minus_identity(host))
         return (g, g.cached(("cheb_val", dt.str), lambda: val.astype(dt)),
-                g.cached(("cheb_val2", dt.str), lambda: (2.0 * val).astype(dt)),
-                m, m.cached(("cheb_minus_val", dt.str), lambda: -np.ones(m.num_edges, dtype=dt)))
-    g, val, val2, m, mval = graph.derived(("cheb_scaled", normalization, lam, dt.str), build)
-    return ScaledLaplacian(g, val, val2, m, mval, _scaled(graph.host, normalization, lam)[2])
+                g.cached(("cheb_val2", dt.str), lambda: (2.0 * val).astype(dt)))
+    g, val, val2 = graph.derived(("cheb_scaled", normalization, lam, dt.str), build)
+    return ScaledLaplacian(g, val, val2, _scaled(graph.host, normalization, lam)[2])
 
 
 # ------------------------------------------------------------------------------------ the two recurrences
@@ -193,10 +183,6 @@ def _product(lap, Z, twice, transposed):
     return ops.spmm(lap.graph, v, Z)
 
 
-def _minus(lap, Z):
-    return ops.spmm(lap.minus_I, lap.minus_val, Z)                     # -Z
-
-
 def chebyshev_terms(lap, Z, K, transposed=False):
     """[T_0(M) Z, ..., T_{K-1}(M) Z] with M = L~ (L~^T when ``transposed``): K - 1 SpMMs at Z's width.
 
@@ -206,7 +192,7 @@ def chebyshev_terms(lap, Z, K, transposed=False):
     if K > 1:
         T.append(_product(lap, Z, False, transposed))
     for k in range(2, K):
-        T.append(ops.add_(_product(lap, T[k - 1], True, transposed), _minus(lap, T[k - 2])))
+        T.append(ops.sub_(_product(lap, T[k - 1], True, transposed), T[k - 2]))
     return T
 
 
@@ -222,13 +208,13 @@ def clenshaw(lap, Y, transposed=False):
         if b1 is not None:
             ops.add_(b, _product(lap, b1, True, transposed))             # + 2 M b_{k+1}
         if b2 is not None:
-            ops.add_(b, _minus(lap, b2))                                 # - b_{k+2}
+            ops.sub_(b, b2)                                              # - b_{k+2}
         b1, b2 = b, b1
     out = Y[0]
     if b1 is not None:
         ops.add_(out, _product(lap, b1, False, transposed))              # + M b_1
     if b2 is not None:
-        ops.add_(out, _minus(lap, b2))                                   # - b_2
+        ops.sub_(out, b2)                                                # - b_2
     return out
 
 
