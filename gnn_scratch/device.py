@@ -85,7 +85,7 @@ class DeviceCSR:
     @classmethod
     def from_scipy(cls, X):
         """Move a scipy sparse matrix (N, F) to the device; the transpose is built here, on the host."""
-        X = sp.csr_matrix(X)
+        X = sp.csr_matrix(X, copy=True)   # a copy: sorting must not rewrite the caller's matrix
         X.sort_indices()
         N, F = X.shape
         indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)

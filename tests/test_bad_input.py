@@ -412,3 +412,14 @@ def test_the_floor_is_the_round_off_bound():
 
 def test_graph_errors_are_value_errors():
     assert issubclass(GraphError, ValueError)
+
+
+def test_the_loss_refuses_a_mask_or_labels_of_the_wrong_shape_or_dtype():
+    from gnn_scratch.nn import SoftmaxCrossEntropy, accuracy
+    Z = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"ops.cross_entropy: mask must have shape \(4,\)"):
+        SoftmaxCrossEntropy().forward(Z, np.zeros(4, np.int64), np.ones(3, bool))
+    with pytest.raises(TypeError, match="mask must be a bool array"):
+        SoftmaxCrossEntropy().forward(Z, np.zeros(4, np.int64), np.ones(4, np.int64))
+    with pytest.raises(TypeError, match="y must hold integer class ids"):
+        accuracy(Z, np.zeros(4, np.float32))

@@ -394,3 +394,22 @@ def test_derivation_snippets_run():
     namespace = {"__name__": "derivations.cheb_conv"}
     for code in blocks:
         exec(compile(code, "cheb_conv.md", "exec"), namespace)
+
+
+def test_a_second_lambda_max_on_the_same_graph_is_not_served_from_the_first_ones_cache():
+    """L~'s graph is shared by every lambda_max: its cached values (and their transpose) must follow it."""
+    rng = np.random.default_rng(0)
+    ei = rng.integers(0, 10, (2, 30))
+    x, G = rng.standard_normal((10, 3)), rng.standard_normal((10, 2))
+
+    def run(graph, lam):
+        conv = ChebConv(3, 2, K=3, dtype=np.float64, seed=0)
+        out = conv.forward(x, graph, lambda_max=lam)
+        return out, conv.backward(G), conv.grads["W"].copy()
+
+    shared = Graph.from_edge_index(ei, num_nodes=10)
+    first, second = run(shared, 2.0), run(shared, 1.5)
+    fresh = run(Graph.from_edge_index(ei, num_nodes=10), 1.5)
+    for got, want in zip(second, fresh):
+        np.testing.assert_array_equal(got, want)
+    assert np.abs(first[0] - second[0]).max() > 1e-3

@@ -108,3 +108,20 @@ def test_bad_features_are_refused(X, message):
     g = Graph.from_edge_index(EI, num_nodes=5)
     with pytest.raises((ValueError, TypeError), match=message):
         g.check_features(X)
+
+
+def test_a_graph_owns_read_only_arrays_so_its_caches_cannot_go_stale():
+    """The caller's arrays are copied and the graph's are frozen: a cached normalisation stays true."""
+    import scipy.sparse as sp
+    indptr, indices, w = np.array([0, 1, 2]), np.array([1, 0]), np.array([2.0, 3.0])
+    g = Graph.from_csr(indptr, indices, w)
+    before = ops.gcn_norm(g, np.float64)[1].copy()
+    w[:] = 100.0                                   # the caller changes its own array: not the graph's
+    np.testing.assert_array_equal(ops.gcn_norm(g, np.float64)[1], before)
+    for a in (g.indptr, g.indices, g.edge_weight, g.edge_id):
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = a[0]
+    A = sp.csr_matrix((np.array([1.0, 2.0]), np.array([1, 0]), np.array([0, 1, 2])), shape=(2, 2))
+    A.has_sorted_indices = False
+    Graph.from_scipy(A)
+    assert A.indices.flags.writeable and A.indices.tolist() == [1, 0]      # the caller's matrix untouched

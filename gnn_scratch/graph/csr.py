@@ -116,6 +116,13 @@ class Graph:
         self.num_src = int(num_src)
         self.edge_id = (np.arange(E, dtype=np.int64) if edge_id is None
                         else np.ascontiguousarray(edge_id, dtype=np.int64))
+        if not _validated:   # the caller's arrays: copied, so that changing them cannot leave a cache stale
+            self.indptr, self.indices = self.indptr.copy(), self.indices.copy()
+            if self.edge_weight is not None:
+                self.edge_weight = np.array(self.edge_weight, copy=True)
+        for a in (self.indptr, self.indices, self.edge_weight, self.edge_id):
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False    # what the caches derive from cannot change under them
         self._transpose = None
         self._cache = {}
         self.host = self     # the host graph this one came from (itself on the host; see ``to``)
@@ -160,7 +167,7 @@ class Graph:
             raise GraphError(f"A must be 2-D, got shape {A.shape}")
         if A.dtype.kind != "f":
             raise GraphError(f"A must hold float edge weights, got dtype {A.dtype}")
-        A = sp.csr_matrix(A)  # copies only when the format differs
+        A = sp.csr_matrix(A, copy=True)  # a copy: sorting must not rewrite the caller's matrix
         A.sort_indices()
         if not np.isfinite(A.data).all():
             e = int(np.flatnonzero(~np.isfinite(A.data))[0])

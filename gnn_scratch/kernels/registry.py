@@ -119,7 +119,8 @@ def implementation(name, *arrays):
 def _refuse_mixed_placement(name, args):
     """ValueError when a GPU op is handed a host array: nothing is copied behind the caller's back."""
     for i, a in enumerate(args):
-        if isinstance(a, np.ndarray) and a.ndim > 0:
+        if (isinstance(a, np.ndarray) and a.ndim > 0) or getattr(a, "format", None) in ("csr", "csc", "coo") \
+                and not hasattr(a, "with_data"):
             raise ValueError(f"op {name!r} got arrays on the GPU and a host array (argument {i}, shape {a.shape}): "
                              f"the graph and the features must live together -- move the graph with "
                              f"graph.to('cuda') and arrays with gnn_scratch.device.to(x, 'cuda')")

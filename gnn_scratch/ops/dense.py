@@ -10,13 +10,14 @@ GAT's Z (N, H, F), att (H, F), scores a (N, H).
 """
 from ..device import empty, empty_like
 from ..kernels.registry import run
-from .checks import dense, same_shape, shape
+from .checks import dense, one_float, same_shape, shape
 
 
 def matmul(A, B):
     """A @ B: A (N, K) dense or sparse, B (K, F) -> (N, F)."""
     shape("matmul", "A", A, "N", "K")
     shape("matmul", "B", dense("matmul", "B", B), A.shape[1], "F")
+    one_float("matmul", A=A, B=B)
     out = empty((A.shape[0], B.shape[1]), B.dtype, like=B)
     run("matmul", out.size, A, B, out)
     return out
@@ -28,6 +29,9 @@ def matmul_tn(A, B, out=None, accumulate=False):
     shape("matmul_tn", "B", dense("matmul_tn", "B", B), A.shape[0], "N")
     if out is not None:
         shape("matmul_tn", "out", out, A.shape[1], B.shape[1])
+        one_float("matmul_tn", A=A, B=B, out=out)
+    else:
+        one_float("matmul_tn", A=A, B=B)
     if out is None:
         out, accumulate = empty((A.shape[1], B.shape[1]), B.dtype, like=B), False
     run("matmul_tn", out.size, A, B, out, accumulate)
@@ -38,6 +42,7 @@ def matmul_nt(A, B):
     """A @ B^T: A (M, K), B (N, K) -> (M, N)."""
     shape("matmul_nt", "A", dense("matmul_nt", "A", A), "M", "K")
     shape("matmul_nt", "B", dense("matmul_nt", "B", B), "N", A.shape[1])
+    one_float("matmul_nt", A=A, B=B)
     out = empty((A.shape[0], B.shape[0]), A.dtype, like=A)
     run("matmul_nt", out.size, A, B, out)
     return out

@@ -7,11 +7,23 @@ import numpy as np
 
 from ..device import empty, empty_like, to_host
 from ..kernels.registry import run
+from .checks import dense, one_float, shape
 
 
-def _mask(mask, Z):
-    """The mask as the kernels take it: (N,) bool, or a (0,) array meaning every node."""
-    return empty((0,), np.bool_, like=Z) if mask is None else mask
+def _checked(op, Z, y, mask):
+    """(y, mask) as the kernels take them, after the checks a kernel cannot make: Z (N, C) float,
+    y (N,) int, mask (N,) bool (None: every node, passed on as a (0,) array)."""
+    shape(op, "Z", dense(op, "Z", Z), "N", "C")
+    one_float(op, Z=Z)
+    shape(op, "y", y, Z.shape[0])
+    if getattr(y, "dtype", np.dtype(float)).kind not in "iu":
+        raise TypeError(f"ops.{op}: y must hold integer class ids, got dtype {y.dtype}")
+    if mask is None:
+        return y, empty((0,), np.bool_, like=Z)
+    shape(op, "mask", mask, Z.shape[0])
+    if mask.dtype != np.bool_:
+        raise TypeError(f"ops.{op}: mask must be a bool array, got dtype {mask.dtype}")
+    return y, mask
 
 
 def cross_entropy(Z, y, mask=None):
@@ -20,7 +32,7 @@ def cross_entropy(Z, y, mask=None):
     Z (N, C) float, y (N,) int, mask (N,) bool or None for every node. On the host, labels out of
     [0, C) on the masked rows and an empty mask raise ValueError.
     """
-    mask = _mask(mask, Z)
+    y, mask = _checked("cross_entropy", Z, y, mask)
     rows = empty((Z.shape[0], 2), Z.dtype, like=Z)
     totals = empty((2,), Z.dtype, like=Z)
     loss = empty((1,), Z.dtype, like=Z)
@@ -41,7 +53,7 @@ def accuracy(Z, y, mask=None):
 
     Ties: the first maximum wins, as ``np.argmax``. Counted where Z lives; two numbers come back.
     """
-    mask = _mask(mask, Z)
+    y, mask = _checked("accuracy", Z, y, mask)
     rows = empty((Z.shape[0], 2), np.float64, like=Z)
     totals = empty((2,), np.float64, like=Z)
     run("accuracy_counts", Z.size, Z, y, mask, rows, totals)

@@ -87,9 +87,10 @@ def spmm_backward_edge_val(graph, X, grad_out):
     shape("spmm_backward_edge_val", "grad_out", grad_out, graph.num_dst, X.shape[1])
     one_float("spmm_backward_edge_val", X=X, grad_out=grad_out)
     out = empty((graph.num_edges, 1), X.dtype, like=X)
-    run("sddmm_dot", graph.num_edges * X.shape[1], graph.indptr, graph.indices, grad_out[:, None, :],
-        X[:, None, :], out)
-    return out[:, 0]
+    # (N, 1, F) views by reshape: numba's device arrays take no None index
+    run("sddmm_dot", graph.num_edges * X.shape[1], graph.indptr, graph.indices,
+        grad_out.reshape(grad_out.shape[0], 1, grad_out.shape[1]), X.reshape(X.shape[0], 1, X.shape[1]), out)
+    return out.reshape(graph.num_edges)
 
 
 # --------------------------------------------------------------------------- mean

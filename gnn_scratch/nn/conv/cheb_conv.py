@@ -133,6 +133,7 @@ class ScaledLaplacian(NamedTuple):
     val: object          # L~ per edge of ``graph``, (E_L,) in the layer's dtype, on the graph's device
     val2: object         # 2 L~ (exactly twice ``val``): T_k = (2 L~) T_{k-1} - T_{k-2} in one SpMM
     lambda_max: float
+    key: tuple           # (normalisation, lambda_max as given, dtype): names the values in caches on ``graph``
 
 
 def _scaled_host(host, normalization, lam):
@@ -168,10 +169,11 @@ def scaled_laplacian(graph, normalization="sym", lambda_max=None, dtype=np.float
 
     def build(host):
         g, val, _ = _scaled(host, normalization, lam)
-        return (g, g.cached(("cheb_val", dt.str), lambda: val.astype(dt)),
-                g.cached(("cheb_val2", dt.str), lambda: (2.0 * val).astype(dt)))
+        # L's graph is shared by every lambda_max: the values' keys must name it (and the normalisation)
+        return (g, g.cached(("cheb_val", normalization, lam, dt.str), lambda: val.astype(dt)),
+                g.cached(("cheb_val2", normalization, lam, dt.str), lambda: (2.0 * val).astype(dt)))
     g, val, val2 = graph.derived(("cheb_scaled", normalization, lam, dt.str), build)
-    return ScaledLaplacian(g, val, val2, _scaled(graph.host, normalization, lam)[2])
+    return ScaledLaplacian(g, val, val2, _scaled(graph.host, normalization, lam)[2], (normalization, lam, dt.str))
 
 
 # ------------------------------------------------------------------------------------ the two recurrences
@@ -179,7 +181,7 @@ def _product(lap, Z, twice, transposed):
     """L~ Z (2 L~ Z when ``twice``), or with L~^T when ``transposed`` (the backward's operator)."""
     v = lap.val2 if twice else lap.val
     if transposed:
-        return ops.spmm_transposed(lap.graph, v, ("cheb", twice, v.dtype.str), Z)
+        return ops.spmm_transposed(lap.graph, v, ("cheb", twice, lap.key), Z)
     return ops.spmm(lap.graph, v, Z)
 
 
