@@ -11,6 +11,7 @@ from __future__ import annotations
 from .csbm import csbm
 from .dataset import Dataset, index_to_mask, row_normalize, undirected_edge_index
 from .download import download_verified
+from .generated_tasks import clique_detection, subgraph_matching
 from .integrity import ChecksumError, RestrictedUnpickler, load_pickle_verified, sha256_file
 from .karate import karate_club
 from .paths import ENV_DATA_ROOT, cache_root
@@ -35,7 +36,7 @@ def get_dataset(name: str, root=None, **kwargs) -> Dataset:
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
-__all__ = [
+__all__ = ["subgraph_matching", "clique_detection",
     "Dataset", "get_dataset", "load_planetoid", "csbm", "karate_club", "row_normalize",
     "undirected_edge_index", "index_to_mask", "ChecksumError", "DataNotFoundError", "RestrictedUnpickler",
     "load_pickle_verified", "sha256_file", "download_verified", "cache_root", "ENV_DATA_ROOT",

@@ -18,6 +18,7 @@ from .registry import MODELS, build_model, get_model_class, register, summary_li
 from .gcn import GCN
 from .gat import GAT
 from .sage import SAGE
+from .fixed_point import FixedPoint
 from .spectral import MLP, Cheb, FirstOrder, FirstOrderTerm, SingleParameter
 
-__all__ = ["GCN", "GAT", "SAGE", "Cheb", "FirstOrder", "SingleParameter", "FirstOrderTerm", "MLP", "MODELS", "build_model", "get_model_class", "register", "summary_line"]
+__all__ = ["GCN", "GAT", "SAGE", "Cheb", "FirstOrder", "SingleParameter", "FirstOrderTerm", "MLP", "FixedPoint", "MODELS", "build_model", "get_model_class", "register", "summary_line"]

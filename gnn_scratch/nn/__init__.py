@@ -2,6 +2,7 @@
 from .activations import ELU, LeakyReLU, ReLU
 from .dropout import Dropout
 from .conv import ChebConv, FirstOrderConv, GATConv, GCNConv, GraphConv, SAGEConv, SpectralConv
+from .fixed_point import FixedPointGNN, FixedPointNotConverged
 from .message_passing import MessagePassing
 from .linear import Linear
 from .lstm import LSTM
@@ -10,5 +11,5 @@ from .module import BackwardBeforeForward, Module
 from .sequential import Sequential
 
 __all__ = ["Module", "BackwardBeforeForward", "Sequential", "MessagePassing", "Linear", "ReLU", "LeakyReLU", "ELU", "Dropout", "GCNConv",
-           "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM",
+           "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM", "FixedPointGNN", "FixedPointNotConverged",
            "SoftmaxCrossEntropy", "accuracy", "log_softmax"]

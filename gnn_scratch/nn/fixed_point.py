@@ -38,6 +38,7 @@ import numpy as np
 from .. import ops
 from ..device import issparse
 from .checks import check_features, check_graph, finite_real, float_dtype, positive_int
+from .dropout import Dropout
 from .init import as_rng, glorot
 from .message_passing import _edge_graph, _row_graph
 from .module import Module
@@ -198,7 +199,7 @@ class NonlinearTransition(Module):
         p, g = self.params, self.grads
         ops.col_sum(ctx.cdeg[:, None] * Z, out=g["b_2"], accumulate=True)        # db_2 += Σ_n c_deg,n Z_n
         ops.matmul_tn(lin.S, Z, out=g["W_2"], accumulate=True)                    # dW_2 += Sᵀ Z
-        dP = ctx.edges.gather_dst(ops.matmul_nt(Z, p["W_2"])) * self._cD(ctx, lin)           # dP_e = c_e (Z_n W_2ᵀ) ⊙ (1 − H_e²)
+        dP = ctx.edges.gather_dst(ops.matmul_nt(Z, p["W_2"])) * self._cD(ctx, lin)   # c_e (Z_n W_2ᵀ) ⊙ (1 − H_e²)
         return self._through_preactivation(ctx, lin.X, dP, want_labels)
 
     def _through_preactivation(self, ctx, X, dP, want_labels):
@@ -250,9 +251,9 @@ class NonlinearTransition(Module):
             Gamma = sign * ctx.edges.gather_src(cache.gamma)[:, :, None]
         cD = self._cD(ctx, lin)
         T = np.matmul(W_x.T[None], Gamma)                                        # T_e = W_xᵀ Γ_e   (E, q, s)
-        g["W_x"] += np.einsum("ejq,eq->jq", np.matmul(Gamma, W_2.T[None]), cD)   # dW_x[j,q] += Σ_e cD_e[q] (Γ_e W_2ᵀ)[j,q]
+        g["W_x"] += np.einsum("ejq,eq->jq", np.matmul(Gamma, W_2.T[None]), cD)   # Σ_e cD_e[q] (Γ_e W_2ᵀ)[j,q]
         g["W_2"] += np.einsum("eqk,eq->qk", T, cD)                               # dW_2[q,k] += Σ_e cD_e[q] T_e[q,k]
-        dD = ctx.c[:, None] * np.sum(T * W_2[None], axis=2)                      # ∂p/∂D_e[q] = c_e Σ_k T_e[q,k] W_2[q,k]
+        dD = ctx.c[:, None] * np.sum(T * W_2[None], axis=2)                      # c_e Σ_k T_e[q,k] W_2[q,k]
         dP = np.ascontiguousarray(dD * (-2 * H * (1 - H * H)))                   # D = 1 − tanh²(P): D' = −2 H (1 − H²)
         return self._through_preactivation(ctx, lin.X, dP, want_labels)
 
@@ -392,14 +393,15 @@ class FixedPointGNN(Module):
     penalty_weight β ≥ 0 (nonlinear only): in training mode the objective gains
     β/N Σ_i max(0, ‖(∂F/∂x)_i‖_1 − mu)² at the fixed point (``last_penalty``), its gradient added by
     ``backward``; tol (default 1e-6 float64, 1e-5 float32) and max_iter for both iterations;
-    unroll_steps T: exactly T Jacobi steps from 0 and BPTT instead of the fixed point and Almeida–Pineda.
+    unroll_steps T: exactly T Jacobi steps from 0 and BPTT instead of the fixed point and Almeida–Pineda;
+    dropout p: inverted dropout on the labels in training (the same dropped labels feed F and g).
     """
 
     needs_input_grad = True
 
     def __init__(self, in_channels, out_channels, state_dim=5, hidden_channels=16, output_hidden=16,
                  transition="nonlinear", aggr="sum", mu=0.9, contraction_norm="inf", penalty_weight=0.0,
-                 tol=None, max_iter=500, unroll_steps=None, seed=0, dtype=np.float32):
+                 tol=None, max_iter=500, unroll_steps=None, dropout=0.0, seed=0, dtype=np.float32):
         super().__init__()
         F, C = positive_int("in_channels", in_channels), positive_int("out_channels", out_channels)
         s, q, r = (positive_int("state_dim", state_dim), positive_int("hidden_channels", hidden_channels),
@@ -421,11 +423,12 @@ class FixedPointGNN(Module):
         tol = DEFAULT_TOL[dtype] if tol is None else finite_real("tol", tol)
         if tol <= 0:
             raise ValueError(f"tol must be > 0, got {tol!r}")
-        self.in_channels, self.out_channels, self.state_dim = F, C, s
+        self.in_channels, self.out_channels, self.state_dim, self.dtype = F, C, s, dtype
         self.mu, self.contraction_norm, self.penalty_weight = mu, contraction_norm, penalty_weight
         self.tol, self.max_iter = tol, positive_int("max_iter", max_iter)
         self.unroll_steps = None if unroll_steps is None else positive_int("unroll_steps", unroll_steps)
-        seeds = _child_seeds(seed, 2)
+        seeds = _child_seeds(seed, 3)
+        self.drop = Dropout(dropout, seed=seeds[2])             # on the labels, in training (0: none)
         if transition == "nonlinear":
             self.transition = NonlinearTransition(F, s, q, aggr=aggr, seed=seeds[0], dtype=dtype)
         else:
@@ -442,11 +445,12 @@ class FixedPointGNN(Module):
     def forward(self, x, graph=None):
         check_graph(self, graph)
         if graph.num_src != graph.num_dst:
-            raise ValueError(f"FixedPointGNN needs a square graph (states flow along its edges), got shape {graph.shape}")
-        L = check_features(x, num_cols=self.in_channels, dtype=self.param_dtype, graph=graph)
+            raise ValueError(f"FixedPointGNN needs a square graph (states flow along its edges), "
+                             f"got shape {graph.shape}")
+        L = self.drop.forward(check_features(x, num_cols=self.in_channels, dtype=self.dtype, graph=graph))
         T = self.transition
         ctx = T.prepare(L, graph)
-        x0 = np.zeros((graph.num_nodes, self.state_dim), dtype=self.param_dtype)
+        x0 = np.zeros((graph.num_nodes, self.state_dim), dtype=self.dtype)
         lins = None
         if self.unroll_steps is None:                              # the fixed point, Jacobi from x = 0
             X, its, res = jacobi(lambda X: T.step(ctx, X)[0], x0, self.tol, self.max_iter, "state")
@@ -481,7 +485,7 @@ class FixedPointGNN(Module):
         else:
             dL_F = self._backprop_through_time(cache, c, want)
         dL = _add_or_none(dL, dL_F)
-        return dL if want else None
+        return self.drop.backward(dL) if want else None
 
     def _almeida_pineda(self, cache, c, want):
         """Solve z = z ∂F/∂x + c by Jacobi from 0, then add z ∂F/∂w; returns z ∂F/∂l."""
