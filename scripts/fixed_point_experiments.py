@@ -35,7 +35,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import gnn_scratch.models.fixed_point  # noqa: E402,F401 -- registers "fixed_point"
 from gnn_scratch.data import get_dataset  # noqa: E402
 from gnn_scratch.data.generated_tasks import clique_detection, subgraph_matching  # noqa: E402
 from gnn_scratch.train import run  # noqa: E402

@@ -31,7 +31,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import gnn_scratch.models.spectral  # noqa: E402,F401 -- registers cheb, first_order, ... (until models/ imports it)
 from gnn_scratch.data import get_dataset  # noqa: E402
 from gnn_scratch.loop import evaluate, input_is_data, model_dtype, prepare_features, train_step  # noqa: E402
 from gnn_scratch.nn import SoftmaxCrossEntropy  # noqa: E402

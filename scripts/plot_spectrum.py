@@ -33,7 +33,6 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import gnn_scratch.models.spectral  # noqa: E402,F401 -- registers cheb, first_order, ... (until models/ imports it)
 from gnn_scratch import ops  # noqa: E402
 from gnn_scratch.data import get_dataset  # noqa: E402
 from gnn_scratch.nn.conv.spectral_conv import eigenbasis  # noqa: E402

@@ -55,3 +55,13 @@ def data_root():
     if not (root / "planetoid" / "ind.cora.x").exists():
         pytest.skip(f"Planetoid files not found under {root} (set GNN_SCRATCH_DATA)")
     return root
+
+
+@pytest.fixture(params=["cpu", "reference"])
+def backend(request):
+    """Run the test once with the Numba kernels and once with the NumPy reference ones (restored after)."""
+    from gnn_scratch.kernels import get_cpu_backend, set_cpu_backend
+    old = get_cpu_backend()
+    set_cpu_backend(request.param)
+    yield request.param
+    set_cpu_backend(old)

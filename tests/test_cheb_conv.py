@@ -11,7 +11,6 @@ from gnn_scratch.device import to_host
 from gnn_scratch.gradcheck import relative_error
 from gnn_scratch.gradcheck import spectral as cases
 from gnn_scratch.graph import Graph, GraphBatch
-from gnn_scratch.kernels import get_cpu_backend, set_cpu_backend
 from gnn_scratch.nn import BackwardBeforeForward, GCNConv
 from gnn_scratch.nn.conv.cheb_conv import (ChebConv, FirstOrderConv, default_lambda_max, estimate_lambda_max,
                                            laplacian, scaled_laplacian)
@@ -67,14 +66,6 @@ def dense_cheb(conv, x, L_tilde):
 
 
 # --------------------------------------------------------------------------- finite differences
-@pytest.fixture(params=["cpu", "reference"])
-def backend(request):
-    old = get_cpu_backend()
-    set_cpu_backend(request.param)
-    yield request.param
-    set_cpu_backend(old)
-
-
 @pytest.mark.parametrize("normalization", NORMS)
 def test_gradcheck_rows_pass(normalization, backend):
     rows = cases.cheb_rows(normalization)

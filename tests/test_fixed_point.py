@@ -267,7 +267,6 @@ def test_float32_default_and_sparse_labels():
 
 
 def test_registered_model_saves_and_loads(tmp_path):
-    import gnn_scratch.models.fixed_point  # noqa: F401 -- registers "fixed_point"
     from gnn_scratch.io import load_model, save_model
     from gnn_scratch.models import build_model
     g, x = cases.fixture()
@@ -392,7 +391,6 @@ def test_clique_generator():
 # ============================================================================ the registered model, trained
 def test_registered_model_trains_quickly_on_subgraph_matching():
     """One small seed of subgraph matching through ``train.run`` clears a floor in well under 20 s."""
-    import gnn_scratch.models.fixed_point  # noqa: F401 -- registers "fixed_point"
     from gnn_scratch.models import MODELS
     from gnn_scratch.train import run
 

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from gnn_scratch.gradcheck import random_test_graph
 from gnn_scratch.graph import Graph
-from gnn_scratch.kernels import gat_cpu, get_cpu_backend, set_cpu_backend
+from gnn_scratch.kernels import gat_cpu
 from gnn_scratch.kernels import gat_reference as ref
 from gnn_scratch.models import MODELS, build_model
 from gnn_scratch.models.gat import GAT
@@ -136,14 +136,6 @@ def slow_gat(g, a_dst, a_src, Z, keep, scale, slope=0.2):
                 d = 1.0 if keep.shape[0] == 0 else keep[e, h] * scale
                 out[i, h] += np.exp(v - m) / total * d * Z[g.indices[e], h]
     return out
-
-
-@pytest.fixture(params=["cpu", "reference"])
-def backend(request):
-    old = get_cpu_backend()
-    set_cpu_backend(request.param)
-    yield request.param
-    set_cpu_backend(old)
 
 
 # ---------------------------------------------------------------------------------- the reference kernels

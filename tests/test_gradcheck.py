@@ -5,18 +5,9 @@ import pytest
 from gnn_scratch.cli import main
 from gnn_scratch.gradcheck import check_module, numerical_gradient, relative_error
 from gnn_scratch.gradcheck.registry import all_cases
-from gnn_scratch.kernels import get_cpu_backend, set_cpu_backend
 from gnn_scratch.nn import Linear
 
 CASES = all_cases()
-
-
-@pytest.fixture(params=["cpu", "reference"])
-def backend(request):
-    old = get_cpu_backend()
-    set_cpu_backend(request.param)
-    yield request.param
-    set_cpu_backend(old)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

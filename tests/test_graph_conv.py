@@ -10,7 +10,6 @@ from gnn_scratch.device import to_host
 from gnn_scratch.gradcheck import relative_error
 from gnn_scratch.gradcheck import graph_conv as gc_cases
 from gnn_scratch.graph import Graph, GraphBatch
-from gnn_scratch.kernels import get_cpu_backend, set_cpu_backend
 from gnn_scratch.nn import BackwardBeforeForward
 from gnn_scratch.nn.conv import GraphConv
 
@@ -62,14 +61,6 @@ def dense_reference(conv, x, g):
 
 
 # --------------------------------------------------------------------------- finite differences
-@pytest.fixture(params=["cpu", "reference"])
-def backend(request):
-    old = get_cpu_backend()
-    set_cpu_backend(request.param)
-    yield request.param
-    set_cpu_backend(old)
-
-
 @pytest.mark.parametrize("aggr", AGGRS)
 def test_gradcheck_rows_pass(aggr, backend):
     rows = gc_cases.conv_rows(aggr)

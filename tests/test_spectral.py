@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gnn_scratch.models.spectral  # noqa: F401 -- registers the Table 3 models (until models/__init__ imports it)
 from gnn_scratch.data import get_dataset
 from gnn_scratch.gradcheck import random_test_graph
 from gnn_scratch.gradcheck import spectral as cases
 from gnn_scratch.graph import Graph
 from gnn_scratch.io import load_model, save_model
-from gnn_scratch.kernels import get_cpu_backend, set_cpu_backend
 from gnn_scratch.models import MODELS, build_model
 from gnn_scratch.nn import BackwardBeforeForward, Linear
 from gnn_scratch.nn.conv.cheb_conv import ChebConv, FirstOrderConv
@@ -41,14 +39,6 @@ def dense_laplacian(g, normalization):
 
 
 # --------------------------------------------------------------------------- finite differences
-@pytest.fixture(params=["cpu", "reference"])
-def backend(request):
-    old = get_cpu_backend()
-    set_cpu_backend(request.param)
-    yield request.param
-    set_cpu_backend(old)
-
-
 def test_gradcheck_rows_pass(backend):
     rows = cases.spectral()
     assert len(rows) == 2 * 4 * 2 * 3                # 2 normalisations x 4 (d, q) x 2 widths x (θ or α, b, x)

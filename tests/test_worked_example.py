@@ -11,7 +11,6 @@ import pytest
 
 from gnn_scratch import ops
 from gnn_scratch.graph import Graph
-from gnn_scratch.kernels import get_cpu_backend, set_cpu_backend
 
 DERIVATIONS = Path(__file__).resolve().parents[1] / "derivations"
 
@@ -46,14 +45,6 @@ EDGE_ID = [1, 0, 2, 3, 4, 6, 5]
 
 def graph():
     return Graph.from_edge_index(EDGE_INDEX, num_nodes=N)
-
-
-@pytest.fixture(params=["cpu", "reference"])
-def backend(request):
-    old = get_cpu_backend()
-    set_cpu_backend(request.param)
-    yield request.param
-    set_cpu_backend(old)
 
 
 def test_csr_layout_is_the_one_drawn_in_the_markdown():
