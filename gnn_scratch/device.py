@@ -49,9 +49,17 @@ def is_device(a):
     return isinstance(a, DeviceCSR) or is_device_array(a)
 
 
+# Types that always live on the host: asked once per op argument, so the common case costs one set lookup.
+_HOST_TYPES = frozenset({np.ndarray, int, float, bool, str, tuple, type(None), np.float32, np.float64, np.int64,
+                         np.uint64, np.int32, np.bool_})
+
+
 def device_of(*arrays):
     """"cuda" if any of ``arrays`` lives on the GPU, else "cpu" (None entries are ignored)."""
-    return "cuda" if any(a is not None and is_device(a) for a in arrays) else "cpu"
+    for a in arrays:
+        if type(a) not in _HOST_TYPES and is_device(a):
+            return "cuda"
+    return "cpu"
 
 
 def issparse(a):

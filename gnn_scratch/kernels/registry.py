@@ -99,11 +99,17 @@ def module(family, implementation):
     return mod
 
 
+_resolved = {}   # (name, implementation) -> function: a dispatch costs one dict lookup after the first
+
+
 def resolve(name, implementation):
     """The function implementing op ``name`` in ``implementation``."""
-    if name not in OPS:
-        raise KeyError(f"no op named {name!r} is registered")
-    return getattr(module(OPS[name], implementation), name)
+    fn = _resolved.get((name, implementation))
+    if fn is None:
+        if name not in OPS:
+            raise KeyError(f"no op named {name!r} is registered")
+        fn = _resolved[(name, implementation)] = getattr(module(OPS[name], implementation), name)
+    return fn
 
 
 def implementation_for(*arrays):
