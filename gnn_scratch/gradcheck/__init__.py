@@ -101,6 +101,19 @@ def _replaying(module, fn):
     return run
 
 
+def compare_rows(name, loss, model, grad_x, x, floor, eps=DEFAULT_EPS, tol=DEFAULT_TOL, check_input=True):
+    """One row per parameter of ``model`` (and, with ``check_input``, for x): the analytic gradients
+    already in ``model.grads`` / ``grad_x`` against central differences of ``loss()``."""
+    rows = []
+    for pname, p, g in model.named_parameters():
+        err = relative_error(g, numerical_gradient(loss, p, eps), floor, tol)
+        rows.append(Row(name, pname, p.shape, err, err < tol))
+    if check_input:
+        err = relative_error(grad_x, numerical_gradient(loss, x, eps), floor, tol)
+        rows.append(Row(name, "input", x.shape, err, err < tol))
+    return rows
+
+
 def check_module(name, module, x, graph=None, seed=0, eps=DEFAULT_EPS, tol=DEFAULT_TOL, check_input=True):
     """Rows for every parameter of ``module`` (and its input) through L = sum(G * module(x, graph))."""
     rng = np.random.default_rng(seed)
@@ -110,14 +123,7 @@ def check_module(name, module, x, graph=None, seed=0, eps=DEFAULT_EPS, tol=DEFAU
     floor = roundoff_floor(np.sum(np.abs(G * output())), eps)                  # S = sum |G * out|
     module.zero_grad()
     grad_x = module.backward(G)
-    rows = []
-    for pname, p, g in module.named_parameters():
-        err = relative_error(g, numerical_gradient(loss, p, eps), floor, tol)
-        rows.append(Row(name, pname, p.shape, err, err < tol))
-    if check_input:
-        err = relative_error(grad_x, numerical_gradient(loss, x, eps), floor, tol)
-        rows.append(Row(name, "input", x.shape, err, err < tol))
-    return rows
+    return compare_rows(name, loss, module, grad_x, x, floor, eps, tol, check_input)
 
 
 def check_model_loss(name, model, loss_fn, x, graph, y, mask, eps=DEFAULT_EPS, tol=DEFAULT_TOL):
@@ -126,13 +132,7 @@ def check_model_loss(name, model, loss_fn, x, graph, y, mask, eps=DEFAULT_EPS, t
     floor = roundoff_floor(loss(), eps)            # S = |L|: a mean of non-negative cross-entropies
     model.zero_grad()
     grad_x = model.backward(loss_fn.backward())
-    rows = []
-    for pname, p, g in model.named_parameters():
-        err = relative_error(g, numerical_gradient(loss, p, eps), floor, tol)
-        rows.append(Row(name, pname, p.shape, err, err < tol))
-    err = relative_error(grad_x, numerical_gradient(loss, x, eps), floor, tol)
-    rows.append(Row(name, "input", x.shape, err, err < tol))
-    return rows
+    return compare_rows(name, loss, model, grad_x, x, floor, eps, tol)
 
 
 def check_function(name, forward, backward, inputs, seed=0, eps=DEFAULT_EPS, tol=DEFAULT_TOL):

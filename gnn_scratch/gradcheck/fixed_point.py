@@ -10,7 +10,7 @@ match the differences of that T-step map.
 import numpy as np
 
 from ..nn.fixed_point import FixedPointGNN
-from . import Row, check_module, numerical_gradient, random_test_graph, relative_error, roundoff_floor
+from . import check_module, compare_rows, random_test_graph, roundoff_floor
 from .registry import case
 
 F64 = np.float64
@@ -64,13 +64,7 @@ def check_with_penalty(name, model, x, graph, seed=0, eps=1e-6, tol=1e-6):
     floor = roundoff_floor(np.sum(np.abs(G * out)) + model.last_penalty, eps)
     model.zero_grad()
     grad_x = model.backward(G)
-    rows = []
-    for pname, p, g in model.named_parameters():
-        err = relative_error(g, numerical_gradient(loss, p, eps), floor, tol)
-        rows.append(Row(name, pname, p.shape, err, err < tol))
-    err = relative_error(grad_x, numerical_gradient(loss, x, eps), floor, tol)
-    rows.append(Row(name, "input", x.shape, err, err < tol))
-    return rows
+    return compare_rows(name, loss, model, grad_x, x, floor, eps, tol)
 
 
 @case("FixedPointGNN Almeida-Pineda")
