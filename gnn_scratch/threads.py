@@ -104,15 +104,38 @@ def single_blas_pool(fn):
 SERIAL_GRAIN = 1 << 18
 
 
+_numba_api = None   # (get, set) of Numba's thread count
+
+
+def _numba_threads():
+    """(get, set) of the number of threads Numba's parallel kernels use on this thread.
+
+    Numba's public ``get_num_threads`` / ``set_num_threads`` check that the pool is running and
+    validate the value on every call (a lock and ~2 us per call); ``call_numba`` flips the count
+    twice per small kernel, a few hundred times per training step on a small graph. Once the pool
+    is launched, the backend's own setters are the same operation without the checks; with a Numba
+    that lacks them, the public functions are used.
+    """
+    global _numba_api
+    if _numba_api is None:
+        import numba
+        from numba.np.ufunc import parallel
+        parallel._launch_threads()
+        get, set_ = getattr(parallel, "_get_num_threads", None), getattr(parallel, "_set_num_threads", None)
+        _numba_api = (get, set_) if callable(get) and callable(set_) else (numba.get_num_threads,
+                                                                          numba.set_num_threads)
+    return _numba_api
+
+
 def call_numba(kernel, work, *args):
     """``kernel(*args)``, a parallel Numba kernel, on one thread when ``work < SERIAL_GRAIN``."""
     if work < SERIAL_GRAIN:
-        import numba
-        n_threads = numba.get_num_threads()
+        get, set_ = _numba_api or _numba_threads()
+        n_threads = get()
         if n_threads > 1:
-            numba.set_num_threads(1)
+            set_(1)
             try:
                 return kernel(*args)
             finally:
-                numba.set_num_threads(n_threads)
+                set_(n_threads)
     return kernel(*args)

@@ -12,6 +12,9 @@ from .optim_reference import adam_update as _adam_reference
 from .optim_reference import sgd_update  # noqa: F401
 
 
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 @njit(cache=True, nogil=True)
 def _adam(p, grad, m, v, weight_decay, beta1, beta2, step_size, bias2, eps):
     # serial: parameters are small, and a parallel launch would cost more than it saves
@@ -31,9 +34,9 @@ def adam_update(p, grad, m, v, t, lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_
     """One Adam step in place (see ``optim_reference.adam_update``); non-contiguous arrays take the reference."""
     if t < 1:
         raise ValueError(f"the step number t counts from 1, got {t}")
-    arrays = (p, grad, m, v)
-    if not all(a.flags.c_contiguous and a.dtype == p.dtype for a in arrays) or p.dtype not in (np.float32,
-                                                                                                np.float64):
+    dt = p.dtype
+    if not (dt in _FLOATS and grad.dtype == dt and m.dtype == dt and v.dtype == dt and p.flags.c_contiguous
+            and grad.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
         return _adam_reference(p, grad, m, v, t, lr, betas, eps, weight_decay)
     b1, b2 = betas
     dt = p.dtype.type

@@ -18,12 +18,15 @@ def _fmt(dims):
 
 def shape(op, name, a, *dims):
     """Raise ValueError unless ``a.shape`` matches ``dims`` (ints must be equal, strings are free); returns a."""
-    got = tuple(getattr(a, "shape", ()))
-    if not hasattr(a, "shape") or len(got) != len(dims) or any(
-            isinstance(d, (int, np.integer)) and g != d for g, d in zip(got, dims)):
-        raise ValueError(f"ops.{op}: {name} must have shape {_fmt(dims)}, got "
-                         f"{got if hasattr(a, 'shape') else type(a).__name__}")
-    return a
+    got = getattr(a, "shape", None)
+    if got is not None and len(got) == len(dims):
+        for g, d in zip(got, dims):          # a plain loop: this runs a few hundred times per training step
+            if g != d and d.__class__ is not str:
+                break
+        else:
+            return a
+    raise ValueError(f"ops.{op}: {name} must have shape {_fmt(dims)}, got "
+                     f"{tuple(got) if got is not None else type(a).__name__}")
 
 
 def same_shape(op, ref_name, ref, **others):
@@ -36,11 +39,12 @@ def same_shape(op, ref_name, ref, **others):
 
 def one_float(op, **arrays):
     """Raise TypeError unless the arrays share one dtype, float32 or float64; returns it."""
-    (first, a), *rest = arrays.items()
+    items = iter(arrays.items())
+    first, a = next(items)
     dtype = getattr(a, "dtype", None)
     if dtype not in _FLOATS:
         raise TypeError(f"ops.{op}: {first} must be float32 or float64, got {dtype if dtype is not None else type(a).__name__}")
-    for name, b in rest:
+    for name, b in items:
         if getattr(b, "dtype", None) != dtype:
             raise TypeError(f"ops.{op}: {name} must have the dtype of {first} ({dtype}), got "
                             f"{getattr(b, 'dtype', type(b).__name__)}")
@@ -49,6 +53,6 @@ def one_float(op, **arrays):
 
 def dense(op, name, a):
     """Raise TypeError for a sparse matrix where the op reads a dense array."""
-    if issparse(a):
+    if type(a) is not np.ndarray and issparse(a):
         raise TypeError(f"ops.{op}: {name} must be a dense array, got a sparse {type(a).__name__}")
     return a
