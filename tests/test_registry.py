@@ -61,6 +61,23 @@ def _labels(g):
     return g.integers(0, C, N).astype(np.int64)
 
 
+# the node segments of a batch of B = 4 graphs over the N nodes; graph 1 is empty (a GraphBatch has
+# none, the kernels' contract gives it 0, argmax -1 and no gradient)
+PTR = np.array([0, 2, 2, 3, N], dtype=np.int64)
+B = PTR.size - 1
+
+
+def _pool_argmax(X):
+    out, arg = np.empty((B, F)), np.empty((B, F), np.int64)
+    registry.resolve("pool_max", "reference")(PTR, X, out, arg)
+    return arg
+
+
+def _bn_stats(g):
+    """batch_norm_forward's inputs: X (N, F), mean, (positive) var, eps, gamma, beta."""
+    return _r(g, N, F), _r(g, F), np.abs(_r(g, F)) + 0.1, 1e-5, _r(g, F), _r(g, F)
+
+
 # op name -> g -> (args, indices of the arguments that are outputs or are modified in place)
 EXAMPLES = {
     "spmm_sum": lambda g: ((*_csr(), _r(g, E), _r(g, N, F), np.empty((N, F))), [4]),
@@ -115,6 +132,18 @@ EXAMPLES = {
                                           np.array([0.0, float(N)]), np.empty((N, C))), [4]),
     "accuracy_counts": lambda g: ((_r(g, N, C), _labels(g), g.random(N) < 0.6, np.empty((N, 2)), np.empty(2)),
                                   [3, 4]),
+    "pool_sum": lambda g: ((PTR, _r(g, N, F), np.empty((B, F))), [2]),
+    "pool_mean": lambda g: ((PTR, _r(g, N, F), np.empty((B, F))), [2]),
+    "pool_max": lambda g: ((PTR, _r(g, N, F), np.empty((B, F)), np.empty((B, F), np.int64)), [2, 3]),
+    "pool_sum_backward": lambda g: ((PTR, _r(g, B, F), np.empty((N, F))), [2]),
+    "pool_mean_backward": lambda g: ((PTR, _r(g, B, F), np.empty((N, F))), [2]),
+    "pool_max_backward": lambda g: ((PTR, _pool_argmax(_r(g, N, F)), _r(g, B, F), np.empty((N, F))), [3]),
+    "batch_norm_stats": lambda g: ((_r(g, N, F), 0.1, np.empty(F), np.empty(F), _r(g, F), np.abs(_r(g, F))),
+                                   [2, 3, 4, 5]),
+    "batch_norm_forward": lambda g: ((*_bn_stats(g), np.empty((N, F))), [6]),
+    "batch_norm_backward": lambda g: ((_r(g, N, F), *_bn_stats(g)[:5], True, np.empty((N, F)),
+                                       np.empty(F), np.empty(F)), [7, 8, 9]),
+    "gin_aggregate": lambda g: ((*_csr(), _r(g, N, F), np.array([0.3]), np.empty((N, F))), [4]),
     "sgd_update": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), 0.1, 0.9, 5e-4), [0, 2]),
     "adam_update": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), np.abs(_r(g, N, F)), 3, 0.01, (0.9, 0.999),
                                1e-8, 5e-4), [0, 2, 3]),

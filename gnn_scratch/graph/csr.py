@@ -330,7 +330,7 @@ class Graph:
         return self.cached(("derived",) + (key if isinstance(key, tuple) else (key,)),
                            lambda: to(build(self.host), self.device))
 
-    def check_features(self, X, name="x", side="src", num_cols=None, dtype=None):
+    def check_features(self, X, name="x", side="src", num_cols=None, dtype=None, finite=True):
         """``X`` checked as features with one row per source (``side="src"``) or destination node; returned.
 
         Raises TypeError unless X is an array (NumPy, scipy.sparse, or a device array) of a float32 or
@@ -341,14 +341,14 @@ class Graph:
         """
         n = self.num_src if side == "src" else self.num_dst
         nodes = "nodes" if self.num_src == self.num_dst else ("source nodes" if side == "src" else "destination nodes")
-        return check_feature_array(X, name, n, num_cols, dtype, f"a graph with {n} {nodes}")
+        return check_feature_array(X, name, n, num_cols, dtype, f"a graph with {n} {nodes}", finite)
 
 
 # ------------------------------------------------------------------------------------ features
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _first_non_finite(values):
+def first_non_finite(values):
     """Index (a tuple) of the first NaN / Inf of the host array ``values``, or None when every entry is finite.
 
     One pass that allocates nothing in the common case: a sum is finite only if every term is (NaN and
@@ -363,7 +363,7 @@ def _first_non_finite(values):
     return tuple(int(i) for i in bad[0]) if bad.size else None
 
 
-def check_feature_array(X, name="x", num_rows=None, num_cols=None, dtype=None, context=None):
+def check_feature_array(X, name="x", num_rows=None, num_cols=None, dtype=None, context=None, finite=True):
     """The one check of a feature matrix (Graph.check_features and every layer's input); returns X.
 
     X must expose ``shape``, ``ndim`` and ``dtype`` (NumPy, scipy.sparse, a device array or ``DeviceCSR``),
@@ -371,7 +371,8 @@ def check_feature_array(X, name="x", num_rows=None, num_cols=None, dtype=None, c
     float32 / float64, and exactly ``dtype`` when given: else TypeError. A host array (NumPy or scipy,
     whose stored values are checked) must be finite: else ValueError naming the row and column. A
     scipy sparse matrix is returned as CSR. ``context`` says where the expected shape comes from
-    ("a graph with 12 nodes"). Metadata only, except the one pass over a host array's values.
+    ("a graph with 12 nodes"). Metadata only, except the one pass over a host array's values, which
+    ``finite=False`` skips (the values were checked where they entered: ``nn.checks.check_features``).
     """
     rows = "N" if num_rows is None else num_rows
     cols = "F" if num_cols is None else num_cols
@@ -391,12 +392,12 @@ def check_feature_array(X, name="x", num_rows=None, num_cols=None, dtype=None, c
         raise TypeError(f"{name} must be float32 or float64, got {X.dtype}")
     if sp.issparse(X):
         X = X if X.format == "csr" else X.tocsr()
-        k = _first_non_finite(X.data)
+        k = first_non_finite(X.data) if finite else None
         if k is not None:
             r = int(np.searchsorted(X.indptr, k[0], side="right")) - 1
             raise ValueError(f"{name} must be finite, got {X.data[k[0]]} at row {r}, column {X.indices[k[0]]}")
-    elif isinstance(X, np.ndarray):
-        k = _first_non_finite(X)
+    elif isinstance(X, np.ndarray) and finite:
+        k = first_non_finite(X)
         if k is not None:
             raise ValueError(f"{name} must be finite, got {X[k]} at row {k[0]}, column {k[1]}")
     return X

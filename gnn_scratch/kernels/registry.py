@@ -22,12 +22,15 @@ Ops are grouped by concern, one module per (family, implementation):
     elementwise  elementwise_{reference,cpu,cuda}          activations, dropout and keep masks (``rng``)
     loss         loss_{reference,cpu,cuda}                 masked softmax cross-entropy, accuracy counts
     optim        optim_{reference,cpu,cuda}                SGD and Adam updates
+    pool         pool_{reference,cpu,cuda}                 graph readouts: sum / mean / max per graph of a batch
+    norm         norm_{reference,cpu,cuda}                 batch normalisation: statistics, normalisation, backward
+    gin          gin_{reference,cpu,cuda}                  GIN's neighbour sum plus the (1 + eps) root row
 """
 import importlib
 
 import numpy as np
 
-from ..device import device_of
+from ..device import _HOST_TYPES, device_of, is_device
 from ..threads import call_numba
 
 IMPLEMENTATIONS = ("reference", "cpu", "cuda")
@@ -40,6 +43,9 @@ FAMILIES = {
     "elementwise": dict(reference="elementwise_reference", cpu="elementwise_cpu", cuda="elementwise_cuda"),
     "loss": dict(reference="loss_reference", cpu="loss_cpu", cuda="loss_cuda"),
     "optim": dict(reference="optim_reference", cpu="optim_cpu", cuda="optim_cuda"),
+    "pool": dict(reference="pool_reference", cpu="pool_cpu", cuda="pool_cuda"),
+    "norm": dict(reference="norm_reference", cpu="norm_cpu", cuda="norm_cuda"),
+    "gin": dict(reference="gin_reference", cpu="gin_cpu", cuda="gin_cuda"),
 }
 
 OPS = {}   # op name -> family
@@ -66,6 +72,9 @@ register("elementwise", "relu", "relu_backward", "leaky_relu", "leaky_relu_backw
          "dropout", "keep_mask")
 register("loss", "cross_entropy", "cross_entropy_backward", "accuracy_counts")
 register("optim", "sgd_update", "adam_update")
+register("pool", "pool_sum", "pool_mean", "pool_max", "pool_sum_backward", "pool_mean_backward", "pool_max_backward")
+register("norm", "batch_norm_stats", "batch_norm_forward", "batch_norm_backward")
+register("gin", "gin_aggregate")
 
 _CPU_BACKENDS = ("cpu", "reference")
 _cpu_backend = "cpu"
@@ -132,16 +141,27 @@ def _refuse_mixed_placement(name, args):
                              f"graph.to('cuda') and arrays with gnn_scratch.device.to(x, 'cuda')")
 
 
+_parallel = {}   # (name, implementation) -> whether the function is a parallel Numba kernel
+
+
 def run(name, work, *args):
     """Op ``name`` on ``args`` (outputs among them, preallocated), dispatched once on where they live.
 
     ``work`` (elements, or edges x features) sizes the call: a parallel Numba kernel with less than
     ``threads.SERIAL_GRAIN`` of it runs on one thread, since waking the pool would cost more.
     """
-    where = implementation_for(*args)
-    if where == "cuda":
-        _refuse_mixed_placement(name, args)
-    fn = resolve(name, where)
-    if getattr(fn, "targetoptions", {}).get("parallel"):
+    # ``implementation_for`` and ``resolve`` written out: this runs a few hundred times per training step
+    where = _cpu_backend
+    for a in args:
+        if type(a) not in _HOST_TYPES and is_device(a):
+            where = "cuda"
+            _refuse_mixed_placement(name, args)
+            break
+    key = (name, where)
+    fn = _resolved.get(key) or resolve(name, where)
+    parallel = _parallel.get(key)
+    if parallel is None:
+        parallel = _parallel[key] = bool(getattr(fn, "targetoptions", {}).get("parallel"))
+    if parallel:
         return call_numba(fn, work, *args)
     return fn(*args)

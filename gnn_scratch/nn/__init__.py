@@ -1,15 +1,19 @@
 """Layers with explicit forward and backward passes."""
 from .activations import ELU, LeakyReLU, ReLU
 from .dropout import Dropout
-from .conv import ChebConv, FirstOrderConv, GATConv, GCNConv, GraphConv, SAGEConv, SpectralConv
+from .conv import ChebConv, FirstOrderConv, GATConv, GCN2Conv, GCNConv, GINConv, GraphConv, SAGEConv, SpectralConv
 from .fixed_point import FixedPointGNN, FixedPointNotConverged
 from .message_passing import MessagePassing
 from .linear import Linear
 from .lstm import LSTM
 from .loss import SoftmaxCrossEntropy, accuracy, log_softmax
 from .module import BackwardBeforeForward, Module
+from .pair_norm import PairNorm
+from .norm import BatchNorm, BatchNorm1d
+from .readout import GlobalAddPool, GlobalMaxPool, GlobalMeanPool
 from .sequential import Sequential
 
 __all__ = ["Module", "BackwardBeforeForward", "Sequential", "MessagePassing", "Linear", "ReLU", "LeakyReLU", "ELU", "Dropout", "GCNConv",
            "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM", "FixedPointGNN", "FixedPointNotConverged",
-           "SoftmaxCrossEntropy", "accuracy", "log_softmax"]
+           "SoftmaxCrossEntropy", "accuracy", "log_softmax", "GINConv", "BatchNorm1d", "BatchNorm", "GlobalAddPool",
+           "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv"]

@@ -15,9 +15,10 @@ Every message is one line naming the argument and what was expected.
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..graph import Graph
-from ..graph.csr import FLOAT_DTYPES, check_feature_array
+from ..graph.csr import FLOAT_DTYPES, check_feature_array, first_non_finite
 
 
 def positive_int(name, v):
@@ -75,12 +76,53 @@ def check_graph(layer, graph, arg="x"):
     return graph
 
 
+# How many Module.forward calls are running (nn/module.py counts them): 1 inside a layer called by the
+# user, more inside a layer that a model or container calls. A plain counter, not thread-local: a
+# forward runs on one thread.
+forward_depth = 0
+_arg_names = {}
+
+
+def scan_inputs(module, args):
+    """Raise ValueError naming the argument, row and column of the first NaN / Inf among ``args``, the
+    host float arrays (NumPy or scipy.sparse) a user handed to ``module.forward``.
+
+    The outermost forward calls it (``nn/module.py``), once per call, so a model's input is scanned
+    once however many layers read it, and the activations its layers pass on are not scanned at all.
+    """
+    cls = type(module)
+    names = _arg_names.get(cls)
+    if names is None:
+        import inspect
+        names = _arg_names[cls] = [p for p in inspect.signature(cls.forward).parameters][1:]
+    for i, a in enumerate(args):
+        sparse = sp.issparse(a)
+        if not (sparse or isinstance(a, np.ndarray)) or a.dtype.kind != "f":
+            continue
+        values = a.tocsr().data if sparse else a
+        k = first_non_finite(values)
+        if k is not None:
+            name = names[i] if i < len(names) else f"argument {i}"
+            if sparse:
+                csr = a.tocsr()
+                r = int(np.searchsorted(csr.indptr, k[0], side="right")) - 1
+                raise ValueError(f"{name} must be finite, got {values[k]} at row {r}, column {csr.indices[k[0]]}")
+            where = f"at row {k[0]}, column {k[1]}" if len(k) == 2 else f"at index {k}"
+            raise ValueError(f"{name} must be finite, got {a[k]} {where}")
+
+
 def check_features(x, num_rows=None, num_cols=None, dtype=None, name="x", graph=None):
     """A layer's input checked (and a scipy sparse one made CSR, once): see ``graph.csr.check_feature_array``.
 
     With ``graph``, x has one row per source node of it (``Graph.check_features``); else ``num_rows``
     rows (None: any). ``num_cols`` is the layer's in_channels, ``dtype`` its parameters' dtype.
+    Shape and dtype are always checked. The values are scanned for NaN / Inf where they enter: by the
+    outermost ``Module.forward`` (``scan_inputs``: the layer or model the user called), and here only
+    outside any forward. A layer that a model calls on its own activations does not scan them -- that
+    pass over memory per layer cost more than the layer's work on small graphs, and a non-finite
+    activation still shows in the loss.
     """
+    finite = forward_depth == 0
     if graph is not None:
-        return graph.check_features(x, name, "src", num_cols, dtype)
-    return check_feature_array(x, name, num_rows, num_cols, dtype)
+        return graph.check_features(x, name, "src", num_cols, dtype, finite)
+    return check_feature_array(x, name, num_rows, num_cols, dtype, finite=finite)

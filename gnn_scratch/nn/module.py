@@ -5,7 +5,9 @@ A layer keeps ``params`` and ``grads`` (dicts with the same keys, arrays of the 
 ``backward(grad_out)`` returns the gradient of the loss w.r.t. ``x`` and *adds* into ``grads``
 (fan-out -- an input used on two paths -- is correct only if every path's gradient is added).
 Gradients are zeroed in one place: ``zero_grad``. The graph is an argument, never layer state, so
-a trained layer runs on graphs it never saw.
+a trained layer runs on graphs it never saw. ``buffers`` (a dict) holds state that is kept but not
+trained (BatchNorm's running statistics): ``to`` moves it and ``state_dict`` saves it with the
+parameters; the optimiser never sees it.
 
 The upstream gradient is checked here, once for every layer: ``Module.__init_subclass__`` wraps each
 subclass's ``forward`` to record the (shape, dtype) of an array it returns, and its ``backward`` to
@@ -19,6 +21,7 @@ import numpy as np
 
 from .. import ops
 from ..device import check_device, copy_, to, to_host
+from . import checks
 
 
 class BackwardBeforeForward(RuntimeError):
@@ -52,13 +55,17 @@ def _recording(forward):
             return forward(self, *args, **kwargs)
         self._output = None
         self._in_forward = True
+        checks.forward_depth += 1
         try:
+            if checks.forward_depth == 1:       # the user's call: its inputs are scanned once, here
+                checks.scan_inputs(self, args)
             out = forward(self, *args, **kwargs)
         except BaseException:
             self._cache = None                  # a failed forward leaves nothing for backward to trust
             raise
         finally:
             self._in_forward = False
+            checks.forward_depth -= 1
         self._output = _output_spec(out)
         return out
     forward_recording._records_output = True
@@ -100,6 +107,7 @@ class Module:
     def __init__(self):
         self.params = {}
         self.grads = {}
+        self.buffers = {}       # state that is not trained (BatchNorm's running statistics): moved and saved
         self.training = True
         self._cache = None
 
@@ -149,6 +157,11 @@ class Module:
         return [(f"{mod_name}.{k}" if mod_name else k, m.params[k], m.grads[k])
                 for mod_name, m in self.modules() for k in m.params]
 
+    def named_buffers(self):
+        """Every buffer of the tree (state kept but not trained): (qualified name, array) pairs."""
+        return [(f"{mod_name}.{k}" if mod_name else k, v)
+                for mod_name, m in self.modules() for k, v in getattr(m, "buffers", {}).items()]
+
     def parameters(self):
         """(param, grad) array pairs of the whole tree; the optimiser updates them in place."""
         return [(p, g) for _, p, g in self.named_parameters()]
@@ -168,7 +181,7 @@ class Module:
         return self.train(False)
 
     def to(self, device):
-        """Move every parameter and gradient of the tree to ``device`` ("cuda" or "cpu"); returns self.
+        """Move every parameter, gradient and buffer of the tree to ``device`` ("cuda" or "cpu"); returns self.
 
         The arrays are replaced in the ``params`` / ``grads`` dicts (a device copy, or a host copy
         back), and forward caches are dropped. An optimiser holds the arrays themselves, so create
@@ -182,19 +195,22 @@ class Module:
                 if hasattr(m, "check_device_support"):
                     m.check_device_support()
         for _, m in self.modules():
-            for arrays in (m.params, m.grads):
+            for arrays in (m.params, m.grads, getattr(m, "buffers", {})):
                 for k in arrays:
                     arrays[k] = to(arrays[k], device)
             m._cache = None
         return self
 
     def state_dict(self):
-        """Copies of every parameter, by qualified name."""
-        return {name: np.array(to_host(p)) for name, p, _ in self.named_parameters()}
+        """Copies of every parameter and buffer, by qualified name."""
+        return {name: np.array(to_host(p)) for name, p in self._state_arrays().items()}
+
+    def _state_arrays(self):
+        return {**{name: p for name, p, _ in self.named_parameters()}, **dict(self.named_buffers())}
 
     def load_state_dict(self, state):
         """Copy parameters in place from ``state``; names and shapes must match exactly."""
-        own = {name: p for name, p, _ in self.named_parameters()}
+        own = self._state_arrays()
         missing, extra = own.keys() - state.keys(), state.keys() - own.keys()
         if missing or extra:
             raise ValueError(f"state does not match the model: missing {sorted(missing)}, unexpected {sorted(extra)}")

@@ -7,7 +7,10 @@ device and runs the implementation the registry picks (``kernels/registry.py``).
 * ``dense``       -- products, column sums, bias, GAT's per-head pieces, row normalisation;
 * ``elementwise`` -- activations and dropout masks;
 * ``loss``        -- the masked softmax cross-entropy and accuracy;
-* ``optim``       -- SGD and Adam updates.
+* ``optim``       -- SGD and Adam updates;
+* ``pool``        -- graph readouts over a ``GraphBatch``: global add / mean / max pooling;
+* ``norm``        -- batch normalisation: statistics, normalisation, backward;
+* ``gin``         -- GIN's aggregation (1 + eps) x_i + sum_j x_j.
 """
 from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, head_dot_backward_Z_,  # noqa: F401
                     head_mean, head_mean_backward, matmul, matmul_nt, matmul_tn, mul, row_normalize,
@@ -15,7 +18,11 @@ from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, he
 from .elementwise import (dropout, elu, elu_backward, keep_mask, leaky_relu, leaky_relu_backward, relu,  # noqa: F401
                           relu_backward)
 from .loss import accuracy, cross_entropy, cross_entropy_backward  # noqa: F401
+from .gin import gin_aggregate, gin_aggregate_backward  # noqa: F401
+from .norm import batch_norm, batch_norm_backward, batch_norm_stats  # noqa: F401
 from .optim import adam_update, sgd_update  # noqa: F401
+from .pool import (global_add_pool, global_add_pool_backward, global_max_pool, global_max_pool_backward,  # noqa: F401
+                   global_mean_pool, global_mean_pool_backward)
 from .sparse import (edge_softmax, edge_softmax_backward, edge_weight_or_ones, gcn_norm, max_aggregate,  # noqa: F401
                      max_aggregate_backward, mean_aggregate, mean_aggregate_backward, ones_on_edges, sddmm_add,
                      sddmm_add_backward, sddmm_dot, spmm, spmm_backward_edge_val, spmm_backward_X, spmm_transposed)

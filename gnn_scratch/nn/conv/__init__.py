@@ -2,8 +2,10 @@
 from .cheb_conv import ChebConv, FirstOrderConv
 from .gat_conv import GATConv
 from .gcn_conv import GCNConv
+from .gcn2_conv import GCN2Conv
+from .gin_conv import GINConv
 from .graph_conv import GraphConv
 from .sage_conv import SAGEConv
 from .spectral_conv import SpectralConv
 
-__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv"]
+__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv"]

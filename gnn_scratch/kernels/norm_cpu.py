@@ -1,0 +1,117 @@
+"""Batch normalisation on the CPU in Numba: the same names, argument order and semantics as ``norm_reference``.
+
+The statistics and the backward reduce over rows (one sum per feature): one thread walks the rows
+in order with the features as the (vectorised) inner loop -- the reference's summation order, so
+the same bits, and no atomics. They run serially: a pass over N F numbers is memory-bound (about
+0.1 ms for 3879 x 64 float32 here), and splitting the features into blocks per ``prange`` task
+(tried first) stopped LLVM vectorising the inner loop -- six times slower on one thread. The
+element-wise normalisation is parallel over row blocks. ``1 / sqrt(var + eps)`` is computed once
+per call in NumPy (F numbers, the reference's expression) and handed to the kernels.
+No ``fastmath``, no allocation inside a kernel.
+Arrays C-contiguous, X / G float32 or float64, per-feature arrays of X's dtype.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ..threads import call_numba
+
+_PARALLEL = dict(parallel=True, cache=True, nogil=True)
+_SERIAL = dict(cache=True, nogil=True)
+_ROWS = 256         # rows per element-wise task
+
+
+@njit(**_SERIAL)
+def _stats(X, factor, mean, var, running_mean, running_var):
+    N, F = X.shape
+    one = X.dtype.type(1)
+    n = X.dtype.type(N)
+    for f in range(F):
+        mean[f] = 0
+        var[f] = 0
+    for r in range(N):
+        x = X[r]                            # a row view: the inner loop over features vectorises
+        for f in range(F):
+            mean[f] += x[f]
+    for f in range(F):
+        mean[f] = mean[f] / n
+    for r in range(N):                      # two passes: no cancellation of E[x^2] - E[x]^2
+        x = X[r]
+        for f in range(F):
+            d = x[f] - mean[f]
+            var[f] += d * d
+    for f in range(F):
+        var[f] = var[f] / n
+    if running_mean.shape[0] > 0:
+        for f in range(F):
+            running_mean[f] = (one - factor) * running_mean[f] + factor * mean[f]
+            running_var[f] = (one - factor) * running_var[f] + factor * (var[f] * (n / (n - one)))
+
+
+def batch_norm_stats(X, factor, mean, var, running_mean, running_var):
+    """Per-feature batch mean, biased variance and the running update (``norm_reference``). O(N F), serial."""
+    _stats(X, X.dtype.type(factor), mean, var, running_mean, running_var)
+
+
+@njit(**_PARALLEL)
+def _forward(X, mean, inv_std, gamma, beta, out):
+    N, F = X.shape
+    affine = gamma.shape[0] > 0
+    for blk in prange((N + _ROWS - 1) // _ROWS):
+        for r in range(blk * _ROWS, min(N, blk * _ROWS + _ROWS)):
+            x = X[r]
+            o = out[r]
+            if affine:
+                for f in range(F):
+                    o[f] = (x[f] - mean[f]) * inv_std[f] * gamma[f] + beta[f]
+            else:
+                for f in range(F):
+                    o[f] = (x[f] - mean[f]) * inv_std[f]
+
+
+def _inv_std(var, eps):
+    """1 / sqrt(var + eps) per feature, (F,): NumPy's, the reference's bits; F numbers, made once per call."""
+    dt = var.dtype.type
+    return dt(1) / np.sqrt(var + dt(eps))
+
+
+def batch_norm_forward(X, mean, var, eps, gamma, beta, out):
+    """out = (X - mean) / sqrt(var + eps) * gamma + beta (``norm_reference``). O(N F), by row blocks."""
+    call_numba(_forward, X.size, X, mean, _inv_std(var, eps), gamma, beta, out)
+
+
+@njit(**_SERIAL)
+def _backward(G, X, mean, inv_std, gamma, batch_stats, dX, sum_g, sum_gxhat):
+    N, F = X.shape
+    n = X.dtype.type(N)
+    affine = gamma.shape[0] > 0
+    for f in range(F):
+        sum_g[f] = 0
+        sum_gxhat[f] = 0
+    for r in range(N):
+        g = G[r]                            # row views: the inner loops over features vectorise
+        x = X[r]
+        for f in range(F):
+            sum_g[f] += g[f]
+            sum_gxhat[f] += g[f] * ((x[f] - mean[f]) * inv_std[f])
+    for r in range(N):
+        g = G[r]
+        x = X[r]
+        d = dX[r]
+        if batch_stats and affine:
+            for f in range(F):
+                d[f] = ((gamma[f] * inv_std[f]) / n) * (n * g[f] - sum_g[f] - ((x[f] - mean[f]) * inv_std[f])
+                                                        * sum_gxhat[f])
+        elif batch_stats:
+            for f in range(F):
+                d[f] = (inv_std[f] / n) * (n * g[f] - sum_g[f] - ((x[f] - mean[f]) * inv_std[f]) * sum_gxhat[f])
+        elif affine:
+            for f in range(F):
+                d[f] = (gamma[f] * inv_std[f]) * g[f]
+        else:
+            for f in range(F):
+                d[f] = inv_std[f] * g[f]
+
+
+def batch_norm_backward(G, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat):
+    """dX and the column sums dbeta = sum_g, dgamma = sum_gxhat (``norm_reference``). O(N F), serial."""
+    _backward(G, X, mean, _inv_std(var, eps), gamma, bool(batch_stats), dX, sum_g, sum_gxhat)
