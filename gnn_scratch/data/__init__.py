@@ -1,10 +1,12 @@
-"""Datasets for node classification: Planetoid Cora / CiteSeer, a CSBM generator, Zachary's karate club.
+"""Datasets: Planetoid Cora / CiteSeer, a CSBM generator, Zachary's karate club (nodes); TU MUTAG, PROTEINS,
+IMDB-BINARY (graphs).
 
     get_dataset("cora")                      # the public Planetoid split, checksummed files
     get_dataset("csbm", homophily=0.3)       # synthetic, no file needed
     x = row_normalize(ds.x)                  # the GCN paper's feature preprocessing
 
-Every loader returns a ``Dataset`` (see ``dataset.py`` for the fields and their shapes).
+Every node-classification loader returns a ``Dataset`` (see ``dataset.py`` for the fields and their
+shapes); the graph-classification sets are ``tu.TUDataset`` s (``load_tu``).
 """
 from __future__ import annotations
 
@@ -14,14 +16,21 @@ from .download import download_verified
 from .generated_tasks import clique_detection, subgraph_matching
 from .integrity import ChecksumError, RestrictedUnpickler, load_pickle_verified, sha256_file
 from .karate import karate_club
+from .neighbors_match import NeighborsMatch, tree_neighbors_match
 from .paths import ENV_DATA_ROOT, cache_root
 from .planetoid import PLANETOID_URL, DataNotFoundError, load_planetoid
+from .graph6 import load_wl_graphs, parse_graph6, read_graph6
+from .tu import load_tu_folds, stratified_folds
+from .tu import TUDataset, load_tu
 
-DATASETS = ("cora", "citeseer", "csbm", "karate")
+NODE_DATASETS = ("cora", "citeseer", "csbm", "karate")
+GRAPH_DATASETS = ("mutag", "proteins", "imdb-binary")
+DATASETS = NODE_DATASETS + GRAPH_DATASETS
 
 
-def get_dataset(name: str, root=None, **kwargs) -> Dataset:
-    """Load a dataset by name: "cora", "citeseer" (files, see ``load_planetoid``), "csbm", "karate".
+def get_dataset(name: str, root=None, **kwargs):
+    """Load a dataset by name: "cora", "citeseer" (files, see ``load_planetoid``), "csbm", "karate" (a
+    ``Dataset``); "mutag", "proteins", "imdb-binary" (files, a ``TUDataset``: see ``load_tu``).
 
     root: data root for the file-backed datasets (ignored by the generated ones).
     kwargs: passed on to ``load_planetoid``, ``csbm`` or ``karate_club``.
@@ -33,12 +42,14 @@ def get_dataset(name: str, root=None, **kwargs) -> Dataset:
         return csbm(**kwargs)
     if key == "karate":
         return karate_club(**kwargs)
+    if key in GRAPH_DATASETS:
+        return load_tu(key, root=root, **kwargs)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
-__all__ = ["subgraph_matching", "clique_detection",
-    "Dataset", "get_dataset", "load_planetoid", "csbm", "karate_club", "row_normalize",
+__all__ = ["subgraph_matching", "clique_detection", "tree_neighbors_match", "NeighborsMatch",
+    "Dataset", "get_dataset", "load_planetoid", "load_tu", "TUDataset", "NODE_DATASETS", "GRAPH_DATASETS", "csbm", "karate_club", "row_normalize",
     "undirected_edge_index", "index_to_mask", "ChecksumError", "DataNotFoundError", "RestrictedUnpickler",
     "load_pickle_verified", "sha256_file", "download_verified", "cache_root", "ENV_DATA_ROOT",
-    "PLANETOID_URL", "DATASETS",
+    "PLANETOID_URL", "DATASETS", "load_tu_folds", "stratified_folds", "load_wl_graphs", "parse_graph6", "read_graph6",
 ]
