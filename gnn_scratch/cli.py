@@ -24,10 +24,12 @@ DEBUG_ENV = "GNN_SCRATCH_DEBUG"     # set to 1: an unexpected error shows its tr
 Parser = options.Parser   # argparse, its errors in one line
 
 
-def _add_data_args(p, default="csbm"):
+def _add_data_args(p, default="csbm", names=None):
     from .data import DATASETS
-    p.add_argument("--dataset", default=default, type=str.lower, choices=DATASETS, metavar="NAME",
-                   help=f"cora, citeseer, csbm (generated, no file needed) or karate (default: {default})")
+    names = names or DATASETS
+    generated = " (csbm and karate are built in: no file needed)" if "csbm" in names else ""
+    p.add_argument("--dataset", default=default, type=str.lower, choices=names, metavar="NAME",
+                   help=f"{', '.join(names)}{generated} (default: {default})")
     p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
                    help="an existing folder holding planetoid/ind.<name>.* (default: $GNN_SCRATCH_DATA, then the "
                         "user cache, then a download)")
@@ -52,6 +54,18 @@ MODEL_OPTIONS = {
              "neighbour aggregator; the GPU takes mean, sum and max"),
     "K": (("--K",), dict(type=options.non_negative_int, metavar="K"),
           "Chebyshev degree K of Kipf & Welling's Eq. 5: K + 1 terms, ChebConv(K + 1); K >= 0"),
+    "num_layers": (("--num-layers",), dict(type=options.positive_int, metavar="L"),
+                   "message-passing layers L (deep_*: L >= 2; gcnii: GCN2Conv layers, L >= 1; gin: the input counts as one, L >= 2)"),
+    "residual": (("--residual",), dict(action="store_true"), "h <- h + layer(h) around every hidden layer"),
+    "pairnorm": (("--pairnorm",), dict(action="store_true"), "PairNorm after every hidden convolution"),
+    "readout": (("--readout",), dict(choices=("sum", "mean")),
+                "the graph readout of every layer: sum (the GIN paper's) or mean"),
+    "eps": (("--eps",), dict(type=options.finite_float, metavar="EPS"),
+            "GINConv's eps: the root's weight is 1 + eps (GIN-0: 0); the initial value with --train-eps"),
+    "train_eps": (("--train-eps",), dict(action="store_true"),
+                  "learn each GINConv's eps (GIN-eps) instead of keeping it fixed"),
+    "dropedge": (("--dropedge",), dict(type=options.probability, metavar="P"),
+                 "DropEdge: drop each edge with probability P in [0, 1), a fresh subgraph per training step"),
 }
 
 
@@ -86,7 +100,8 @@ def add_train_arguments(t, task="node"):
                    help=f"what to learn: {', '.join(TASKS)} (default node; see the list above)")
     t.add_argument("--model", default="gcn", choices=tuple(MODELS), metavar="MODEL",
                    help=f"{', '.join(MODELS)} (default gcn; see the list above)")
-    _add_data_args(t)
+    chosen = get_task(task)
+    _add_data_args(t, chosen.default_dataset, chosen.datasets)
     t.add_argument("--runs", type=options.positive_int, default=1, metavar="N",
                    help="train N >= 1 models, seeds seed, seed+1, ... (default 1)")
     t.add_argument("--seed", type=options.non_negative_int, default=0, metavar="S",
@@ -106,7 +121,6 @@ def add_train_arguments(t, task="node"):
     for key, (flags, kw, meaning) in MODEL_OPTIONS.items():
         if any(key in c.model_defaults for c in MODELS.values()):
             models.add_argument(*flags, dest=key, default=None, help=_model_option_help(key, meaning), **kw)
-    chosen = get_task(task)
     chosen.add_arguments(t.add_argument_group(f"task {chosen.name} options"))
     return t
 
@@ -163,8 +177,7 @@ def cmd_train(args):
     say = lambda s: print(s, file=human, flush=True)   # noqa: E731
     data = _load_data(args)
     if not args.quiet:
-        say(f"{data.name}: {data.num_nodes} nodes, {data.graph.num_edges} edges, {data.num_features} features, "
-            f"{data.num_classes} classes; model {args.model}, task {task.name}")
+        say(f"{task.describe_data(data)}; model {args.model}, task {task.name}")
     notice = _SlowStartNotice()
 
     def log(line):                # every epoch line ends the wait for the first one

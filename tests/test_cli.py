@@ -64,7 +64,7 @@ def one_line_error(capsys):
     (["--model", "sage", "--batch-size", "8", "--fanout", "25,x"], "--fanout", "each a positive integer or -1"),
     (["--dataset", "nope"], "--dataset", "choose from 'cora', 'citeseer', 'csbm', 'karate'"),
     (["--model", "nope"], "--model", "choose from 'gcn', 'gat', 'sage'"),
-    (["--task", "nope"], "--task", "choose from 'node'"),
+    (["--task", "nope"], "--task", "choose from 'graph', 'node'"),
 ])
 def test_an_out_of_range_value_is_refused_in_one_line_naming_the_option(argv, option, expected, capsys, no_data):
     assert main(KARATE + argv) == 2

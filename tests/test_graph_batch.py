@@ -153,3 +153,30 @@ def test_to_device_carries_graph_ptr_and_batch():
     np.testing.assert_array_equal(d.batch, b.batch)
     assert d.num_graphs == 3
     np.testing.assert_array_equal(d.graph(1).indices, b.graph(1).indices)   # rebuilt from the host twin
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_select_equals_batching_the_chosen_graphs(weighted):
+    """select(ids) cuts the same batch as building one from the chosen members, repeats and order kept."""
+    graphs = members(weighted)
+    whole = GraphBatch.from_graphs(graphs)
+    x = np.random.default_rng(0).standard_normal((whole.num_nodes, 3))
+    for ids in ([2, 0], [1, 1, 2], [2], list(range(len(graphs)))[::-1], [-1, 0]):
+        sub, nodes = whole.select(np.array(ids))
+        ref = GraphBatch.from_graphs([graphs[i] for i in ids])
+        assert np.array_equal(sub.indptr, ref.indptr) and np.array_equal(sub.indices, ref.indices)
+        assert np.array_equal(sub.graph_ptr, ref.graph_ptr) and np.array_equal(sub.batch, ref.batch)
+        if weighted:
+            assert np.array_equal(sub.edge_weight, ref.edge_weight)
+        assert np.array_equal(x[nodes], np.concatenate([whole.unbatch(x)[i] for i in ids]))
+
+
+def test_select_refuses_bad_ids():
+    whole = GraphBatch.from_graphs(members())
+    B = whole.num_graphs
+    with pytest.raises(IndexError, match=f"graph id {B} out of range for a batch of {B} graphs"):
+        whole.select(np.array([0, B]))
+    with pytest.raises(ValueError, match="non-empty 1-D integer array"):
+        whole.select(np.array([], dtype=np.int64))
+    with pytest.raises(ValueError, match="non-empty 1-D integer array"):
+        whole.select(np.array([0.5]))

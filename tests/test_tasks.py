@@ -13,6 +13,7 @@ from gnn_scratch.cli import MODEL_OPTIONS, main
 from gnn_scratch.data import csbm
 from gnn_scratch.models import GAT, GCN, MODELS, SAGE, register, summary_line
 from gnn_scratch.tasks import TASKS, Task, get_task, register_task
+from gnn_scratch.tasks.graph import GraphClassification
 from gnn_scratch.tasks.node import NodeClassification
 from gnn_scratch.train import DEFAULTS, build_for, run
 
@@ -46,7 +47,7 @@ def extra_task():
 def test_task_registry():
     assert TASKS["node"] is NodeClassification is get_task("node")
     assert all(issubclass(cls, Task) and cls.name == name for name, cls in TASKS.items())
-    with pytest.raises(ValueError, match=r"unknown task 'nope'; choose one of \['node'"):
+    with pytest.raises(ValueError, match=r"unknown task 'nope'; choose one of \['graph', 'node'\]"):
         get_task("nope")
     with pytest.raises(TypeError, match="not a Task subclass"):
         register_task(int)
@@ -74,7 +75,7 @@ def test_a_registered_task_is_listed_and_its_options_are_chosen_by_task(extra_ta
 def test_unknown_task_is_refused_in_one_line(capsys):
     assert main(["train", "--task", "nope", "--dataset", "karate", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("gnn-scratch train: error: argument --task: invalid choice: 'nope' (choose from 'node'")
+    assert err.startswith("gnn-scratch train: error: argument --task: invalid choice: 'nope' (choose from 'graph', 'node'")
     assert "\n" not in err
 
 
@@ -122,10 +123,11 @@ def test_model_defaults_agree_with_the_constructor_and_the_task(name):
     for key, value in cls.model_defaults.items():        # a default in two places must be one value
         assert params[key].default == value, (name, key)
         assert key in MODEL_OPTIONS, f"{name}.model_defaults[{key!r}] has no command-line option in cli.MODEL_OPTIONS"
-    assert set(cls.train_defaults) <= set(NodeClassification.defaults), name
+    task = GraphClassification if getattr(cls, "graph_level", False) else NodeClassification
+    assert set(cls.train_defaults) <= set(task.defaults), name
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(n for n, c in MODELS.items() if not getattr(c, "graph_level", False)))
 def test_the_trainer_uses_each_model_class_defaults(name, data):
     cls = MODELS[name]
     model, opt, hp = build_for(name, data, 0, {})

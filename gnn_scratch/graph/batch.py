@@ -156,6 +156,40 @@ class GraphBatch(Graph):
             raise ValueError(f"X must have one row per node of the batch ({self.num_nodes}), got shape {X.shape}")
         return [X[int(a):int(b)] for a, b in zip(self.graph_ptr[:-1], self.graph_ptr[1:])]
 
+    def select(self, ids):
+        """(sub-batch, nodes): the graphs ``ids`` (in that order, repeats allowed) as a new host ``GraphBatch``.
+
+        ``nodes`` (N_sub,) int64 lists the batch's node of each sub-batch node, so ``X[nodes]`` are
+        the sub-batch's features. Edges keep their CSR order within each graph and their weights;
+        ``edge_id`` numbers the sub-batch's edges 0 .. E_sub-1 in that order. A mini-batch of graphs
+        is cut this way from the batch of a whole dataset, with no Python loop over graphs.
+        Raises IndexError for an id outside [-B, B), ValueError for an empty or non-integer ``ids``.
+        """
+        ids = np.asarray(ids)
+        B = self.num_graphs
+        if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
+            raise ValueError(f"ids must be a non-empty 1-D integer array of graph ids, got shape {ids.shape} "
+                             f"and dtype {ids.dtype}")
+        if ids.min() < -B or ids.max() >= B:
+            bad = ids[(ids < -B) | (ids >= B)][0]
+            raise IndexError(f"graph id {bad} out of range for a batch of {B} graphs")
+        ids = ids.astype(np.int64) % B
+        host = self.to("cpu")
+        n = self.graph_ptr[ids + 1] - self.graph_ptr[ids]
+        node_ptr = np.concatenate([[0], np.cumsum(n)])
+        nodes = _ranges(self.graph_ptr[ids], n)                            # old node of each new node
+        indptr64 = host.indptr.astype(np.int64)
+        deg = indptr64[nodes + 1] - indptr64[nodes]
+        edges = _ranges(indptr64[nodes], deg)                              # old CSR position of each new edge
+        shift = np.repeat(node_ptr[:-1] - self.graph_ptr[ids], n)          # new id = old id + shift, per graph
+        edge_shift = np.repeat(shift, deg)
+        indptr = np.concatenate([[0], np.cumsum(deg)])
+        indices = host.indices[edges].astype(np.int64) + edge_shift
+        w = None if host.edge_weight is None else host.edge_weight[edges]
+        sub = GraphBatch(indptr.astype(INDPTR_DTYPE), indices.astype(INDEX_DTYPE), w, int(node_ptr[-1]),
+                         np.arange(edges.size, dtype=np.int64), _validated=True, graph_ptr=node_ptr)
+        return sub, nodes
+
     def graph(self, k):
         """Graph k as a plain host ``Graph`` (local node ids, its edges in CSR order, edge_id local too)."""
         B = self.num_graphs
@@ -170,3 +204,18 @@ class GraphBatch(Graph):
         local_id[np.argsort(ids, kind="stable")] = np.arange(ids.size)   # rank among graph k's edge_index columns
         w = None if host.edge_weight is None else host.edge_weight[e0:e1].copy()
         return Graph(host.indptr[lo:hi + 1] - e0, host.indices[e0:e1] - lo, w, hi - lo, local_id, _validated=True)
+
+
+def _ranges(starts, lengths):
+    """concatenate(arange(s, s + n) for s, n in zip(starts, lengths)), without a Python loop: (sum(lengths),) int64."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    keep = lengths > 0
+    starts, lengths = np.asarray(starts, dtype=np.int64)[keep], lengths[keep]
+    step = np.ones(total, dtype=np.int64)
+    heads = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    step[0] = starts[0]
+    step[heads[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)    # jump from one range's end to the next start
+    return np.cumsum(step)

@@ -20,6 +20,14 @@ class Task:
 
     name = None
     defaults = {}
+    datasets = None             # the --dataset names the task takes (None: every one of data.DATASETS)
+    default_dataset = "csbm"
+
+    @classmethod
+    def describe_data(cls, data):
+        """One line saying what ``data`` holds (the command line prints it before training)."""
+        return (f"{data.name}: {data.num_nodes} nodes, {data.graph.num_edges} edges, {data.num_features} features, "
+                f"{data.num_classes} classes")
 
     @classmethod
     def summary_line(cls):

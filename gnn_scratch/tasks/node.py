@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .. import device as placement   # "device" names an argument here
+from ..data import NODE_DATASETS
 from ..loop import BestEpoch, epoch_line, evaluate, input_is_data, model_dtype, prepare_features, train_step
 from ..minibatch import fit_minibatch
 from ..models import MODELS, get_model_class
@@ -106,6 +107,7 @@ class NodeClassification(Task):
     """Node classification: cross-entropy on the training nodes, accuracy on val / test (default)."""
 
     name = "node"
+    datasets = NODE_DATASETS
     # The training loop's hyper-parameters; a model's train_defaults override the first four.
     # batch_size None = full batch; fanout None = (25, 10) when batch_size is given.
     defaults = dict(lr=0.01, weight_decay=5e-4, epochs=200, patience=None, batch_size=None, fanout=None)
@@ -178,6 +180,9 @@ class NodeClassification(Task):
         for key, (flag, kind) in cls.options.items():
             if train.get(key) is not None:
                 options.check(kind, train[key], f"{key} ({flag})")
+        if getattr(model_cls, "graph_level", False):
+            raise ValueError(f"model {model_cls.name!r} gives one score per graph, not per node: train it with "
+                             f"--task graph")
         if placement.check_device(device) not in model_cls.devices:
             able = ", ".join(n for n, c in MODELS.items() if device in c.devices)
             raise ValueError(f"model {model_cls.name!r} cannot train on {device!r} (its layers have no device "

@@ -45,6 +45,7 @@ def _is_real(v):
 KINDS = {
     "positive_int": (int, lambda v: _is_int(v) and v >= 1, "a positive integer"),
     "non_negative_int": (int, lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "finite_float": (float, lambda v: _is_real(v) and math.isfinite(v), "a finite number"),
     "finite_positive_float": (float, lambda v: _is_real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
     "non_negative_float": (float, lambda v: _is_real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
     "probability": (float, lambda v: _is_real(v) and 0 <= v < 1, "a probability in [0, 1)"),
@@ -85,6 +86,7 @@ def _argtype(kind):
 
 positive_int = _argtype("positive_int")
 non_negative_int = _argtype("non_negative_int")
+finite_float = _argtype("finite_float")
 finite_positive_float = _argtype("finite_positive_float")
 non_negative_float = _argtype("non_negative_float")
 probability = _argtype("probability")
