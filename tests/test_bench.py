@@ -150,3 +150,115 @@ def test_graphs_option_replaces_only_those_rows_and_lists_the_runs(tmp_path, mon
         suite.main(["--only", "models", "--graphs", "pubmed", "--out", str(out), "--no-pyg"])
     with pytest.raises(ValueError, match="parts models, memory only"):
         suite.main(["--only", "kernels", "--graphs", "cora", "--out", str(out), "--no-pyg"])
+
+
+# ----------------------------------------------------------------------------------- graphs (GIN epochs)
+
+
+def test_draw_batches_is_train_folds_draw_fixed_by_the_seed():
+    from gnn_scratch.bench.graphs import digest, draw_batches
+    b = draw_batches(10, iters=3, batch_size=4, seed=7)
+    rng = np.random.default_rng(7)                      # tasks/graph.py: train_fold's draw, batch after batch
+    assert np.array_equal(b, np.stack([rng.permutation(10)[:4] for _ in range(3)]))
+    assert b.dtype == np.int64 and all(np.unique(row).size == 4 for row in b)
+    assert draw_batches(3, iters=2, batch_size=32).shape == (2, 3)     # B = min(batch_size, num_graphs)
+    assert digest(b) == digest(draw_batches(10, 3, 4, seed=7)) != digest(draw_batches(10, 3, 4, seed=8))
+
+
+def test_synthetic_dataset_is_a_valid_undirected_tu_dataset():
+    from gnn_scratch.bench.graphs import synthetic_tu
+    d = synthetic_tu(12, seed=3)
+    assert d.num_graphs == 12 and set(np.unique(d.y)) == {0, 1} and d.num_features == 3
+    for k, ei in enumerate(d.edge_index):
+        n = int(d.num_nodes[k])
+        key = ei[0] * n + ei[1]
+        assert np.array_equal(np.sort(key), key) and np.unique(key).size == key.size   # sorted, no repeats
+        assert np.array_equal(np.sort(ei[1] * n + ei[0]), key)                         # both directions
+        assert not np.any(ei[0] == ei[1]) and (ei.size == 0 or ei.max() < n)
+    whole, x, y = d.batch()
+    assert whole.num_graphs == 12 and x.shape == (int(d.num_nodes.sum()), 3) and np.all(x.sum(1) == 1)
+
+
+def _sorted_edges(ei):
+    ei = np.asarray(ei)
+    return ei[:, np.lexsort((ei[0], ei[1]))]
+
+
+@pytest.mark.oracle
+def test_pyg_cuts_equal_graphbatch_select():
+    """Both PyG ways of cutting a mini-batch give what GraphBatch.select gives: the same nodes, edges, batch."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch_geometric")
+    from gnn_scratch.bench.graphs import DatasetSpec, OursEpochSide, PyGEpochSide, draw_batches
+    cfg = dict(graph=DatasetSpec("synthetic", "synthetic", num_graphs=30, seed=1).__dict__, threads=1)
+    ours, pyg = OursEpochSide(cfg), PyGEpochSide(cfg)
+    for ids in draw_batches(30, iters=3, batch_size=9, seed=2):
+        sub, nodes = ours.whole.select(ids)
+        for x, ei, batch, y, B in (pyg.cut_index(torch.from_numpy(ids)), pyg.cut_from_data_list(ids.tolist())):
+            assert B == 9
+            assert np.array_equal(x.numpy(), ours.x[nodes]) and np.array_equal(y.numpy(), ours.y[ids])
+            assert np.array_equal(batch.numpy(), sub.batch)
+            assert np.array_equal(_sorted_edges(ei.numpy()), _sorted_edges(sub.edge_index()))
+
+
+@pytest.mark.oracle
+def test_pyg_gin_with_our_weights_gives_our_scores_and_every_weight_is_placed():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch_geometric")
+    from gnn_scratch.bench.graphs import MODEL, build_pyg_gin, load_gin_weights, synthetic_tu
+    from gnn_scratch.models import build_model
+    d = synthetic_tu(16, seed=4)
+    whole, x, _ = d.batch()
+    ours = build_model("gin", in_channels=d.num_features, out_channels=d.num_classes, seed=5, **MODEL)
+    ours.eval()
+    expected = np.asarray(ours.forward(x, whole))
+    state = ours.state_dict()
+    net = load_gin_weights(build_pyg_gin(ours.config), state).eval()
+    with torch.no_grad():
+        got = net(torch.from_numpy(x), torch.from_numpy(whole.edge_index()), torch.from_numpy(whole.batch), 16).numpy()
+    assert got.shape == expected.shape == (16, 2)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    with pytest.raises(KeyError, match="does not place"):
+        load_gin_weights(build_pyg_gin(ours.config), dict(state, extra=np.zeros(1, np.float32)))
+    with pytest.raises(ValueError, match="sum readouts only"):
+        build_pyg_gin(dict(ours.config, readout="mean"))
+
+
+def test_graphs_report_table_and_target():
+    t = lambda m: dict(median=m, min=0.9 * m, max=1.2 * m, n=3, times=[m] * 3)  # noqa: E731
+    row = dict(model="gin", dataset="proteins", dataset_label="PROTEINS", iters=50, batch_size=32,
+               epoch={"ours": t(0.3), "pyg:index": t(0.8), "pyg:from_data_list": t(1.0)},
+               mirror={"index": dict(max_abs_diff=1e-3, max_rel_diff=1e-7),
+                       "from_data_list": dict(max_abs_diff=1e-3, max_rel_diff=2e-7)})
+    text = report.render({"meta": {}, "graphs": {"rows": [row]}})
+    assert "## Graph classification: one GIN training epoch" in text
+    assert ("| GIN | PROTEINS | 50 × 32 graphs | 300 (270–360) | 800 (720–960) (index) | "
+            "from_data_list 1000 (900–1200) | 2.7× | 0.37 | 2.0e-07 |") in text
+    assert "| GIN training epoch on PROTEINS ≤ 0.5× PyG | 300 ms vs 800 ms (index) | 0.37× | **PASS** |" in text
+    row["epoch"]["ours"] = t(0.6)
+    assert "| 0.75× | **MISS** | 1.50× over the goal" in report.render({"meta": {}, "graphs": {"rows": [row]}})
+    empty = report.render({"meta": {}})
+    assert "| GIN training epoch on PROTEINS ≤ 0.5× PyG | – | – | **not measured** |" in empty
+
+
+def test_tiny_graphs_smoke_run_times_gin_epochs_beside_pyg(tmp_path):
+    from gnn_scratch.bench.harness import torch_available
+    out = tmp_path / "r.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--tiny", "--only", "graphs",
+                        "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert set(res) == {"meta", "graphs"} and res["meta"]["parts"] == ["graphs"]
+    (row,) = res["graphs"]["rows"]
+    assert "error" not in row, row.get("error")
+    assert row["dataset"] == "synthetic" and (row["iters"], row["batch_size"]) == (3, 8)
+    assert row["config"]["model"] == "gin" and row["config"]["num_layers"] == 5
+    assert row["epoch"]["ours"]["n"] >= 1 and row["epoch"]["ours"]["median"] > 0
+    if torch_available():
+        assert "pyg_error" not in row, row.get("pyg_error")
+        assert set(row["mirror"]) == {"index", "from_data_list"}
+        for form, m in row["mirror"].items():
+            assert "error" not in m and m["max_rel_diff"] <= 1e-4, (form, m)
+            assert row["epoch"][f"pyg:{form}"]["median"] > 0
+    assert "| GIN | synthetic, 40 graphs | 3 × 8 graphs |" in (tmp_path / "r.md").read_text()

@@ -213,17 +213,20 @@ class PyGSide:
         self.fns = {}
 
 
-def serve(cfg, stdin=None, stdout=None):
+def serve(cfg, stdin=None, stdout=None, sides=None):
     """The server loop of ``worker.py serve``: one JSON command per line in, one JSON reply per line out.
 
+    ``sides``: the (ours, PyG) server-state classes, (``OursSide``, ``PyGSide``) by default; another
+    part passes its own (``worker.py`` picks them by ``cfg["part"]``, e.g. ``graphs.py``'s).
     Commands: {"cmd": "graph", "graph": spec} loads another graph; {"cmd": "model", ...} builds a
-    model (``OursSide.model`` / ``PyGSide.model``);
+    model (``OursSide.model`` / ``PyGSide.model``, or the part's);
     {"cmd": "run", "key": k} runs function k once and replies {"t": seconds}; {"cmd": "drop"};
     {"cmd": "quit"}. A failing command replies {"error": ...} and the server goes on.
     """
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
-    Side = OursSide if cfg["lib"] == "ours" else PyGSide
+    ours_cls, pyg_cls = sides or (OursSide, PyGSide)
+    Side = ours_cls if cfg["lib"] == "ours" else pyg_cls
     side = Side(cfg)
     print(json.dumps(dict(ready=True)), file=stdout, flush=True)
     for line in stdin:
@@ -398,9 +401,9 @@ def plan_for(spec, quick=False):
 class Pair:
     """Our server and PyG's, kept across graphs (``load`` sends the next graph; a dead server is restarted)."""
 
-    def __init__(self, pyg=True, data_root=None, forms=None, log=_log):
+    def __init__(self, pyg=True, data_root=None, forms=None, log=_log, part="models"):
         self.libs = ("ours", "pyg") if pyg else ("ours",)
-        self.base = dict(data_root=data_root, threads=num_threads(), forms=forms)
+        self.base = dict(data_root=data_root, threads=num_threads(), forms=forms, part=part)
         self.servers, self.log = {}, log
 
     def load(self, spec):

@@ -1,5 +1,6 @@
 """``python -m gnn_scratch.bench.worker CONFIG_JSON``: one benchmark configuration in a fresh process;
-``python -m gnn_scratch.bench.worker serve CONFIG_JSON``: a long-lived timing server (``models.serve``).
+``python -m gnn_scratch.bench.worker serve CONFIG_JSON``: a long-lived timing server (``models.serve``,
+with the side classes of the config's ``part``: "models" by default, or "graphs").
 
 The parent (``bench/models.py``, ``bench/scaling.py``) passes a JSON config whose ``task`` is
 "memory" (``models.memory_config``); the worker prints ``BENCH_RESULT <json>`` as its last line of stdout
@@ -11,6 +12,17 @@ import traceback
 import warnings
 
 
+def _sides(part):
+    """The (ours, PyG) server-state classes of a benchmark part (``models.serve``'s ``sides``)."""
+    if part == "graphs":
+        from .graphs import OursEpochSide, PyGEpochSide
+        return OursEpochSide, PyGEpochSide
+    if part != "models":
+        raise ValueError(f"no benchmark server for part {part!r}")
+    from .models import OursSide, PyGSide
+    return OursSide, PyGSide
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     warnings.filterwarnings("ignore", category=UserWarning)   # torch's "sparse CSR is in beta" and the like
@@ -18,7 +30,8 @@ def main(argv=None):
         from .models import serve
         protocol, sys.stdout = sys.stdout, sys.stderr   # a stray print must not corrupt the protocol
         try:
-            serve(json.loads(argv[1]), stdout=protocol)
+            cfg = json.loads(argv[1])
+            serve(cfg, stdout=protocol, sides=_sides(cfg.get("part", "models")))
         except Exception as e:   # noqa: BLE001 -- e.g. the graph did not load: say so, then exit
             traceback.print_exc(file=sys.stderr)
             print(json.dumps(dict(error=f"{type(e).__name__}: {str(e)[:500]}")), file=protocol, flush=True)
