@@ -31,8 +31,8 @@ def _add_data_args(p, default="csbm", names=None):
     p.add_argument("--dataset", default=default, type=str.lower, choices=names, metavar="NAME",
                    help=f"{', '.join(names)}{generated} (default: {default})")
     p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
-                   help="an existing folder holding planetoid/ind.<name>.* (default: $GNN_SCRATCH_DATA, then the "
-                        "user cache, then a download)")
+                   help="an existing folder holding planetoid/ind.<name>.* or tu/<NAME>/ (default: $GNN_SCRATCH_DATA, "
+                        "then the user cache, then a download for Planetoid; the TU files are never downloaded here)")
 
 
 def _load_data(args):
@@ -163,6 +163,9 @@ def cmd_train(args):
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    hp = {key: getattr(args, key) for key in MODEL_OPTIONS if hasattr(args, key)}   # None = not given
+    hp.update(task.hparams_from_args(args))
+    task.validate(args.model, args.device, hp)          # every refusal before the data is loaded
     if args.device != "cpu":   # say it in one line before loading anything
         from .kernels.cuda import require_cuda
         try:
@@ -170,9 +173,6 @@ def cmd_train(args):
         except RuntimeError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    hp = {key: getattr(args, key) for key in MODEL_OPTIONS if hasattr(args, key)}   # None = not given
-    hp.update(task.hparams_from_args(args))
-    task.validate(args.model, args.device, hp)          # every refusal before the data is loaded
     human = sys.stderr if args.json else sys.stdout    # --json: standard output holds the JSON alone
     say = lambda s: print(s, file=human, flush=True)   # noqa: E731
     data = _load_data(args)

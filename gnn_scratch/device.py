@@ -179,8 +179,12 @@ def empty(shape, dtype, like=None):
 
 
 def empty_like(a):
-    """Uninitialised array with a's shape and dtype, on a's device."""
-    return empty(a.shape, a.dtype, like=a) if is_device(a) else np.empty_like(a)
+    """Uninitialised C-contiguous array with a's shape and dtype, on a's device.
+
+    Always row-major, whatever a's layout: the kernels write outputs as flat row-major buffers
+    (NumPy's ``empty_like`` keeps a transposed input's column-major layout, and a kernel writing
+    through a reshaped copy of such an output would leave the caller's array unwritten)."""
+    return empty(a.shape, a.dtype, like=a) if is_device(a) else np.empty(a.shape, a.dtype)
 
 
 def zeros(shape, dtype, like=None):

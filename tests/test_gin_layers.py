@@ -592,3 +592,23 @@ def test_ginconv_equals_torch_geometric(train_eps, mode):
                 assert np.max(np.abs(ours - theirs)) <= 1e-12, (seed, name)
                 continue
             assert relative_error(ours, theirs) <= 1e-10, (seed, name, relative_error(ours, theirs))
+
+
+def test_forward_scans_keyword_inputs_and_max_pool_backward_refuses_a_foreign_argmax():
+    from gnn_scratch import ops
+    from gnn_scratch.graph import GraphBatch
+    from gnn_scratch.nn import BatchNorm1d
+    x = np.ones((4, 3), np.float32)
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError, match="x must be finite, got nan at row 1, column 2"):
+        BatchNorm1d(3).forward(x=x)
+    b = GraphBatch.from_edge_indices([np.zeros((2, 0), np.int64)] * 2, [2, 3])
+    argmax = np.array([[0, 1], [2, 1]])                         # graph 1 owns nodes 2..4: node 1 is not its own
+    with pytest.raises(ValueError, match=r"argmax\[1, 1\] = 1 is not a node of graph 1 \(nodes 2 .. 4\)"):
+        ops.global_max_pool_backward(b, argmax, np.ones((2, 2), np.float32))
+
+
+def test_elementwise_layers_take_column_major_input():
+    from gnn_scratch.nn import ReLU
+    x = np.random.default_rng(0).standard_normal((40, 300)).T        # a transposed (column-major) view
+    np.testing.assert_array_equal(ReLU().forward(x), np.maximum(x, 0))

@@ -65,8 +65,10 @@ def test_gin_refuses_a_node_task_and_node_models_refuse_the_graph_task():
         task.validate("gcn")
     with pytest.raises(ValueError, match=r"folds \(--folds\) must be >= 2"):
         task.validate("gin", hparams=dict(folds=1))
-    with pytest.raises(ValueError, match=r"val_fraction \(--val-fraction\) must lie in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"val_fraction \(--val-fraction\) must be a number in \(0, 1\), got 0.0"):
         task.validate("gin", hparams=dict(val_fraction=0.0))
+    with pytest.raises(ValueError, match=r"model 'gin' gives one score per graph, not per node: train it with --task"):
+        get_task("node").validate("gin")
 
 
 @pytest.fixture(scope="module")
@@ -95,5 +97,48 @@ def test_the_command_line_runs_both_protocols(data_root, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["folds"] == 2 and out["protocol"] == "both"
     assert len(out["authors"]["fold_acc"]) == 2 and len(out["authors"]["mean_curve"]) == 2
-    assert len(out["honest"]["fold_acc"]) == 2 and all(1 <= e <= 2 for e in out["honest"]["epoch"])
+    assert len(out["honest"]["fold_acc"]) == 2 and all(1 <= e <= 2 for e in out["honest"]["epochs"])
     assert 0.0 <= out["authors"]["mean"] <= 1.0 and 0.0 <= out["honest"]["mean"] <= 1.0
+
+
+def test_inner_validation_holds_out_the_asked_fraction_of_each_class():
+    y = np.array([0] * 70 + [1] * 30)
+    for fraction, expected in ((0.1, [7, 3]), (0.15, [10, 4]), (0.5, [35, 15]), (0.9, [63, 27])):
+        train, val = inner_validation(y, fraction, seed=0)
+        assert np.bincount(y[val]).tolist() == expected, fraction
+        assert np.intersect1d(train, val).size == 0 and train.size + val.size == y.size
+
+
+def test_the_authors_protocol_takes_the_best_mean_epoch_and_the_honest_one_never_reads_test_to_choose():
+    from gnn_scratch.tasks.graph import _summarise
+    authors = [np.array([0.5, 0.9, 0.6]), np.array([0.7, 0.6, 0.9])]     # mean 0.6, 0.75, 0.75: epoch 2 (first best)
+    out = _summarise({"authors": authors, "honest": [0.8, 0.7]}, [2, 3])
+    assert out["authors"]["epoch"] == 2 and out["authors"]["fold_acc"] == [0.9, 0.6]
+    assert out["authors"]["mean"] == pytest.approx(0.75) and out["authors"]["std"] == pytest.approx(0.15)
+    assert out["honest"]["epochs"] == [2, 3] and out["honest"]["mean"] == pytest.approx(0.75)
+
+
+def test_gin_returns_no_input_gradient_while_its_input_is_data():
+    from gnn_scratch.loop import input_is_data
+    batch = small_batch(3)
+    x = np.random.default_rng(0).standard_normal((batch.num_nodes, 3))
+    model = build_model("gin", in_channels=3, out_channels=2, hidden_channels=4, num_layers=3, dtype="float64")
+    with input_is_data(model):
+        Z = model.forward(x, batch)
+        assert model.backward(np.ones_like(Z)) is None
+    assert model.needs_input_grad
+    Z = model.forward(x, batch)
+    assert model.backward(np.ones_like(Z)).shape == x.shape
+
+
+def test_several_cross_validations_and_options_out_of_range(data_root, capsys):
+    base = ["train", "--task", "graph", "--model", "gin", "--dataset", "mutag", "--data-root", str(data_root),
+            "--epochs", "1", "--iters-per-epoch", "1", "--hidden", "4", "--quiet"]
+    assert cli.main(base + ["--folds", "2", "--runs", "2", "--protocol", "authors", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["runs"] == 2 and len(out["authors"]["runs"]) == 2
+    for extra, expected in ((["--folds", "1000"], "folds (--folds) must be at most the number of graphs (188"),
+                            (["--val-fraction", "1.5"], "--val-fraction: expected a number in (0, 1)"),
+                            (["--lr-gamma", "2"], "lr_gamma (--lr-gamma) must be a decay factor in (0, 1]")):
+        assert cli.main(base + extra) == 2, extra
+        assert expected in capsys.readouterr().err, extra

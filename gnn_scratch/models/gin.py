@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import ops
 from ..nn import BatchNorm1d, Dropout, GINConv, GlobalAddPool, GlobalMeanPool, Linear, ReLU, Sequential
+from ..nn.checks import positive_int
 from ..nn.module import Module
 from .common import child_seeds
 from .registry import register
@@ -41,8 +42,11 @@ class GIN(Module):
     def __init__(self, in_channels, out_channels, hidden_channels=64, num_layers=5, dropout=0.5, readout="sum",
                  eps=0.0, train_eps=False, seed=0, dtype="float32"):
         super().__init__()
-        if not isinstance(num_layers, (int, np.integer)) or num_layers < 2:
+        if isinstance(num_layers, bool) or not isinstance(num_layers, (int, np.integer)):
+            raise TypeError(f"num_layers must be an int >= 2 (the input counts as one), got {num_layers!r}")
+        if num_layers < 2:
             raise ValueError(f"num_layers must be an int >= 2 (the input counts as one), got {num_layers!r}")
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {sorted(READOUTS)}, got {readout!r}")
         dtype = np.dtype(dtype)
@@ -64,8 +68,19 @@ class GIN(Module):
                            hidden_channels=hidden_channels, num_layers=num_layers, dropout=dropout, readout=readout,
                            eps=eps, train_eps=train_eps, seed=seed, dtype=dtype.name)
 
-    # ``loop.input_is_data`` clears this while training on data features: the first layer then skips dx.
-    needs_input_grad = True
+    # ``loop.input_is_data`` clears this while training on data features: conv1 then skips dx, and
+    # backward returns None (only the input readout's weights need its gradient, not x).
+    @property
+    def needs_input_grad(self):
+        return self.conv1.needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value):
+        self.conv1.needs_input_grad = bool(value)
+
+    @needs_input_grad.deleter
+    def needs_input_grad(self):
+        self.conv1.needs_input_grad = True
 
     def input_layer(self):
         """The model itself: x reaches two layers (conv1 and the input's readout), so the model decides."""
@@ -75,7 +90,6 @@ class GIN(Module):
         return getattr(self, f"{kind}{l}")
 
     def forward(self, x, batch):
-        self.conv1.needs_input_grad = self.needs_input_grad
         h = x
         score = None
         for l in range(self.num_layers):
@@ -88,8 +102,11 @@ class GIN(Module):
     def backward(self, G):
         dh = None
         for l in reversed(range(self.num_layers)):
-            d_read = self._layer("pool", l).backward(self._layer("lin", l).backward(self._layer("drop", l).backward(G)))
-            dh = d_read if dh is None else ops.add_(dh, d_read)                         # h^(l) feeds its readout and layer l+1
+            d_score = self._layer("lin", l).backward(self._layer("drop", l).backward(G))
+            if l == 0 and not self.needs_input_grad:
+                return None                                           # x is data: lin0's gradients were all it needed
+            d_read = self._layer("pool", l).backward(d_score)
+            dh = d_read if dh is None else ops.add_(dh, d_read)      # h^(l) feeds its readout and layer l + 1
             if l > 0:
                 dh = self._layer("conv", l).backward(self._layer("norm", l).backward(self._layer("act", l).backward(dh)))
         return dh

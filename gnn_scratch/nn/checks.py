@@ -83,9 +83,9 @@ forward_depth = 0
 _arg_names = {}
 
 
-def scan_inputs(module, args):
-    """Raise ValueError naming the argument, row and column of the first NaN / Inf among ``args``, the
-    host float arrays (NumPy or scipy.sparse) a user handed to ``module.forward``.
+def scan_inputs(module, args, kwargs=None):
+    """Raise ValueError naming the argument, row and column of the first NaN / Inf among ``args`` and
+    ``kwargs``, the host float arrays (NumPy or scipy.sparse) a user handed to ``module.forward``.
 
     The outermost forward calls it (``nn/module.py``), once per call, so a model's input is scanned
     once however many layers read it, and the activations its layers pass on are not scanned at all.
@@ -95,14 +95,15 @@ def scan_inputs(module, args):
     if names is None:
         import inspect
         names = _arg_names[cls] = [p for p in inspect.signature(cls.forward).parameters][1:]
-    for i, a in enumerate(args):
+    named = [(names[i] if i < len(names) else f"argument {i}", a) for i, a in enumerate(args)]
+    named += list((kwargs or {}).items())
+    for name, a in named:
         sparse = sp.issparse(a)
         if not (sparse or isinstance(a, np.ndarray)) or a.dtype.kind != "f":
             continue
         values = a.tocsr().data if sparse else a
         k = first_non_finite(values)
         if k is not None:
-            name = names[i] if i < len(names) else f"argument {i}"
             if sparse:
                 csr = a.tocsr()
                 r = int(np.searchsorted(csr.indptr, k[0], side="right")) - 1

@@ -58,7 +58,7 @@ def _recording(forward):
         checks.forward_depth += 1
         try:
             if checks.forward_depth == 1:       # the user's call: its inputs are scanned once, here
-                checks.scan_inputs(self, args)
+                checks.scan_inputs(self, args, kwargs)
             out = forward(self, *args, **kwargs)
         except BaseException:
             self._cache = None                  # a failed forward leaves nothing for backward to trust

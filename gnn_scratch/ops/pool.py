@@ -100,6 +100,13 @@ def global_max_pool_backward(batch, argmax, G):
     if argmax.dtype != np.int64:
         raise TypeError(f"ops.global_max_pool_backward: argmax must be int64 (from global_max_pool), "
                         f"got {argmax.dtype}")
+    if type(argmax) is np.ndarray:     # a winner outside its graph would be a write outside dX's rows of it
+        gp = batch.graph_ptr
+        outside = (argmax < gp[:-1, None]) | (argmax >= gp[1:, None])
+        if outside.any():
+            k, f = (int(i) for i in np.argwhere(outside)[0])
+            raise ValueError(f"ops.global_max_pool_backward: argmax[{k}, {f}] = {argmax[k, f]} is not a node of graph "
+                             f"{k} (nodes {gp[k]} .. {gp[k + 1] - 1}); pass the argmax that global_max_pool returned")
     dX = empty((batch.num_nodes, G.shape[1]), G.dtype, like=G)
     run("pool_max_backward", dX.size, ptr, argmax, G, dX)
     return dX

@@ -34,10 +34,16 @@ PROTOCOLS = ("both", "authors", "honest")
 
 
 def inner_validation(y_train, fraction, seed):
-    """(train, validation) positions within a training fold: one fold of a stratified split of it into
-    round(1 / ``fraction``) parts (at least 2) is the validation set."""
-    k = min(max(2, int(round(1.0 / fraction))), y_train.size)
-    return stratified_folds(y_train, k, seed)[0]
+    """(train, validation) positions within a training fold: round(``fraction`` x n_c) of each class c's n_c
+    graphs held out (at least one, and never all, of a class with two or more), drawn with ``seed``; sorted."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(y_train):
+        members = rng.permutation(np.flatnonzero(y_train == c))
+        take = min(max(int(round(fraction * members.size)), 1), members.size - 1) if members.size > 1 else 0
+        held.append(members[:take])
+    val = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(y_train.size), val), val
 
 
 class _Scorer:
@@ -103,7 +109,7 @@ class GraphClassification(Task):
                    weight_decay=("--weight-decay", "non_negative_float"),
                    batch_size=("--batch-size", "positive_int"), iters_per_epoch=("--iters-per-epoch", "positive_int"),
                    lr_step=("--lr-step", "positive_int"), lr_gamma=("--lr-gamma", "finite_positive_float"),
-                   folds=("--folds", "positive_int"), val_fraction=("--val-fraction", "probability"))
+                   folds=("--folds", "positive_int"), val_fraction=("--val-fraction", "fraction"))
 
     @classmethod
     def describe_data(cls, data):
@@ -141,8 +147,8 @@ class GraphClassification(Task):
             options.check(kind, train[key], f"{key} ({flag})")
         if train["folds"] < 2:
             raise ValueError(f"folds (--folds) must be >= 2, got {train['folds']}")
-        if not 0.0 < train["val_fraction"] < 1.0:
-            raise ValueError(f"val_fraction (--val-fraction) must lie in (0, 1), got {train['val_fraction']}")
+        if train["lr_gamma"] > 1:
+            raise ValueError(f"lr_gamma (--lr-gamma) must be a decay factor in (0, 1], got {train['lr_gamma']}")
         if train["protocol"] not in PROTOCOLS:
             raise ValueError(f"protocol (--protocol) must be one of {PROTOCOLS}, got {train['protocol']!r}")
         if not getattr(model_cls, "graph_level", False):
@@ -182,6 +188,9 @@ class GraphClassification(Task):
         whole, x_all, y = data.batch(dtype=np.dtype(model_kw.get("dtype", "float32")))
         protocols = ("authors", "honest") if train["protocol"] == "both" else (train["protocol"],)
         k = train["folds"]
+        if k > y.size:
+            raise ValueError(f"folds (--folds) must be at most the number of graphs ({y.size} in "
+                             f"{getattr(data, 'name', 'the dataset')}), got {k}")
         per_run, epoch_ms, model = [], [], None
         try:
             for r in range(runs):
@@ -204,7 +213,7 @@ class GraphClassification(Task):
                                                 s * 1000 + f, log, tag=f"fold {f + 1}/{k} honest  ")
                         e = int(np.argmax(curves["val"]))                   # first epoch of best validation accuracy
                         acc["honest"].append(curves["test"][e])
-                        chosen.append(e + 1)
+                        chosen.append(e + 1)                                # test accuracy read at that epoch only
                         epoch_ms += ms
                 per_run.append(_summarise(acc, chosen))
                 if log:
@@ -229,7 +238,8 @@ class GraphClassification(Task):
         parts = []
         if "authors" in s:
             a = s["authors"]
-            parts.append(f"authors' protocol {100 * a['mean']:.2f} ± {100 * a['std']:.2f} % (epoch {a['epoch']})")
+            at = f" (epoch {a['epoch']})" if "epoch" in a else ""                # one cross-validation: its epoch
+            parts.append(f"authors' protocol {100 * a['mean']:.2f} ± {100 * a['std']:.2f} %{at}")
         if "honest" in s:
             h = s["honest"]
             parts.append(f"honest protocol {100 * h['mean']:.2f} ± {100 * h['std']:.2f} %")
@@ -259,5 +269,5 @@ def _summarise(acc, chosen):
     if acc.get("honest"):
         h = np.array(acc["honest"])
         out["honest"] = dict(mean=float(h.mean()), std=float(h.std()), fold_acc=[float(a) for a in h],
-                             epoch=chosen)
+                             epochs=chosen)
     return out

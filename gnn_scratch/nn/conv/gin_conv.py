@@ -42,9 +42,11 @@ class GINConv(MessagePassing):
         self.nn = nn
         self.initial_eps = finite_real("eps", eps)
         self.train_eps = bool(train_eps)
-        if dtype is None:
-            dtype = next((p.dtype for _, p, _ in nn.named_parameters()), np.float32)
-        self.dtype = float_dtype(dtype)
+        nn_dtype = next((p.dtype for _, p, _ in nn.named_parameters()), None)
+        self.dtype = float_dtype(dtype if dtype is not None else (nn_dtype if nn_dtype is not None else np.float32))
+        if nn_dtype is not None and np.dtype(nn_dtype) != self.dtype:
+            raise TypeError(f"dtype {self.dtype} differs from the dtype of nn's parameters ({np.dtype(nn_dtype)}): "
+                            f"build nn in {self.dtype}, or leave dtype out")
         value = np.full(1, self.initial_eps, dtype=self.dtype)
         if self.train_eps:
             self.add_param("eps", value)
