@@ -53,9 +53,8 @@ class _Scorer:
         self.batch, nodes = whole.select(ids)
         self.x, self.y = x_all[nodes], y[ids]
 
-    def __call__(self, model, loss_fn):
-        Z = model.forward(self.x, self.batch)
-        return float(loss_fn.forward(Z, self.y)), accuracy(Z, self.y)
+    def __call__(self, model):
+        return accuracy(model.forward(self.x, self.batch), self.y)
 
 
 def train_fold(model, optimizer, whole, x_all, y, train_ids, score_sets, train, seed, log=None, tag=""):
@@ -84,12 +83,12 @@ def train_fold(model, optimizer, whole, x_all, y, train_ids, score_sets, train, 
                 total += float(train_step(model, x_all[nodes], sub, y[ids], None, optimizer, loss_fn))
             model.eval()
             with blas_threads(1):
-                scores = {name: s(model, loss_fn) for name, s in scorers.items()}
+                scores = {name: s(model) for name, s in scorers.items()}
             epoch_ms.append(1e3 * (time.perf_counter() - t0))
-            for name, (_, acc) in scores.items():
+            for name, acc in scores.items():
                 curves[name][epoch] = acc
             if log:
-                accs = "  ".join(f"{name} {acc:.4f}" for name, (_, acc) in scores.items())
+                accs = "  ".join(f"{name} {acc:.4f}" for name, acc in scores.items())
                 log(f"{tag}epoch {epoch + 1:4d}  loss {total / train['iters_per_epoch']:.4f}  {accs}  "
                     f"{epoch_ms[-1]:.1f} ms")
     return curves, epoch_ms
