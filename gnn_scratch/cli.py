@@ -49,7 +49,8 @@ MODEL_OPTIONS = {
     "heads": (("--heads",), dict(type=options.positive_int, metavar="K"),
               "attention heads of the hidden layer (concatenated), K >= 1"),
     "dropout": (("--dropout",), dict(type=options.probability, metavar="P"),
-                "dropout probability in [0, 1) on each layer's input (gat: on the attention coefficients too)"),
+                "dropout probability in [0, 1) on each layer's input (gat: on the attention coefficients too; gin: on "
+                "each layer's score)"),
     "aggr": (("--aggr",), dict(choices=("mean", "sum", "max", "lstm")),
              "neighbour aggregator; the GPU takes mean, sum and max"),
     "K": (("--K",), dict(type=options.non_negative_int, metavar="K"),

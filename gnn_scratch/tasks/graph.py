@@ -126,12 +126,14 @@ class GraphClassification(Task):
                      batch_size=f"graphs per mini-batch, >= 1 (default {d['batch_size']})",
                      iters_per_epoch=f"mini-batches per epoch, each drawn at random (default {d['iters_per_epoch']})",
                      lr_step=f"multiply the learning rate by --lr-gamma every N epochs (default {d['lr_step']})",
-                     lr_gamma=f"the learning-rate decay factor, > 0 (default {d['lr_gamma']})",
+                     lr_gamma=f"the learning-rate decay factor, in (0, 1] (default {d['lr_gamma']})",
                      folds=f"k of the stratified k-fold cross-validation, >= 2 (default {d['folds']})",
                      val_fraction=f"honest protocol: fraction of each training fold held out to choose the epoch, "
                                   f"in (0, 1) (default {d['val_fraction']})")
+        metavars = dict(epochs="N", lr="LR", weight_decay="WD", batch_size="B", iters_per_epoch="N", lr_step="N",
+                        lr_gamma="G", folds="K", val_fraction="F")
         for key, (flag, _) in cls.options.items():
-            parser.add_argument(flag, dest=key, type=kind(key), default=None, help=helps[key])
+            parser.add_argument(flag, dest=key, type=kind(key), default=None, metavar=metavars[key], help=helps[key])
         parser.add_argument("--protocol", default=None, choices=PROTOCOLS,
                             help="authors' (the epoch of best mean test-fold accuracy: optimistic), honest (the "
                                  "epoch chosen on a validation split of each training fold), or both (default)")

@@ -117,7 +117,8 @@ class NodeClassification(Task):
     @classmethod
     def per_model(cls, key):
         """'gcn 0.01, gat 0.005, sage 0.01': the value of training hyper-parameter ``key`` for each registered model."""
-        return ", ".join(f"{n} {c.train_defaults.get(key, cls.defaults[key])}" for n, c in MODELS.items())
+        return ", ".join(f"{n} {c.train_defaults.get(key, cls.defaults[key])}" for n, c in MODELS.items()
+                         if not getattr(c, "graph_level", False))
 
     # The training hyper-parameters' options and kinds of value (``tasks.options``): the command line's
     # flags, and the names the checks of ``check`` give in their messages. None (patience: never) is valid.
