@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from gnn_scratch import ops
 from gnn_scratch.gradcheck import check_module, relative_error, roundoff_floor
 from gnn_scratch.graph import Graph, GraphError
-from gnn_scratch.nn import (ELU, LSTM, BackwardBeforeForward, Dropout, GATConv, GCNConv, GraphConv, LeakyReLU,
+from gnn_scratch.nn import (ELU, LSTM, BackwardBeforeForward, Dropout, GATConv, GCNConv, GINConv, GraphConv, LeakyReLU,
                             Linear, Module, ReLU, SAGEConv, Sequential)
 from gnn_scratch.nn.lstm import pack_neighbours
 
@@ -50,6 +50,7 @@ LAYERS = {
     "GraphConv-mean": lambda i, o, dt: GraphConv(i, o, aggr="mean", dtype=dt),
     "GraphConv-max": lambda i, o, dt: GraphConv(i, o, aggr="max", dtype=dt),
     "Linear": lambda i, o, dt: Linear(i, o, dtype=dt),
+    "GINConv": lambda i, o, dt: GINConv(Sequential(lin=Linear(i, o, dtype=dt), act=ReLU()), train_eps=True),
 }
 BIPARTITE = [k for k in LAYERS if not k.startswith(("GCNConv", "GATConv", "Linear"))] + ["GATConv-block"]
 CONSTRUCTORS = {"GCNConv": GCNConv, "GATConv": GATConv, "SAGEConv": SAGEConv, "GraphConv": GraphConv,
@@ -338,6 +339,10 @@ def test_every_layer_takes_every_scipy_format(name, fmt):
     dense_layer.eval(), sparse_layer.eval()                    # the LSTM's neighbour order: CSR order in eval
     if name == "GraphConv-max":
         with pytest.raises(ValueError, match=r"^GraphConv\(aggr='max'\) needs dense x"):
+            sparse_layer(Xs, g)
+        return
+    if name == "GINConv":                                      # (1 + eps) x + A x, then nn: x must be dense
+        with pytest.raises(TypeError, match=r"^GINConv needs dense x, got a sparse matrix$"):
             sparse_layer(Xs, g)
         return
     out = sparse_layer(Xs, g)

@@ -397,8 +397,11 @@ def test_ginconv_errors_name_the_argument():
     N = b.num_nodes
     with pytest.raises(ValueError, match=r"^GINConv.forward needs the graph: forward\(x, graph\)$"):
         conv(np.zeros((N, 3)))
-    with pytest.raises(ValueError, match=rf"^x must have shape \({N}, F\) for a graph with {N} nodes, got \({N - 1}, 3\)$"):
+    with pytest.raises(ValueError, match=rf"^x must have shape \({N}, 3\) for a graph with {N} nodes and in_channels=3, "
+                                         rf"got \({N - 1}, 3\)$"):
         conv(np.zeros((N - 1, 3)), b)
+    with pytest.raises(ValueError, match=rf"^x must have shape \({N}, 3\) .* got \({N}, 4\)$"):
+        conv(np.zeros((N, 4)), b)                                # the width nn's first Linear takes, named here
     with pytest.raises(TypeError, match=r"^x must have the layer's dtype float64, got float32$"):
         conv(np.zeros((N, 3), np.float32), b)
     with pytest.raises(TypeError, match=r"^GINConv needs dense x"):

@@ -40,6 +40,8 @@ class GINConv(MessagePassing):
         if not isinstance(train_eps, (bool, np.bool_)):
             raise TypeError(f"train_eps must be a bool, got {train_eps!r}")
         self.nn = nn
+        # F_in, when nn's first layer states it (a Linear does): a wrong width is then named here, not inside nn
+        self.in_channels = next((m.in_channels for _, m in nn.modules() if hasattr(m, "in_channels")), None)
         self.initial_eps = finite_real("eps", eps)
         self.train_eps = bool(train_eps)
         nn_dtype = next((p.dtype for _, p, _ in nn.named_parameters()), None)
@@ -62,7 +64,7 @@ class GINConv(MessagePassing):
         check_graph(self, graph)
         if issparse(x):
             raise TypeError("GINConv needs dense x, got a sparse matrix")
-        return check_features(x, dtype=self.dtype, graph=graph)       # (N_src, F), the layer's dtype, finite
+        return check_features(x, num_cols=self.in_channels, dtype=self.dtype, graph=graph)   # (N_src, F_in)
 
     # ------------------------------------------------------------------ aggregate: H = (1 + eps) x_dst + A x
     def aggregate(self, M, ctx):
