@@ -406,8 +406,6 @@ def test_ginconv_errors_name_the_argument():
         conv(np.zeros((N, 3), np.float32), b)
     with pytest.raises(TypeError, match=r"^GINConv needs dense x"):
         conv(sp.csr_matrix(np.ones((N, 3))), b)
-    with pytest.raises(ValueError, match=r"^x must have shape \(N, 3\) for in_channels=3, got \(\d+, 5\)$"):
-        conv(np.zeros((N, 5)), b)                   # the inner nn checks its width
     with pytest.raises(BackwardBeforeForward):
         GINConv(mlp(3, 4, 2, 0)).backward(np.zeros((N, 2)))
 
