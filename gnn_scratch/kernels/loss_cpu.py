@@ -35,6 +35,18 @@ def _check(Z, y, mask):
 
 
 @njit(cache=True, nogil=True)
+def _row_max_and_sum(Z, n):
+    """(m, s): row n's largest logit and sum_c exp(Z[n, c] - m), the max-shifted softmax denominator."""
+    m = Z[n, 0]
+    for c in range(1, Z.shape[1]):
+        m = max(m, Z[n, c])
+    s = 0.0
+    for c in range(Z.shape[1]):
+        s += np.exp(Z[n, c] - m)
+    return m, s
+
+
+@njit(cache=True, nogil=True)
 def _cross_entropy(Z, y, mask, rows, totals, loss):
     N, C = Z.shape
     every = mask.shape[0] == 0
@@ -43,12 +55,7 @@ def _cross_entropy(Z, y, mask, rows, totals, loss):
             rows[n, 0] = 0
             rows[n, 1] = 0
             continue
-        m = Z[n, 0]
-        for c in range(1, C):
-            m = max(m, Z[n, c])
-        s = 0.0
-        for c in range(C):
-            s += np.exp(Z[n, c] - m)
+        m, s = _row_max_and_sum(Z, n)
         rows[n, 0] = np.log(s) - (Z[n, y[n]] - m)          # -log softmax(Z_n)[y_n], max-shifted
         rows[n, 1] = 1
     t0 = 0.0
@@ -71,12 +78,7 @@ def _cross_entropy_backward(Z, y, mask, totals, dZ):
             for c in range(C):
                 dZ[n, c] = 0
             continue
-        m = Z[n, 0]
-        for c in range(1, C):
-            m = max(m, Z[n, c])
-        s = 0.0
-        for c in range(C):
-            s += np.exp(Z[n, c] - m)
+        m, s = _row_max_and_sum(Z, n)
         for c in range(C):
             p = np.exp(Z[n, c] - m) / s
             dZ[n, c] = ((p - 1.0) if c == y[n] else p) * scale
