@@ -183,9 +183,10 @@ def render(results, plot_path=None):
     parts.append("")
     runs = meta.get("runs") or []
     if len(runs) > 1:   # the file holds numbers from several runs: say which came from which
-        parts.append("The numbers below come from these runs (a later run replaced the parts or graphs it names):\n")
-        parts.append(table(["date", "command", "parts", "graphs", "load average at start / end", "wall time"], [
-            [r.get("date", "?"), f"`{r.get('command', '?')}`", ", ".join(r.get("parts") or []),
+        parts.append("The numbers below come from these runs (a later run replaced the parts or graphs it names; "
+                     "a ratio is only ever taken within one run):\n")
+        parts.append(table(["date", "CPU", "command", "parts", "graphs", "load average at start / end", "wall time"], [
+            [r.get("date", "?"), r.get("cpu") or "not recorded", f"`{r.get('command', '?')}`", ", ".join(r.get("parts") or []),
              ", ".join(r.get("graphs") or []) or "all", f"{_load(r.get('loadavg'))} / {_load(r.get('loadavg_end'))}",
              f"{(r.get('wall_s') or 0) / 60:.1f} min"] for r in runs]))
         parts.append("")

@@ -179,7 +179,7 @@ def run(args):
                              loadavg=old.get("loadavg"), loadavg_end=meta.get("loadavg_end"), wall_s=meta.get("wall_s"))]
     mach = machine()
     meta.update(machine=mach, command=command.strip(), mode=mode, parts=parts, pyg=pyg)
-    this_run = dict(command=command.strip(), date=mach.get("date"), parts=parts,
+    this_run = dict(command=command.strip(), date=mach.get("date"), parts=parts, cpu=mach.get("cpu"),
                     graphs=sorted(graphs) if graphs else None, loadavg=mach.get("loadavg"))
     complete = set(parts) == set(PARTS) and graphs is None
     meta["runs"] = ([] if complete or "runs" not in meta else meta["runs"]) + [this_run]
