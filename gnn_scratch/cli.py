@@ -288,6 +288,7 @@ def build_parser(task="node"):
                        description=_train_description(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(t, task)
     t.set_defaults(fn=cmd_train)
+    p.train = t
 
     pr = sub.add_parser("predict", help="restore a saved model and print its accuracy on a dataset")
     pr.add_argument("--load", required=True, type=options.model_input, metavar="FILE[.npz]",
@@ -338,6 +339,18 @@ def _one_line(e):
     return " ".join(str(e).split()) or type(e).__name__
 
 
+def _unrecognized(argv, args, extra):
+    """The one-line error for options that no parser took; for ``train``, which other task takes them."""
+    said = f"unrecognized arguments: {' '.join(extra)}"
+    if getattr(args, "fn", None) is not cmd_train:
+        return said
+    from .tasks import TASKS
+    for name in TASKS:
+        if name != args.task and not build_parser(name).parse_known_args(argv)[1]:
+            return f"{said}: options of --task {name}, not of --task {args.task}"
+    return said
+
+
 def main(argv=None):
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
@@ -348,7 +361,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         try:
-            args = build_parser(_task_of(argv)).parse_args(argv)
+            parser = build_parser(_task_of(argv))
+            args, extra = parser.parse_known_args(argv)
+            if extra:                    # said by the subcommand's parser: its --help is the one to read
+                (parser.train if args.fn is cmd_train else parser).error(_unrecognized(argv, args, extra))
         except SystemExit as e:
             if e.code in (0, None):   # --help
                 raise

@@ -349,3 +349,12 @@ def test_bench_without_pyg_says_so_once_and_draws_no_pyg_panel(tmp_path, monkeyp
     rows[0]["train"]["pyg:csr"] = t(0.004)
     two = report.plot({"models": {"rows": rows}, "scaling": scaling}, str(tmp_path / "two.png"))
     assert width(one) < 0.6 * width(two)                   # the scaling panel alone, then both
+
+
+def test_an_option_of_the_other_task_is_named_as_such(capsys):
+    from gnn_scratch.cli import main
+    assert main(["train", "--task", "graph", "--patience", "3"]) == 2
+    assert capsys.readouterr().err.strip() == ("gnn-scratch train: error: unrecognized arguments: --patience 3: options of "
+                                               "--task node, not of --task graph (see gnn-scratch train --help)")
+    assert main(["train", "--iters-per-epoch", "3"]) == 2
+    assert "options of --task graph, not of --task node" in capsys.readouterr().err
