@@ -270,3 +270,11 @@ def test_wl_checksum(wl_root, tmp_path):
     with pytest.raises(ChecksumError, match="graph4c"):
         load_wl_graphs("graph4c", root=tmp_path)
     assert len(read_graph6(tmp_path / "wl" / "graph4c.g6")) == 6      # no checksum asked: parsed as is
+
+
+def test_features_refuse_an_integer_dtype(data_root):
+    from gnn_scratch.data.tu import load_tu
+    ds = load_tu("mutag", root=data_root)
+    with pytest.raises(TypeError, match=r"^dtype must be a float dtype \(the features are one-hot floats\), got int32$"):
+        ds.batch(dtype=np.int32)
+    assert ds.batch(dtype=np.float64)[1].dtype == np.float64

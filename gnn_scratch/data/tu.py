@@ -184,6 +184,8 @@ class TUDataset:
 
     def features(self, index=None, dtype=np.float32) -> np.ndarray:
         """One-hot node tags (N_sel, T) of the graphs in ``index`` (all by default), stacked in that order."""
+        if np.dtype(dtype).kind != "f":
+            raise TypeError(f"dtype must be a float dtype (the features are one-hot floats), got {np.dtype(dtype)}")
         idx = self._indices(index)
         t = np.concatenate([self.graph_tags(k) for k in idx])
         x = np.zeros((t.size, self.num_tags), dtype=dtype)
