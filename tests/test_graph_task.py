@@ -24,10 +24,10 @@ def small_batch(seed=0, B=5):
 
 def test_inner_validation_is_a_stratified_part_of_the_training_fold():
     y = np.array([0] * 40 + [1] * 20)
-    train, val = inner_validation(y, 0.1, seed=3)
+    train, val = inner_validation(y, 10, seed=3)
     assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(60))
     assert np.bincount(y[val]).tolist() == [4, 2]          # 10 % of each class
-    again = inner_validation(y, 0.1, seed=3)
+    again = inner_validation(y, 10, seed=3)
     assert np.array_equal(val, again[1])
 
 
@@ -65,8 +65,8 @@ def test_gin_refuses_a_node_task_and_node_models_refuse_the_graph_task():
         task.validate("gcn")
     with pytest.raises(ValueError, match=r"folds \(--folds\) must be >= 2"):
         task.validate("gin", hparams=dict(folds=1))
-    with pytest.raises(ValueError, match=r"val_fraction \(--val-fraction\) must be a number in \(0, 1\), got 0.0"):
-        task.validate("gin", hparams=dict(val_fraction=0.0))
+    with pytest.raises(ValueError, match=r"val_folds \(--val-folds\) must be >= 2, got 1"):
+        task.validate("gin", hparams=dict(val_folds=1))
     with pytest.raises(ValueError, match=r"model 'gin' gives one score per graph, not per node: train it with --task"):
         get_task("node").validate("gin")
 
@@ -101,11 +101,11 @@ def test_the_command_line_runs_both_protocols(data_root, capsys):
     assert 0.0 <= out["authors"]["mean"] <= 1.0 and 0.0 <= out["honest"]["mean"] <= 1.0
 
 
-def test_inner_validation_holds_out_the_asked_fraction_of_each_class():
+def test_inner_validation_holds_out_one_stratified_part_of_the_training_fold():
     y = np.array([0] * 70 + [1] * 30)
-    for fraction, expected in ((0.1, [7, 3]), (0.15, [10, 4]), (0.5, [35, 15]), (0.9, [63, 27])):
-        train, val = inner_validation(y, fraction, seed=0)
-        assert np.bincount(y[val]).tolist() == expected, fraction
+    for k, expected in ((10, [7, 3]), (5, [14, 6]), (2, [35, 15])):
+        train, val = inner_validation(y, k, seed=0)
+        assert np.bincount(y[val]).tolist() == expected, k
         assert np.intersect1d(train, val).size == 0 and train.size + val.size == y.size
 
 
@@ -138,7 +138,7 @@ def test_several_cross_validations_and_options_out_of_range(data_root, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["runs"] == 2 and len(out["authors"]["runs"]) == 2
     for extra, expected in ((["--folds", "1000"], "folds (--folds) must be at most the number of graphs (188"),
-                            (["--val-fraction", "1.5"], "--val-fraction: expected a number in (0, 1)"),
+                            (["--val-folds", "0"], "--val-folds: expected a positive integer, got '0'"),
                             (["--lr-gamma", "2"], "lr_gamma (--lr-gamma) must be a decay factor in (0, 1]")):
         assert cli.main(base + extra) == 2, extra
         assert expected in capsys.readouterr().err, extra

@@ -5,7 +5,7 @@ Two protocols, both reported (Xu et al. 2019 use the first; its authors say it i
 * **authors'** -- train on k-1 folds, score the held-out fold after every epoch; average the k
   curves and report the mean ± standard deviation (over folds) at the one epoch where the average
   is highest. The test folds choose the epoch, so the number is an upper estimate.
-* **honest** -- inside each training fold, hold out a stratified ``val_fraction`` of the graphs;
+* **honest** -- split each training fold into ``val_folds`` stratified parts and hold one out;
   the epoch of best validation accuracy (ties: the earlier epoch) is chosen per fold from the
   validation graphs alone, and the test fold is read at that epoch only.
 
@@ -33,17 +33,10 @@ from .base import Task, register_task
 PROTOCOLS = ("both", "authors", "honest")
 
 
-def inner_validation(y_train, fraction, seed):
-    """(train, validation) positions within a training fold: round(``fraction`` x n_c) of each class c's n_c
-    graphs held out (at least one, and never all, of a class with two or more), drawn with ``seed``; sorted."""
-    rng = np.random.default_rng(seed)
-    held = []
-    for c in np.unique(y_train):
-        members = rng.permutation(np.flatnonzero(y_train == c))
-        take = min(max(int(round(fraction * members.size)), 1), members.size - 1) if members.size > 1 else 0
-        held.append(members[:take])
-    val = np.sort(np.concatenate(held))
-    return np.setdiff1d(np.arange(y_train.size), val), val
+def inner_validation(y_train, val_folds, seed):
+    """(train, validation) positions within a training fold: the first of ``val_folds`` stratified parts of it
+    (``data.tu.stratified_folds`` with ``seed``) is the validation set, about 1 / val_folds of each class."""
+    return stratified_folds(y_train, min(val_folds, y_train.size), seed)[0]
 
 
 class _Scorer:
@@ -103,12 +96,12 @@ class GraphClassification(Task):
     default_dataset = "mutag"
     devices = ("cpu",)          # where its loop runs: mini-batches are cut on the host (GraphBatch.select)
     defaults = dict(lr=0.01, weight_decay=0.0, epochs=350, batch_size=32, iters_per_epoch=50, lr_step=50,
-                    lr_gamma=0.5, folds=10, protocol="both", val_fraction=0.1)
+                    lr_gamma=0.5, folds=10, protocol="both", val_folds=10)
     options = dict(epochs=("--epochs", "positive_int"), lr=("--lr", "finite_positive_float"),
                    weight_decay=("--weight-decay", "non_negative_float"),
                    batch_size=("--batch-size", "positive_int"), iters_per_epoch=("--iters-per-epoch", "positive_int"),
                    lr_step=("--lr-step", "positive_int"), lr_gamma=("--lr-gamma", "finite_positive_float"),
-                   folds=("--folds", "positive_int"), val_fraction=("--val-fraction", "fraction"))
+                   folds=("--folds", "positive_int"), val_folds=("--val-folds", "positive_int"))
 
     @classmethod
     def describe_data(cls, data):
@@ -128,10 +121,10 @@ class GraphClassification(Task):
                      lr_step=f"multiply the learning rate by --lr-gamma every N epochs (default {d['lr_step']})",
                      lr_gamma=f"the learning-rate decay factor, in (0, 1] (default {d['lr_gamma']})",
                      folds=f"k of the stratified k-fold cross-validation, >= 2 (default {d['folds']})",
-                     val_fraction=f"honest protocol: fraction of each training fold held out to choose the epoch, "
-                                  f"in (0, 1) (default {d['val_fraction']})")
+                     val_folds=f"honest protocol: each training fold is split into K >= 2 stratified parts and one "
+                               f"of them chooses the epoch (default {d['val_folds']}: a tenth)")
         metavars = dict(epochs="N", lr="LR", weight_decay="WD", batch_size="B", iters_per_epoch="N", lr_step="N",
-                        lr_gamma="G", folds="K", val_fraction="F")
+                        lr_gamma="G", folds="K", val_folds="K")
         for key, (flag, _) in cls.options.items():
             parser.add_argument(flag, dest=key, type=kind(key), default=None, metavar=metavars[key], help=helps[key])
         parser.add_argument("--protocol", default=None, choices=PROTOCOLS,
@@ -146,8 +139,9 @@ class GraphClassification(Task):
     def check(cls, model_cls, device, train):
         for key, (flag, kind) in cls.options.items():
             options.check(kind, train[key], f"{key} ({flag})")
-        if train["folds"] < 2:
-            raise ValueError(f"folds (--folds) must be >= 2, got {train['folds']}")
+        for key in ("folds", "val_folds"):
+            if train[key] < 2:
+                raise ValueError(f"{key} ({cls.options[key][0]}) must be >= 2, got {train[key]}")
         if train["lr_gamma"] > 1:
             raise ValueError(f"lr_gamma (--lr-gamma) must be a decay factor in (0, 1], got {train['lr_gamma']}")
         if train["protocol"] not in PROTOCOLS:
@@ -207,7 +201,7 @@ class GraphClassification(Task):
                         acc["authors"].append(curves["test"])
                         epoch_ms += ms
                     if "honest" in protocols:
-                        inner, val_ids = inner_validation(y[train_ids], train["val_fraction"], s * 1000 + f)
+                        inner, val_ids = inner_validation(y[train_ids], train["val_folds"], s * 1000 + f)
                         model, opt = cls.build(model_cls, model_kw, train, data, s * 1000 + f)
                         curves, ms = train_fold(model, opt, whole, x_all, y, train_ids[inner],
                                                 {"val": train_ids[val_ids], "test": test_ids}, train,

@@ -48,7 +48,6 @@ KINDS = {
     "finite_float": (float, lambda v: _is_real(v) and math.isfinite(v), "a finite number"),
     "finite_positive_float": (float, lambda v: _is_real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
     "non_negative_float": (float, lambda v: _is_real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
-    "fraction": (float, lambda v: _is_real(v) and 0 < v < 1, "a number in (0, 1)"),
     "probability": (float, lambda v: _is_real(v) and 0 <= v < 1, "a probability in [0, 1)"),
     "fanouts": (lambda s: [int(f) for f in s.split(",")],
                 lambda v: len(v) > 0 and all(_is_int(f) and (f >= 1 or f == -1) for f in v),
@@ -91,7 +90,6 @@ finite_float = _argtype("finite_float")
 finite_positive_float = _argtype("finite_positive_float")
 non_negative_float = _argtype("non_negative_float")
 probability = _argtype("probability")
-fraction = _argtype("fraction")
 fanouts = _argtype("fanouts")
 
 
