@@ -186,7 +186,7 @@ def kernel_cases():
         ptr = b.graph_ptr
         argmax = np.empty((B, F), np.int64)
         registry.resolve("pool_max", "reference")(ptr, x, np.empty((B, F), dt), argmax)
-        cases += [("pool_sum", (ptr, x, np.empty((B, F), dt)), [2]),
+        cases += [("segment_sum", (ptr, x, np.empty((B, F), dt)), [2]),      # the sum readout's op
                   ("pool_mean", (ptr, x, np.empty((B, F), dt)), [2]),
                   ("pool_max", (ptr, x, np.empty((B, F), dt), np.empty((B, F), np.int64)), [2, 3]),
                   ("pool_sum_backward", (ptr, G, np.empty((N, F), dt)), [2]),

@@ -132,7 +132,6 @@ EXAMPLES = {
                                           np.array([0.0, float(N)]), np.empty((N, C))), [4]),
     "accuracy_counts": lambda g: ((_r(g, N, C), _labels(g), g.random(N) < 0.6, np.empty((N, 2)), np.empty(2)),
                                   [3, 4]),
-    "pool_sum": lambda g: ((PTR, _r(g, N, F), np.empty((B, F))), [2]),
     "pool_mean": lambda g: ((PTR, _r(g, N, F), np.empty((B, F))), [2]),
     "pool_max": lambda g: ((PTR, _r(g, N, F), np.empty((B, F)), np.empty((B, F), np.int64)), [2, 3]),
     "pool_sum_backward": lambda g: ((PTR, _r(g, B, F), np.empty((N, F))), [2]),

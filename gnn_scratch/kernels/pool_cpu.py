@@ -22,28 +22,6 @@ _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 
 
 @njit(**_PARALLEL)
-def pool_sum(graph_ptr, X, out):
-    """out[k] = sum_{n in segment k} X[n].
-
-    graph_ptr (B+1,) int64, X (N, F) float, out (B, F) float overwritten (0 for an empty segment).
-    O(N F), parallel over graphs, summed in node order.
-    """
-    B, F = out.shape
-    n_chunks = _num_chunks(B)
-    for c in prange(n_chunks):
-        k0 = _chunk_start(graph_ptr, c, n_chunks)
-        k1 = _chunk_start(graph_ptr, c + 1, n_chunks)
-        for k in range(k0, k1):
-            orow = out[k]
-            for f in range(F):
-                orow[f] = 0
-            for n in range(graph_ptr[k], graph_ptr[k + 1]):
-                xrow = X[n]
-                for f in range(F):
-                    orow[f] += xrow[f]
-
-
-@njit(**_PARALLEL)
 def pool_mean(graph_ptr, X, out):
     """out[k] = (1 / n_k) sum_{n in segment k} X[n]; 0 for an empty segment.
 

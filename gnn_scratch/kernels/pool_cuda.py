@@ -11,7 +11,7 @@ from .cuda import _check, _check_float, _device, _jit, _launch, _row_launch, cud
 
 
 @_jit
-def _pool_sum_kernel(graph_ptr, X, out, mean):
+def _pool_mean_kernel(graph_ptr, X, out):
     for k in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
                    cuda.gridDim.x * cuda.blockDim.y):
         lo, hi = graph_ptr[k], graph_ptr[k + 1]
@@ -19,7 +19,7 @@ def _pool_sum_kernel(graph_ptr, X, out, mean):
             acc = out.dtype.type(0)
             for n in range(lo, hi):
                 acc += X[n, f]
-            if mean and hi > lo:
+            if hi > lo:
                 acc = acc / out.dtype.type(hi - lo)
             out[k, f] = acc
 
@@ -81,29 +81,19 @@ def _check_pool(graph_ptr, X, out, names=("X", "out")):
     return B
 
 
-def pool_sum(graph_ptr, X, out):
-    """out[k] = sum_{n in segment k} X[n]. graph_ptr (B+1,) int, X (N, F), out (B, F) overwritten. O(N F).
-
-    Launch: a warp (up to a block) per graph, features across lanes, nodes in order; no atomics.
-    """
-    require_cuda()
-    graph_ptr, X, out = _device(graph_ptr=graph_ptr, X=X, out=out)
-    B = _check_pool(graph_ptr, X, out)
-    _launch(_pool_sum_kernel, _row_launch(B, X.shape[1]), graph_ptr, X, out, False)
-
-
 def pool_mean(graph_ptr, X, out):
-    """out[k] = (1/n_k) sum_{n in segment k} X[n] (0 for n_k = 0). Shapes and launch as ``pool_sum``."""
+    """out[k] = (1/n_k) sum_{n in segment k} X[n] (0 for n_k = 0). graph_ptr (B+1,) int, X (N, F), out (B, F)
+    overwritten. O(N F). Launch: a warp (up to a block) per graph, features across lanes, nodes in order."""
     require_cuda()
     graph_ptr, X, out = _device(graph_ptr=graph_ptr, X=X, out=out)
     B = _check_pool(graph_ptr, X, out)
-    _launch(_pool_sum_kernel, _row_launch(B, X.shape[1]), graph_ptr, X, out, True)
+    _launch(_pool_mean_kernel, _row_launch(B, X.shape[1]), graph_ptr, X, out)
 
 
 def pool_max(graph_ptr, X, out, argmax):
     """out[k, f] = max_{n in segment k} X[n, f]; argmax (B, F) int64 the winning node (first on ties, -1 if empty).
 
-    Shapes and launch as ``pool_sum``; out and argmax overwritten. O(N F).
+    Shapes and launch as ``pool_mean``; out and argmax overwritten. O(N F).
     """
     require_cuda()
     graph_ptr, X, out, argmax = _device(graph_ptr=graph_ptr, X=X, out=out, argmax=argmax)

@@ -1,6 +1,7 @@
 """Graph readouts in plain NumPy (the readable truth): sum, mean and max of node rows per graph, and their backwards.
 
-Contract of the family (shared by ``pool_cpu`` and ``pool_cuda``):
+Contract of the family (shared by ``pool_cpu`` and ``pool_cuda``); the sum readout itself is the
+sparse family's ``segment_sum`` with ``graph_ptr`` as its ``indptr``:
 
 * ``graph_ptr`` (B + 1,) int64: graph k owns the contiguous node rows graph_ptr[k] : graph_ptr[k+1]
   (a ``GraphBatch``'s segments, non-decreasing, graph_ptr[0] = 0, graph_ptr[B] = N).
@@ -18,14 +19,6 @@ import numpy as np
 
 def _segments(graph_ptr):
     return zip(range(graph_ptr.size - 1), graph_ptr[:-1], graph_ptr[1:])
-
-
-def pool_sum(graph_ptr, X, out):
-    """out[k] = sum_{n in segment k} X[n]: (B, F). O(N F)."""
-    out[:] = 0
-    for k, lo, hi in _segments(graph_ptr):
-        if hi > lo:
-            out[k] = X[lo:hi].sum(axis=0)
 
 
 def pool_mean(graph_ptr, X, out):

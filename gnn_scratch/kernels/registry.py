@@ -72,7 +72,7 @@ register("elementwise", "relu", "relu_backward", "leaky_relu", "leaky_relu_backw
          "dropout", "keep_mask")
 register("loss", "cross_entropy", "cross_entropy_backward", "accuracy_counts")
 register("optim", "sgd_update", "adam_update")
-register("pool", "pool_sum", "pool_mean", "pool_max", "pool_sum_backward", "pool_mean_backward", "pool_max_backward")
+register("pool", "pool_mean", "pool_max", "pool_sum_backward", "pool_mean_backward", "pool_max_backward")
 register("norm", "batch_norm_stats", "batch_norm_forward", "batch_norm_backward")
 register("gin", "gin_aggregate")
 
@@ -141,7 +141,7 @@ def _refuse_mixed_placement(name, args):
                              f"graph.to('cuda') and arrays with gnn_scratch.device.to(x, 'cuda')")
 
 
-_parallel = {}   # (name, implementation) -> whether the function is a parallel Numba kernel
+_dispatch = {}   # (name, implementation) -> (function, whether it is a parallel Numba kernel)
 
 
 def run(name, work, *args):
@@ -157,11 +157,11 @@ def run(name, work, *args):
             where = "cuda"
             _refuse_mixed_placement(name, args)
             break
-    key = (name, where)
-    fn = _resolved.get(key) or resolve(name, where)
-    parallel = _parallel.get(key)
-    if parallel is None:
-        parallel = _parallel[key] = bool(getattr(fn, "targetoptions", {}).get("parallel"))
+    entry = _dispatch.get((name, where))
+    if entry is None:
+        fn = resolve(name, where)
+        entry = _dispatch[(name, where)] = (fn, bool(getattr(fn, "targetoptions", {}).get("parallel")))
+    fn, parallel = entry
     if parallel:
         return call_numba(fn, work, *args)
     return fn(*args)

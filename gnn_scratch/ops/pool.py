@@ -47,7 +47,7 @@ def global_add_pool(x, batch):
     ptr = _graph_ptr("global_add_pool", batch)
     _nodes("global_add_pool", batch, "x", x)
     out = empty((batch.num_graphs, x.shape[1]), x.dtype, like=x)
-    run("pool_sum", x.size, ptr, x, out)
+    run("segment_sum", x.size, ptr, x, out)       # the sparse family's sum of row segments, graph_ptr as indptr
     return out
 
 
