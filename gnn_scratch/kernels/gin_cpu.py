@@ -1,12 +1,12 @@
 """GIN's aggregation on the CPU in Numba: the same name, argument order and semantics as ``gin_reference``.
 
 Row-parallel over destination rows in edge-balanced chunks (``cpu._chunk_start``), each output row
-owned by one thread: the neighbour rows are summed in CSR order, then the root row is added -- the
-reference's order, so the same bits. No atomics, no allocation, no ``fastmath``.
+owned by one thread: the neighbour rows are summed in CSR order by SpMM's own row gather
+(``cpu._weighted_row_sum``, unweighted), then the root row is added -- the reference's order. No atomics, no allocation, no ``fastmath``.
 """
 from numba import njit, prange
 
-from .cpu import _chunk_start, _num_chunks, _prefetch_distance, _prefetch_row
+from .cpu import _chunk_start, _num_chunks, _prefetch_distance, _weighted_row_sum
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -22,7 +22,6 @@ def gin_aggregate(indptr, indices, X, eps, out):
     """
     n_rows, F = out.shape
     n_root = min(n_rows, X.shape[0])
-    E = indices.size
     scale = out.dtype.type(1) + eps[0]
     pd = _prefetch_distance(X)
     n_chunks = _num_chunks(n_rows)
@@ -31,14 +30,7 @@ def gin_aggregate(indptr, indices, X, eps, out):
         r1 = _chunk_start(indptr, c + 1, n_chunks)
         for i in range(r0, r1):
             orow = out[i]
-            for f in range(F):
-                orow[f] = 0
-            for e in range(indptr[i], indptr[i + 1]):
-                if e + pd < E:
-                    _prefetch_row(X, indices[e + pd])
-                xrow = X[indices[e]]
-                for f in range(F):
-                    orow[f] += xrow[f]
+            _weighted_row_sum(orow, X, indices, indptr[i], indptr[i + 1], None, None, pd)   # SpMM's gather
             if i < n_root:
                 xrow = X[i]
                 for f in range(F):
