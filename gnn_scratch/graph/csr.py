@@ -392,12 +392,21 @@ def check_feature_array(X, name="x", num_rows=None, num_cols=None, dtype=None, c
         raise TypeError(f"{name} must be float32 or float64, got {X.dtype}")
     if sp.issparse(X):
         X = X if X.format == "csr" else X.tocsr()
-        k = first_non_finite(X.data) if finite else None
+    if finite:
+        check_finite(X, name)
+    return X
+
+
+def check_finite(X, name="x"):
+    """Raise ValueError naming where the first NaN / Inf of ``X`` is -- a host NumPy array (row and column
+    when 2-D, else its index) or a scipy CSR matrix (its stored values) -- ; anything else is not read."""
+    if sp.issparse(X):
+        k = first_non_finite(X.data)
         if k is not None:
             r = int(np.searchsorted(X.indptr, k[0], side="right")) - 1
             raise ValueError(f"{name} must be finite, got {X.data[k[0]]} at row {r}, column {X.indices[k[0]]}")
-    elif isinstance(X, np.ndarray) and finite:
+    elif isinstance(X, np.ndarray):
         k = first_non_finite(X)
         if k is not None:
-            raise ValueError(f"{name} must be finite, got {X[k]} at row {k[0]}, column {k[1]}")
-    return X
+            where = f"at row {k[0]}, column {k[1]}" if len(k) == 2 else f"at index {k}"
+            raise ValueError(f"{name} must be finite, got {X[k]} {where}")

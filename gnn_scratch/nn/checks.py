@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..graph import Graph
-from ..graph.csr import FLOAT_DTYPES, check_feature_array, first_non_finite
+from ..graph.csr import FLOAT_DTYPES, check_feature_array, check_finite
 
 
 def positive_int(name, v):
@@ -99,17 +99,8 @@ def scan_inputs(module, args, kwargs=None):
     named += list((kwargs or {}).items())
     for name, a in named:
         sparse = sp.issparse(a)
-        if not (sparse or isinstance(a, np.ndarray)) or a.dtype.kind != "f":
-            continue
-        values = a.tocsr().data if sparse else a
-        k = first_non_finite(values)
-        if k is not None:
-            if sparse:
-                csr = a.tocsr()
-                r = int(np.searchsorted(csr.indptr, k[0], side="right")) - 1
-                raise ValueError(f"{name} must be finite, got {values[k]} at row {r}, column {csr.indices[k[0]]}")
-            where = f"at row {k[0]}, column {k[1]}" if len(k) == 2 else f"at index {k}"
-            raise ValueError(f"{name} must be finite, got {a[k]} {where}")
+        if (sparse or isinstance(a, np.ndarray)) and a.dtype.kind == "f":
+            check_finite(a.tocsr() if sparse else a, name)
 
 
 def check_features(x, num_rows=None, num_cols=None, dtype=None, name="x", graph=None):

@@ -10,7 +10,7 @@ import numpy as np
 from ... import ops
 from ...device import to_host
 from ...threads import single_blas_pool
-from ..checks import check_graph, finite_real, float_dtype, positive_int
+from ..checks import check_features, check_graph, finite_real, float_dtype, positive_int
 from ..init import as_rng, glorot
 from ..module import Module
 
@@ -87,8 +87,8 @@ class GCN2Conv(Module):
         if graph.num_dst != graph.num_src:
             raise ValueError(f"GCN2Conv needs a square graph (x and x_0 on the same nodes), got shape {graph.shape}")
         W1 = self.params["W1"]
-        x = graph.check_features(x, "x", num_cols=self.channels, dtype=W1.dtype)
-        x_0 = graph.check_features(x_0, "x_0", num_cols=self.channels, dtype=W1.dtype)
+        x = check_features(x, num_cols=self.channels, dtype=W1.dtype, name="x", graph=graph)
+        x_0 = check_features(x_0, num_cols=self.channels, dtype=W1.dtype, name="x_0", graph=graph)
         if not (isinstance(x, np.ndarray) and isinstance(x_0, np.ndarray)):
             raise TypeError("GCN2Conv takes dense host arrays x and x_0 (N, C)")
         g, a = self.propagation(graph, W1.dtype)
