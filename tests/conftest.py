@@ -65,3 +65,16 @@ def backend(request):
     set_cpu_backend(request.param)
     yield request.param
     set_cpu_backend(old)
+
+
+@pytest.fixture
+def pyg_temporal():
+    """PyG Temporal's recurrent cells ({name: class}, ``bench.pyg_temporal.cells``), or a skip when torch or
+    torch-geometric-temporal is missing (the package itself cannot be imported here: see ORACLES.md)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("torch_geometric")
+    from gnn_scratch.bench.pyg_temporal import cells
+    try:
+        return cells()
+    except ImportError as e:
+        pytest.skip(str(e))

@@ -142,6 +142,13 @@ EXAMPLES = {
     "batch_norm_forward": lambda g: ((*_bn_stats(g), np.empty((N, F))), [6]),
     "batch_norm_backward": lambda g: ((_r(g, N, F), *_bn_stats(g)[:5], True, np.empty((N, F)),
                                        np.empty(F), np.empty(F)), [7, 8, 9]),
+    "sigmoid": lambda g: ((_r(g, N, F) * 30, np.empty((N, F))), [1]),      # * 30: e^-x would overflow float32
+    "tanh": lambda g: ((_r(g, N, F) * 3, np.empty((N, F))), [1]),
+    "sigmoid_backward": lambda g: ((_r(g, N, F), g.random((N, F)), np.empty((N, F))), [2]),
+    "tanh_backward": lambda g: ((_r(g, N, F), np.tanh(_r(g, N, F)), np.empty((N, F))), [2]),
+    "gru_state": lambda g: ((g.random((N, F)), _r(g, N, F), np.tanh(_r(g, N, F)), np.empty((N, F))), [3]),
+    "gru_state_backward": lambda g: ((_r(g, N, F), g.random((N, F)), _r(g, N, F), np.tanh(_r(g, N, F)),
+                                      np.empty((N, F)), np.empty((N, F)), np.empty((N, F))), [4, 5, 6]),
     "gin_aggregate": lambda g: ((*_csr(), _r(g, N, F), np.array([0.3]), np.empty((N, F))), [4]),
     "sgd_update": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), 0.1, 0.9, 5e-4), [0, 2]),
     "adam_update": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), np.abs(_r(g, N, F)), 3, 0.01, (0.9, 0.999),

@@ -97,6 +97,10 @@ def scan_inputs(module, args, kwargs=None):
         names = _arg_names[cls] = [p for p in inspect.signature(cls.forward).parameters][1:]
     named = [(names[i] if i < len(names) else f"argument {i}", a) for i, a in enumerate(args)]
     named += list((kwargs or {}).items())
+    # a sequence of arrays (a recurrent model's time steps) is scanned step by step
+    named = [pair for name, a in named
+             for pair in ([(f"{name}[{t}]", b) for t, b in enumerate(a)] if isinstance(a, (list, tuple))
+                          else [(name, a)])]
     for name, a in named:
         sparse = sp.issparse(a)
         if (sparse or isinstance(a, np.ndarray)) and a.dtype.kind == "f":
