@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import ops
 from ..models import GCN
-from ..nn import ELU, Dropout, GCNConv, LeakyReLU, Linear, ReLU, SoftmaxCrossEntropy
+from ..nn import ELU, Dropout, GCNConv, LeakyReLU, Linear, MSELoss, ReLU, SoftmaxCrossEntropy
 from . import check_function, check_model_loss, check_module, random_test_graph
 from .registry import case
 
@@ -44,6 +44,20 @@ def softmax_cross_entropy():
         L.forward(Z, y, mask)
         return {"Z": G * L.backward()}
     return check_function("SoftmaxCrossEntropy", forward, backward, {"Z": Z})
+
+
+@case("MSELoss")
+def mse_loss():
+    Y = _x(4, 7, 3)
+
+    def forward(P):
+        return MSELoss().forward(P, Y)
+
+    def backward(G, P):
+        L = MSELoss()
+        L.forward(P, Y)
+        return {"P": G * L.backward()}
+    return check_function("MSELoss", forward, backward, {"P": _x(5, 7, 3)})
 
 
 @case("aggregation kernels")

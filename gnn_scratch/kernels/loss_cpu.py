@@ -122,3 +122,37 @@ def cross_entropy_backward(Z, y, mask, totals, dZ):
 def accuracy_counts(Z, y, mask, rows, totals):
     """totals = (masked rows whose arg-max logit is the label, masked rows); ties: the first maximum wins."""
     _accuracy_counts(Z, y, mask, rows, totals)
+
+
+# ------------------------------------------------------------------------------ mean squared error
+@njit(cache=True, nogil=True)
+def _mse(P, Y, rows, loss):
+    N, F = P.shape
+    total = 0.0                       # float64 whatever P's dtype: the order is fixed, so are the bits
+    for n in range(N):
+        s = rows.dtype.type(0)
+        for f in range(F):
+            d = P[n, f] - Y[n, f]
+            s += d * d
+        rows[n] = s
+        total += s
+    loss[0] = total / (N * F) if N * F else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _mse_backward(P, Y, dP):
+    N, F = P.shape
+    scale = P.dtype.type(2.0 / max(N * F, 1))
+    for n in range(N):
+        for f in range(F):
+            dP[n, f] = (P[n, f] - Y[n, f]) * scale
+
+
+def mse(P, Y, rows, loss):
+    """rows[n] = sum_f (P - Y)[n, f]^2, loss[0] = mean; one serial pass (the sum's order is fixed)."""
+    _mse(P, Y, rows, loss)
+
+
+def mse_backward(P, Y, dP):
+    """dP = 2 (P - Y) / P.size, one pass."""
+    _mse_backward(P, Y, dP)

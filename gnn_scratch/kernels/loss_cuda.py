@@ -142,3 +142,60 @@ def accuracy_counts(Z, y, mask, rows, totals):
     _launch(_accuracy_rows_kernel, _flat_launch(Z.shape[0]), Z, y, mask, rows)
     col_sum(rows, totals)
 
+
+
+# ============================================================================== mean squared error
+@_jit
+def _mse_rows_kernel(P, Y, rows):
+    for n in range(cuda.grid(1), P.shape[0], cuda.gridsize(1)):
+        s = rows.dtype.type(0)
+        for f in range(P.shape[1]):
+            d = P[n, f] - Y[n, f]
+            s += d * d
+        rows[n] = s
+
+
+@_jit
+def _mean_kernel(total, size, out):
+    if cuda.grid(1) == 0:
+        out[0] = total[0] / size
+
+
+@_jit
+def _mse_backward_kernel(P, Y, scale, dP):
+    F = P.shape[1]
+    for k in range(cuda.grid(1), P.shape[0] * F, cuda.gridsize(1)):
+        n, f = k // F, k % F
+        dP[n, f] = (P[n, f] - Y[n, f]) * scale
+
+
+def _check_mse(P, Y):
+    _check("P", P, (None, None))
+    _check("Y", Y, P.shape)
+    _check_float(("P", P), ("Y", Y))
+
+
+def mse(P, Y, rows, loss):
+    """L = sum_{n,f} (P - Y)^2 / (N F): P, Y (N, F) one float dtype; rows (N,), loss (1,) overwritten.
+
+    Launch: one thread per row for rows[n], then ``col_sum``'s fixed-order tree over rows (as an (N, 1)
+    matrix), then one thread divides. No atomics, deterministic. An empty P gives NaN.
+    """
+    require_cuda()
+    P, Y, rows, loss = _device(P=P, Y=Y, rows=rows, loss=loss)
+    _check_mse(P, Y)
+    _check("rows", rows, (P.shape[0],), dtype=P.dtype)
+    _check("loss", loss, (1,), dtype=P.dtype)
+    _launch(_mse_rows_kernel, _flat_launch(P.shape[0]), P, Y, rows)
+    total = cuda.device_array(1, dtype=P.dtype)
+    col_sum(rows.reshape(P.shape[0], 1), total)
+    _mean_kernel[1, 1](total, P.dtype.type(P.size) if P.size else P.dtype.type(np.nan), loss)
+
+
+def mse_backward(P, Y, dP):
+    """dP = 2 (P - Y) / P.size; P, Y, dP (N, F) one float dtype. One thread per element."""
+    require_cuda()
+    P, Y, dP = _device(P=P, Y=Y, dP=dP)
+    _check_mse(P, Y)
+    _check("dP", dP, P.shape, dtype=P.dtype)
+    _launch(_mse_backward_kernel, _flat_launch(P.size), P, Y, P.dtype.type(2.0 / max(P.size, 1)), dP)

@@ -61,3 +61,18 @@ def accuracy_counts(Z, y, mask, rows, totals):
     rows[idx, 0] = Z[idx].argmax(axis=1) == y[idx]
     rows[idx, 1] = 1
     totals[...] = rows.sum(axis=0)
+
+
+# ------------------------------------------------------------------------------ mean squared error
+# P (N, F) predictions, Y (N, F) targets, one float dtype; rows (N,) and loss (1,) of that dtype.
+#     L = (1 / (N F)) sum_{n,f} (P[n,f] - Y[n,f])^2,    dP = (2 / (N F)) (P - Y)
+def mse(P, Y, rows, loss):
+    """rows[n] = sum_f (P[n, f] - Y[n, f])^2; loss[0] = sum(rows) / P.size (NaN for an empty P)."""
+    D = P - Y
+    rows[...] = np.sum(D * D, axis=1)
+    loss[0] = rows.sum() / P.size if P.size else np.nan
+
+
+def mse_backward(P, Y, dP):
+    """dP = 2 (P - Y) / P.size."""
+    dP[...] = (P - Y) * (P.dtype.type(2) / max(P.size, 1))

@@ -20,7 +20,7 @@ Ops are grouped by concern, one module per (family, implementation):
     fused        gat_reference / gat_cpu / gat_cuda        GAT's one-pass attention and its backward
     dense        dense_reference / dense_cpu / dense_cuda  products, sums, GAT's per-head pieces, row norms
     elementwise  elementwise_{reference,cpu,cuda}          activations, dropout and keep masks (``rng``)
-    loss         loss_{reference,cpu,cuda}                 masked softmax cross-entropy, accuracy counts
+    loss         loss_{reference,cpu,cuda}                 masked softmax cross-entropy, accuracy counts, MSE
     optim        optim_{reference,cpu,cuda}                SGD and Adam updates
     pool         pool_{reference,cpu,cuda}                 graph readouts: sum / mean / max per graph of a batch
     norm         norm_{reference,cpu,cuda}                 batch normalisation: statistics, normalisation, backward
@@ -72,7 +72,7 @@ register("dense", "matmul", "matmul_tn", "matmul_nt", "col_sum", "fill", "add", 
          "row_normalize", "row_normalize_backward")
 register("elementwise", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
          "dropout", "keep_mask")
-register("loss", "cross_entropy", "cross_entropy_backward", "accuracy_counts")
+register("loss", "cross_entropy", "cross_entropy_backward", "accuracy_counts", "mse", "mse_backward")
 register("optim", "sgd_update", "adam_update")
 register("pool", "pool_mean", "pool_max", "pool_sum_backward", "pool_mean_backward", "pool_max_backward")
 register("norm", "batch_norm_stats", "batch_norm_forward", "batch_norm_backward")

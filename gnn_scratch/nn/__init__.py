@@ -6,7 +6,7 @@ from .fixed_point import FixedPointGNN, FixedPointNotConverged
 from .message_passing import MessagePassing
 from .linear import Linear
 from .lstm import LSTM
-from .loss import SoftmaxCrossEntropy, accuracy, log_softmax
+from .loss import MSELoss, SoftmaxCrossEntropy, accuracy, log_softmax
 from .module import BackwardBeforeForward, Module
 from .pair_norm import PairNorm
 from .norm import BatchNorm, BatchNorm1d
@@ -15,5 +15,5 @@ from .sequential import Sequential
 
 __all__ = ["Module", "BackwardBeforeForward", "Sequential", "MessagePassing", "Linear", "ReLU", "LeakyReLU", "ELU", "Dropout", "GCNConv",
            "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM", "FixedPointGNN", "FixedPointNotConverged",
-           "SoftmaxCrossEntropy", "accuracy", "log_softmax", "GINConv", "BatchNorm1d", "BatchNorm", "GlobalAddPool",
+           "SoftmaxCrossEntropy", "MSELoss", "accuracy", "log_softmax", "GINConv", "BatchNorm1d", "BatchNorm", "GlobalAddPool",
            "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv"]

@@ -1,4 +1,5 @@
-"""Masked softmax cross-entropy for node classification (derivations/softmax_cross_entropy.md)."""
+"""Losses: masked softmax cross-entropy for classification (derivations/softmax_cross_entropy.md), mean squared
+error for regression and forecasting (derivations/mse.md)."""
 import numpy as np
 
 from .. import ops
@@ -29,3 +30,20 @@ class SoftmaxCrossEntropy:
 def accuracy(Z, y, mask=None):
     """Fraction of the masked nodes whose arg-max logit is their label (NaN for an empty mask)."""
     return ops.accuracy(Z, np.asarray(y) if isinstance(y, (list, tuple)) else y, mask)
+
+
+class MSELoss:
+    """L = (1 / (N F)) sum_{n,f} (P[n, f] - Y[n, f])^2: the mean squared error (PyTorch's ``MSELoss``, mean).
+
+    P, Y: (N, F) or (N,) float of one dtype and the same shape -- never broadcast (the forecasting
+    examples of PyG Temporal compare a (N, 1) prediction with (N,) targets, which broadcasts to N x N
+    pairs; here that is a ValueError). Backward: dP = 2 (P - Y) / (N F).
+    ``forward`` returns a 0-d array of P's dtype; raises ValueError / TypeError for mismatched shapes or dtypes.
+    """
+
+    def forward(self, P, Y):
+        loss, self._cache = ops.mse(P, Y)
+        return loss
+
+    def backward(self):
+        return ops.mse_backward(self._cache)

@@ -6,7 +6,7 @@ device and runs the implementation the registry picks (``kernels/registry.py``).
 * ``sparse``      -- graph operations: SpMM, SDDMM, edge softmax, mean / max aggregation, GCN normalisation;
 * ``dense``       -- products, column sums, bias, GAT's per-head pieces, row normalisation;
 * ``elementwise`` -- activations and dropout masks;
-* ``loss``        -- the masked softmax cross-entropy and accuracy;
+* ``loss``        -- the masked softmax cross-entropy, accuracy, the mean squared error;
 * ``optim``       -- SGD and Adam updates;
 * ``pool``        -- graph readouts over a ``GraphBatch``: global add / mean / max pooling;
 * ``norm``        -- batch normalisation: statistics, normalisation, backward;
@@ -18,7 +18,7 @@ from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, he
                     row_normalize_backward, sub_, zero_)
 from .elementwise import (dropout, elu, elu_backward, keep_mask, leaky_relu, leaky_relu_backward, relu,  # noqa: F401
                           relu_backward)
-from .loss import accuracy, cross_entropy, cross_entropy_backward  # noqa: F401
+from .loss import accuracy, cross_entropy, cross_entropy_backward, mse, mse_backward  # noqa: F401
 from .gates import gru_state, gru_state_backward, sigmoid, sigmoid_backward, tanh, tanh_backward  # noqa: F401
 from .gin import gin_aggregate, gin_aggregate_backward  # noqa: F401
 from .norm import batch_norm, batch_norm_backward, batch_norm_stats  # noqa: F401

@@ -60,3 +60,29 @@ def accuracy(Z, y, mask=None):
 
     correct, count = to_host(totals)
     return float(correct / count) if count else float("nan")
+
+
+def mse(P, Y):
+    """(loss, cache): L = (1 / (N F)) sum_{n,f} (P[n,f] - Y[n,f])^2, a 0-d array of P's dtype (derivations/mse.md).
+
+    P, Y (N, F) float of one dtype (a (N,) pair is read as (N, 1)). ValueError for shapes that differ
+    (no broadcasting: an (N, 1) prediction against (N,) targets would silently compare every pair).
+    """
+    P2, Y2 = (a.reshape(-1, 1) if getattr(a, "ndim", 2) == 1 else a for a in (P, Y))
+    shape("mse", "P", dense("mse", "P", P2), "N", "F")
+    if tuple(Y2.shape) != tuple(P2.shape) or tuple(P.shape) != tuple(Y.shape):
+        raise ValueError(f"ops.mse: Y must have the shape of P {tuple(P.shape)}, got {tuple(Y.shape)} "
+                         f"(no broadcasting)")
+    one_float("mse", P=P2, Y=dense("mse", "Y", Y2))
+    rows = empty((P2.shape[0],), P2.dtype, like=P2)
+    loss = empty((1,), P2.dtype, like=P2)
+    run("mse", P2.size, P2, Y2, rows, loss)
+    return loss.reshape(()), (P2, Y2, P.shape)
+
+
+def mse_backward(cache):
+    """dL/dP = 2 (P - Y) / P.size, in P's shape, from ``mse``'s cache."""
+    P2, Y2, shape_ = cache
+    dP = empty_like(P2)
+    run("mse_backward", P2.size, P2, Y2, dP)
+    return dP.reshape(shape_)
