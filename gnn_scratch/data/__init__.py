@@ -22,15 +22,17 @@ from .planetoid import PLANETOID_URL, DataNotFoundError, load_planetoid
 from .graph6 import load_wl_graphs, parse_graph6, read_graph6
 from .tu import load_tu_folds, stratified_folds
 from .tu import TUDataset, load_tu
+from .temporal import TEMPORAL_DATASETS, TemporalSignal, WindowedSignal, load_temporal, temporal_signal_split
 
 NODE_DATASETS = ("cora", "citeseer", "csbm", "karate")
 GRAPH_DATASETS = ("mutag", "proteins", "imdb-binary")
-DATASETS = NODE_DATASETS + GRAPH_DATASETS
+DATASETS = NODE_DATASETS + GRAPH_DATASETS + TEMPORAL_DATASETS
 
 
 def get_dataset(name: str, root=None, **kwargs):
     """Load a dataset by name: "cora", "citeseer" (files, see ``load_planetoid``), "csbm", "karate" (a
-    ``Dataset``); "mutag", "proteins", "imdb-binary" (files, a ``TUDataset``: see ``load_tu``).
+    ``Dataset``); "mutag", "proteins", "imdb-binary" (files, a ``TUDataset``: see ``load_tu``);
+    "chickenpox", "pedalme", "england_covid", "los_loop" (files, see ``data.temporal.load_temporal``).
 
     root: data root for the file-backed datasets (ignored by the generated ones).
     kwargs: passed on to ``load_planetoid``, ``csbm`` or ``karate_club``.
@@ -44,6 +46,8 @@ def get_dataset(name: str, root=None, **kwargs):
         return karate_club(**kwargs)
     if key in GRAPH_DATASETS:
         return load_tu(key, root=root, **kwargs)
+    if isinstance(key, str) and key.replace("-", "_") in TEMPORAL_DATASETS:
+        return load_temporal(key, root=root, **kwargs)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -52,4 +56,10 @@ __all__ = ["subgraph_matching", "clique_detection", "tree_neighbors_match", "Nei
     "undirected_edge_index", "index_to_mask", "ChecksumError", "DataNotFoundError", "RestrictedUnpickler",
     "load_pickle_verified", "sha256_file", "download_verified", "cache_root", "ENV_DATA_ROOT",
     "PLANETOID_URL", "DATASETS", "load_tu_folds", "stratified_folds", "load_wl_graphs", "parse_graph6", "read_graph6",
+    "TEMPORAL_DATASETS", "TemporalSignal", "WindowedSignal", "load_temporal", "temporal_signal_split",
 ]
+
+# the per-dataset temporal loaders (issue 16), beside load_temporal above
+from .temporal import load_chickenpox, load_england_covid, load_los_loop, load_pedalme
+
+__all__ += ["load_chickenpox", "load_pedalme", "load_england_covid", "load_los_loop"]
