@@ -14,6 +14,9 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6", "numba-cuda"],
         # The peers: the benchmark scripts' and the oracle tests' (pytest -m oracle; .ci/run runs them).
         # Install torch==2.13.0 (CPU build) FIRST: an unpinned torch pulls gigabytes of CUDA libraries.
+        # PyG Temporal is a peer too, but not listed: it declares torch-sparse / torch-scatter, which
+        # build from source for an hour; install it after this extra with
+        # `pip install --no-deps torch-geometric-temporal==0.56.2` (its cells need neither; .ci/run does).
         "bench": ["torch", "torch-geometric"],
         "cuda": ["numba-cuda"],
     },

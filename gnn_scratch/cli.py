@@ -54,7 +54,12 @@ MODEL_OPTIONS = {
     "aggr": (("--aggr",), dict(choices=("mean", "sum", "max", "lstm")),
              "neighbour aggregator; the GPU takes mean, sum and max"),
     "K": (("--K",), dict(type=options.non_negative_int, metavar="K"),
-          "Chebyshev degree K of Kipf & Welling's Eq. 5: K + 1 terms, ChebConv(K + 1); K >= 0"),
+          "cheb: the Chebyshev degree K of Kipf & Welling's Eq. 5 (K + 1 terms, ChebConv(K + 1)), K >= 0; the "
+          "recurrent cells: PyG Temporal's K, the number of terms (gconv_*) or diffusion steps (dcrnn), K >= 1, "
+          "K = 1 uses no edge"),
+    "bptt": (("--bptt",), dict(type=options.positive_int, metavar="k"),
+             "truncated backpropagation through time: no gradient crosses the boundaries of k-step chunks of a "
+             "window (None: full BPTT)"),
     "num_layers": (("--num-layers",), dict(type=options.positive_int, metavar="L"),
                    "message-passing layers L (deep_*: L >= 2; gcnii: GCN2Conv layers, L >= 1; gin: the input counts as one, L >= 2)"),
     "residual": (("--residual",), dict(action="store_true"), "h <- h + layer(h) around every hidden layer"),
@@ -344,9 +349,12 @@ def _unrecognized(argv, args, extra):
     said = f"unrecognized arguments: {' '.join(extra)}"
     if getattr(args, "fn", None) is not cmd_train:
         return said
-    from .tasks import TASKS
+    from .tasks import TASKS, get_task
+    flags = [e.split("=")[0] for e in extra if e.startswith("-")]
     for name in TASKS:
-        if name != args.task and not build_parser(name).parse_known_args(argv)[1]:
+        own = options.Parser(add_help=False)       # the options task ``name`` adds (its other ones are common)
+        get_task(name).add_arguments(own)
+        if name != args.task and flags and all(f in own._option_string_actions for f in flags):
             return f"{said}: options of --task {name}, not of --task {args.task}"
     return said
 

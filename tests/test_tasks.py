@@ -47,7 +47,7 @@ def extra_task():
 def test_task_registry():
     assert TASKS["node"] is NodeClassification is get_task("node")
     assert all(issubclass(cls, Task) and cls.name == name for name, cls in TASKS.items())
-    with pytest.raises(ValueError, match=r"unknown task 'nope'; choose one of \['graph', 'node'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'nope'; choose one of \['graph', 'node', 'temporal'\]"):
         get_task("nope")
     with pytest.raises(TypeError, match="not a Task subclass"):
         register_task(int)
@@ -127,7 +127,8 @@ def test_model_defaults_agree_with_the_constructor_and_the_task(name):
     assert set(cls.train_defaults) <= set(task.defaults), name
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in MODELS.items() if not getattr(c, "graph_level", False)))
+@pytest.mark.parametrize("name", sorted(n for n, c in MODELS.items()
+                                         if not (getattr(c, "graph_level", False) or getattr(c, "temporal", False))))
 def test_the_trainer_uses_each_model_class_defaults(name, data):
     cls = MODELS[name]
     model, opt, hp = build_for(name, data, 0, {})

@@ -118,7 +118,7 @@ class NodeClassification(Task):
     def per_model(cls, key):
         """'gcn 0.01, gat 0.005, sage 0.01': the value of training hyper-parameter ``key`` for each registered model."""
         return ", ".join(f"{n} {c.train_defaults.get(key, cls.defaults[key])}" for n, c in MODELS.items()
-                         if not getattr(c, "graph_level", False))
+                         if not (getattr(c, "graph_level", False) or getattr(c, "temporal", False)))
 
     # The training hyper-parameters' options and kinds of value (``tasks.options``): the command line's
     # flags, and the names the checks of ``check`` give in their messages. None (patience: never) is valid.
@@ -184,6 +184,8 @@ class NodeClassification(Task):
         if getattr(model_cls, "graph_level", False):
             raise ValueError(f"model {model_cls.name!r} gives one score per graph, not per node: train it with "
                              f"--task graph")
+        if getattr(model_cls, "temporal", False):
+            raise ValueError(f"model {model_cls.name!r} forecasts a signal over time: train it with --task temporal")
         if placement.check_device(device) not in model_cls.devices:
             able = ", ".join(n for n, c in MODELS.items() if device in c.devices)
             raise ValueError(f"model {model_cls.name!r} cannot train on {device!r} (its layers have no device "
