@@ -151,11 +151,29 @@ EXAMPLES = {
     "gru_state": lambda g: ((g.random((N, F)), _r(g, N, F), np.tanh(_r(g, N, F)), np.empty((N, F))), [3]),
     "gru_state_backward": lambda g: ((_r(g, N, F), g.random((N, F)), _r(g, N, F), np.tanh(_r(g, N, F)),
                                       np.empty((N, F)), np.empty((N, F)), np.empty((N, F))), [4, 5, 6]),
+    # the LSTM's peepholes and biases are one row, (1, F) as in PyG Temporal or (F,): both shapes appear
+    "lstm_gate": lambda g: ((_r(g, N, F) * 30, _r(g, 1, F), _r(g, N, F), _r(g, F), np.empty((N, F))), [4]),
+    "lstm_state": lambda g: ((g.random((N, F)), g.random((N, F)), _r(g, N, F), _r(g, 1, F), _r(g, N, F),
+                              _r(g, N, F) * 30, _r(g, 1, F), _r(g, F), *(np.empty((N, F)) for _ in range(4))),
+                             [8, 9, 10, 11]),
+    "lstm_state_backward": lambda g: ((_r(g, N, F), _r(g, N, F), g.random((N, F)), g.random((N, F)),
+                                       np.tanh(_r(g, N, F)), _r(g, N, F), g.random((N, F)), _r(g, N, F),
+                                       _r(g, 1, F), _r(g, F), _r(g, 1, F), *(np.empty((N, F)) for _ in range(5))),
+                                      [11, 12, 13, 14, 15]),
+    "row_softmax": lambda g: ((_r(g, N, F) * 400, np.empty((N, F))), [1]),  # * 400: an unshifted exp overflows
+    "row_softmax_backward": lambda g: ((_softmax_rows(_r(g, N, F)), _r(g, N, F), np.empty((N, F))), [2]),
+    "periods_first": lambda g: ((_r(g, N, F, C), np.empty((C, N, F))), [1]),
+    "periods_last": lambda g: ((_r(g, C, N, F), np.empty((N, F, C))), [1]),
     "gin_aggregate": lambda g: ((*_csr(), _r(g, N, F), np.array([0.3]), np.empty((N, F))), [4]),
     "sgd_update": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), 0.1, 0.9, 5e-4), [0, 2]),
     "adam_update": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), np.abs(_r(g, N, F)), 3, 0.01, (0.9, 0.999),
                                1e-8, 5e-4), [0, 2, 3]),
 }
+
+
+def _softmax_rows(x):
+    z = np.exp(x - x.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def _copy(a):

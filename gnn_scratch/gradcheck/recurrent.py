@@ -86,3 +86,37 @@ def gconv_gru():
     rows += check_sequence("GConvGRU K=2 truncated bptt=2 (5 steps)", cell, _sequence(9, 5, 8, 3), g,
                            (0.5 * np.random.default_rng(9).standard_normal((8, 5)),), seed=9, bptt=2)
     return rows
+
+
+@case("Forecasters + MSELoss")
+def forecasters():
+    """Every registered temporal model (cell, ReLU, Linear) under the real loss, on a window read as features
+    (one step) and as a sequence (three steps carrying the state): every parameter and every input step."""
+    from ..models import MODELS
+    from ..nn import MSELoss
+    g = random_test_graph(4)
+    rng = np.random.default_rng(4)
+    rows = []
+    for name in sorted(n for n, c in MODELS.items() if getattr(c, "temporal", False)):
+        for T, F in ((1, 3), (3, 1)):
+            if T > 1 and getattr(MODELS[name], "reads_window", False):
+                continue
+            model = MODELS[name](in_channels=F, out_channels=2, hidden_channels=4, seed=5, dtype=F64)
+            xs = [rng.standard_normal((8, F)) for _ in range(T)]
+            Y = rng.standard_normal((8, 2))
+            loss_fn = MSELoss()
+
+            def loss(model=model, xs=xs, Y=Y, loss_fn=loss_fn):
+                return float(loss_fn.forward(model.forward(xs, g), Y))
+            value = loss()
+            model.zero_grad()
+            dxs = model.backward(loss_fn.backward())
+            floor = roundoff_floor(abs(value))
+            label = f"{name} ({'features' if T == 1 else 'sequence'})"
+            for pname, p, gr in model.named_parameters():
+                err = relative_error(gr, numerical_gradient(loss, p), floor)
+                rows.append(Row(label, pname, p.shape, err, err < DEFAULT_TOL))
+            for t, (x, dx) in enumerate(zip(xs, dxs)):
+                err = relative_error(dx, numerical_gradient(loss, x), floor)
+                rows.append(Row(label, f"x_{t}", x.shape, err, err < DEFAULT_TOL))
+    return rows

@@ -1,6 +1,7 @@
 """Gate non-linearities of recurrent cells as fused Numba kernels: one flat ``prange`` loop per op.
 
-The GRU state and its backward read Z, H, H_tilde once and write every output in the same pass
+The GRU state, the LSTM state (``lstm_state``: the candidate, the new cell state, the output gate and
+the output) and their backwards read their inputs once and write every output in the same pass
 (NumPy needs 6-10 temporaries for the same formulas). Each element is computed from its own
 inputs only, so results do not depend on the thread count; small arrays run on one thread
 (``threads.call_numba``). Contract: ``gates_reference``.
@@ -57,6 +58,43 @@ def _gru_state_backward(G, Z, H, Ht, dA_z, dH, dA_h):
         dA_h[k] = g * (1 - z) * (1 - ht * ht)
 
 
+# ------------------------------------------------------------------------------------ the LSTM (GConvLSTM)
+# (N, F) arrays and one-row vectors w, b of F entries: rows in parallel, so each thread owns its rows.
+@njit(**_PARALLEL)
+def _lstm_gate(A, w, C, b, y):
+    half = y.dtype.type(0.5)
+    for n in prange(A.shape[0]):
+        for f in range(A.shape[1]):
+            y[n, f] = half * (np.tanh(half * (A[n, f] + w[f] * C[n, f] + b[f])) + 1)
+
+
+@njit(**_PARALLEL)
+def _lstm_state(I, F, A_c, b_c, C, A_o, w_o, b_o, T, C_new, O, H_new):
+    half = T.dtype.type(0.5)
+    for n in prange(I.shape[0]):
+        for f in range(I.shape[1]):
+            t = np.tanh(A_c[n, f] + b_c[f])
+            c = F[n, f] * C[n, f] + I[n, f] * t
+            o = half * (np.tanh(half * (A_o[n, f] + w_o[f] * c + b_o[f])) + 1)
+            T[n, f], C_new[n, f], O[n, f] = t, c, o
+            H_new[n, f] = o * np.tanh(c)
+
+
+@njit(**_PARALLEL)
+def _lstm_state_backward(G_H, G_C, I, F, T, C, O, C_new, w_i, w_f, w_o, dA_i, dA_f, dA_c, dA_o, dC):
+    for n in prange(G_H.shape[0]):
+        for f in range(G_H.shape[1]):
+            gh, i, fg, t, o = G_H[n, f], I[n, f], F[n, f], T[n, f], O[n, f]
+            tc = np.tanh(C_new[n, f])
+            da_o = gh * tc * o * (1 - o)
+            dcn = G_C[n, f] + gh * o * (1 - tc * tc) + w_o[f] * da_o
+            da_i = dcn * t * i * (1 - i)
+            da_f = dcn * C[n, f] * fg * (1 - fg)
+            dA_o[n, f], dA_i[n, f], dA_f[n, f] = da_o, da_i, da_f
+            dA_c[n, f] = dcn * i * (1 - t * t)
+            dC[n, f] = dcn * fg + w_i[f] * da_i + w_f[f] * da_f
+
+
 def sigmoid(x, y):
     call_numba(_sigmoid, x.size, _flat(x), _flat(y))
 
@@ -80,3 +118,16 @@ def gru_state(Z, H, H_tilde, out):
 def gru_state_backward(G, Z, H, H_tilde, dA_z, dH, dA_h):
     call_numba(_gru_state_backward, G.size, _flat(G), _flat(Z), _flat(H), _flat(H_tilde), _flat(dA_z), _flat(dH),
                _flat(dA_h))
+
+
+def lstm_gate(A, w, C, b, y):
+    call_numba(_lstm_gate, A.size, A, _flat(w), C, _flat(b), y)
+
+
+def lstm_state(I, F, A_c, b_c, C, A_o, w_o, b_o, T, C_new, O, H_new):
+    call_numba(_lstm_state, I.size, I, F, A_c, _flat(b_c), C, A_o, _flat(w_o), _flat(b_o), T, C_new, O, H_new)
+
+
+def lstm_state_backward(G_H, G_C, I, F, T, C, O, C_new, w_i, w_f, w_o, dA_i, dA_f, dA_c, dA_o, dC):
+    call_numba(_lstm_state_backward, G_H.size, G_H, G_C, I, F, T, C, O, C_new, _flat(w_i), _flat(w_f), _flat(w_o),
+               dA_i, dA_f, dA_c, dA_o, dC)

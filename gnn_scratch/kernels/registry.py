@@ -25,7 +25,8 @@ Ops are grouped by concern, one module per (family, implementation):
     pool         pool_{reference,cpu,cuda}                 graph readouts: sum / mean / max per graph of a batch
     norm         norm_{reference,cpu,cuda}                 batch normalisation: statistics, normalisation, backward
     gin          gin_{reference,cpu,cuda}                  GIN's neighbour sum plus the (1 + eps) root row
-    gates        gates_{reference,cpu,cuda}                recurrent cells' gates: sigmoid, tanh, the GRU state
+    gates        gates_{reference,cpu,cuda}                recurrent cells' gates: sigmoid, tanh, the GRU and LSTM states
+    temporal     temporal_{reference,cpu,cuda}             attention over time: row softmax, window transposes
 """
 import importlib
 
@@ -48,6 +49,7 @@ FAMILIES = {
     "norm": dict(reference="norm_reference", cpu="norm_cpu", cuda="norm_cuda"),
     "gin": dict(reference="gin_reference", cpu="gin_cpu", cuda="gin_cuda"),
     "gates": dict(reference="gates_reference", cpu="gates_cpu", cuda="gates_cuda"),
+    "temporal": dict(reference="temporal_reference", cpu="temporal_cpu", cuda="temporal_cuda"),
 }
 
 OPS = {}   # op name -> family
@@ -77,7 +79,9 @@ register("optim", "sgd_update", "adam_update")
 register("pool", "pool_mean", "pool_max", "pool_sum_backward", "pool_mean_backward", "pool_max_backward")
 register("norm", "batch_norm_stats", "batch_norm_forward", "batch_norm_backward")
 register("gin", "gin_aggregate")
-register("gates", "sigmoid", "tanh", "sigmoid_backward", "tanh_backward", "gru_state", "gru_state_backward")
+register("gates", "sigmoid", "tanh", "sigmoid_backward", "tanh_backward", "gru_state", "gru_state_backward",
+         "lstm_gate", "lstm_state", "lstm_state_backward")
+register("temporal", "row_softmax", "row_softmax_backward", "periods_first", "periods_last")
 
 _CPU_BACKENDS = ("cpu", "reference")
 _cpu_backend = "cpu"

@@ -13,7 +13,7 @@ import numpy as np
 from ..nn.activations import ReLU
 from ..nn.linear import Linear
 from ..nn.module import Module
-from ..nn.recurrent import GConvGRU, Recurrent
+from ..nn.recurrent import A3TGCN, DCRNN, TGCN, GConvGRU, GConvLSTM, Recurrent
 from .registry import register
 
 
@@ -68,3 +68,76 @@ class GConvGRUForecaster(RecurrentForecaster):
         super().__init__()
         self._build(GConvGRU(in_channels, hidden_channels, K, normalization, seed=seed, dtype=dtype), out_channels,
                     seed, dtype, bptt, in_channels=in_channels, K=K, normalization=normalization)
+
+
+@register
+class TGCNForecaster(RecurrentForecaster):
+    """T-GCN (Zhao et al. 2019) + ReLU + Linear: a GRU whose gates read a GCN of the input and the state."""
+
+    name = "tgcn"
+    model_defaults = dict(hidden_channels=32, bptt=None)
+
+    def __init__(self, in_channels, out_channels=1, hidden_channels=32, improved=False, add_self_loops=True, bptt=None,
+                 seed=0, dtype=np.float32):
+        super().__init__()
+        self._build(TGCN(in_channels, hidden_channels, improved=improved, add_self_loops=add_self_loops, seed=seed,
+                         dtype=dtype), out_channels, seed, dtype, bptt, in_channels=in_channels, improved=improved,
+                    add_self_loops=add_self_loops)
+
+
+@register
+class A3TGCNForecaster(RecurrentForecaster):
+    """A3T-GCN (Bai et al. 2021) as PyG Temporal builds it + ReLU + Linear: attention over a window's periods."""
+
+    name = "a3tgcn"
+    model_defaults = dict(hidden_channels=32)
+    # The cell reads a whole window at once, one period per past step: the task always gives it the
+    # window as one (N, periods) input, whatever --input says (a sequence of steps does not apply).
+    reads_window = True
+
+    def __init__(self, in_channels, out_channels=1, hidden_channels=32, improved=False, add_self_loops=True,
+                 recurrent_periods=False, seed=0, dtype=np.float32):
+        super().__init__()
+        # in_channels = the window's length: its periods, one feature each
+        self._build(A3TGCN(1, hidden_channels, periods=in_channels, improved=improved, add_self_loops=add_self_loops,
+                           recurrent_periods=recurrent_periods, seed=seed, dtype=dtype), out_channels, seed, dtype,
+                    None, in_channels=in_channels, improved=improved, add_self_loops=add_self_loops,
+                    recurrent_periods=recurrent_periods)
+        del self.config["bptt"]
+
+    def forward(self, xs, graph=None):
+        if len(xs) != 1:
+            raise ValueError(f"a3tgcn reads a window as one input (N, periods), got {len(xs)} steps")
+        x = xs[0]
+        return super().forward([x.reshape(x.shape[0], 1, x.shape[1])], graph)
+
+    def backward(self, grad_out):
+        dxs = super().backward(grad_out)
+        return [None if d is None else d.reshape(d.shape[0], d.shape[2]) for d in dxs]
+
+
+@register
+class GConvLSTMForecaster(RecurrentForecaster):
+    """GConvLSTM (Seo et al. 2018) + ReLU + Linear: an LSTM with peepholes whose products are Chebyshev convolutions."""
+
+    name = "gconv_lstm"
+    model_defaults = dict(hidden_channels=32, K=2, bptt=None)
+
+    def __init__(self, in_channels, out_channels=1, hidden_channels=32, K=2, normalization="sym", bptt=None, seed=0,
+                 dtype=np.float32):
+        super().__init__()
+        self._build(GConvLSTM(in_channels, hidden_channels, K, normalization, seed=seed, dtype=dtype), out_channels,
+                    seed, dtype, bptt, in_channels=in_channels, K=K, normalization=normalization)
+
+
+@register
+class DCRNNForecaster(RecurrentForecaster):
+    """DCRNN's cell (Li et al. 2018) + ReLU + Linear: a GRU whose gates are diffusion convolutions (K steps each way)."""
+
+    name = "dcrnn"
+    model_defaults = dict(hidden_channels=32, K=2, bptt=None)
+
+    def __init__(self, in_channels, out_channels=1, hidden_channels=32, K=2, bptt=None, seed=0, dtype=np.float32):
+        super().__init__()
+        self._build(DCRNN(in_channels, hidden_channels, K, seed=seed, dtype=dtype), out_channels, seed, dtype, bptt,
+                    in_channels=in_channels, K=K)

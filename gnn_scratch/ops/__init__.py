@@ -11,7 +11,8 @@ device and runs the implementation the registry picks (``kernels/registry.py``).
 * ``pool``        -- graph readouts over a ``GraphBatch``: global add / mean / max pooling;
 * ``norm``        -- batch normalisation: statistics, normalisation, backward;
 * ``gin``         -- GIN's aggregation (1 + eps) x_i + sum_j x_j;
-* ``gates``       -- recurrent cells' gates: sigmoid, tanh, the GRU state update.
+* ``gates``       -- recurrent cells' gates: sigmoid, tanh, the GRU and LSTM state updates;
+* ``temporal``    -- attention over time: a row softmax, the (N, F, P) <-> (P, N, F) window transposes.
 """
 from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, head_dot_backward_Z_,  # noqa: F401
                     head_mean, head_mean_backward, matmul, matmul_nt, matmul_tn, mul, row_normalize,
@@ -19,7 +20,9 @@ from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, he
 from .elementwise import (dropout, elu, elu_backward, keep_mask, leaky_relu, leaky_relu_backward, relu,  # noqa: F401
                           relu_backward)
 from .loss import accuracy, cross_entropy, cross_entropy_backward, mse, mse_backward  # noqa: F401
-from .gates import gru_state, gru_state_backward, sigmoid, sigmoid_backward, tanh, tanh_backward  # noqa: F401
+from .gates import (gru_state, gru_state_backward, lstm_gate, lstm_state, lstm_state_backward,  # noqa: F401
+                    sigmoid, sigmoid_backward, tanh, tanh_backward)
+from .temporal import periods_first, periods_last, row_softmax, row_softmax_backward  # noqa: F401
 from .gin import gin_aggregate, gin_aggregate_backward  # noqa: F401
 from .norm import batch_norm, batch_norm_backward, batch_norm_stats  # noqa: F401
 from .optim import adam_update, sgd_update  # noqa: F401

@@ -202,6 +202,11 @@ class Forecasting(Task):
         options.check("positive_int", runs, "runs (--runs)")
         options.check("non_negative_int", seed, "seed (--seed)")
         model_cls, model_kw, train = cls.validate(model_name, device, hparams)
+        if getattr(model_cls, "reads_window", False):     # a3tgcn: the window's steps are its periods, read at once
+            if train.get("input") == "sequence":
+                raise ValueError(f"model {model_name!r} reads a whole window at once (its periods): --input sequence "
+                                 f"does not apply")
+            train["input"] = "features"
         train = {**train, **{k: v for k, v in cls.setting(data).items() if train.get(k) is None}}
         if isinstance(data, TemporalSignal) and data.is_dynamic and train["input"] == "sequence":
             raise ValueError(f"{data.name} has a graph per snapshot: --input sequence would need one graph for "

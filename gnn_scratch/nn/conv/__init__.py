@@ -1,5 +1,6 @@
 """Graph convolutions, one file each, one code path for host and device."""
 from .cheb_conv import ChebConv, FirstOrderConv
+from .dconv import DConv
 from .gat_conv import GATConv
 from .gcn_conv import GCNConv
 from .gcn2_conv import GCN2Conv
@@ -8,4 +9,4 @@ from .graph_conv import GraphConv
 from .sage_conv import SAGEConv
 from .spectral_conv import SpectralConv
 
-__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv"]
+__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv", "DConv"]
