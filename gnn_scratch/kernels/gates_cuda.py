@@ -9,11 +9,14 @@ from .cuda import _check, _check_float, _device, _jit, _launch, cuda, require_cu
 from .dense_cuda import _contiguous, _flat, _flat_launch
 
 
+# sigma(v) is written out in each kernel (a device function would need numba-cuda at import):
+#     e = exp(-|v|) <= 1 (never overflows);  sigma = 1 / (1 + e) if v >= 0 else e / (1 + e)
 @_jit
 def _sigmoid_kernel(x, y):
-    half = y.dtype.type(0.5)
     for k in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
-        y[k] = half * (math.tanh(half * x[k]) + 1)
+        v = x[k]
+        e = math.exp(-abs(v))
+        y[k] = 1 / (1 + e) if v >= 0 else e / (1 + e)
 
 
 @_jit
@@ -53,22 +56,24 @@ def _gru_state_backward_kernel(G, Z, H, Ht, dA_z, dH, dA_h):
 # (N, F) arrays flattened, one-row vectors w, b of F entries: element k is in column k % F.
 @_jit
 def _lstm_gate_kernel(A, w, C, b, y):
-    half = y.dtype.type(0.5)
     F = w.shape[0]
     for k in range(cuda.grid(1), A.shape[0], cuda.gridsize(1)):
         f = k % F
-        y[k] = half * (math.tanh(half * (A[k] + w[f] * C[k] + b[f])) + 1)
+        v = A[k] + w[f] * C[k] + b[f]
+        e = math.exp(-abs(v))
+        y[k] = 1 / (1 + e) if v >= 0 else e / (1 + e)
 
 
 @_jit
 def _lstm_state_kernel(I, Fg, A_c, b_c, C, A_o, w_o, b_o, T, C_new, O, H_new):
-    half = T.dtype.type(0.5)
     F = b_c.shape[0]
     for k in range(cuda.grid(1), I.shape[0], cuda.gridsize(1)):
         f = k % F
         t = math.tanh(A_c[k] + b_c[f])
         c = Fg[k] * C[k] + I[k] * t
-        o = half * (math.tanh(half * (A_o[k] + w_o[f] * c + b_o[f])) + 1)
+        v = A_o[k] + w_o[f] * c + b_o[f]
+        e = math.exp(-abs(v))
+        o = 1 / (1 + e) if v >= 0 else e / (1 + e)
         T[k] = t
         C_new[k] = c
         O[k] = o
@@ -106,7 +111,7 @@ def _elementwise(kernel, **arrays):
 
 
 def sigmoid(x, y):
-    """y = (tanh(x / 2) + 1) / 2. x, y one shape and float dtype; y overwritten. O(size)."""
+    """y = 1 / (1 + e^-x) from e = exp(-|x|) (no overflow). x, y one shape and float dtype; y overwritten. O(size)."""
     _elementwise(_sigmoid_kernel, x=x, y=y)
 
 

@@ -20,7 +20,7 @@ def _floats(op, first, **arrays):
 
 
 def sigmoid(x):
-    """sigma(x) = 1 / (1 + e^-x), computed as (tanh(x/2) + 1) / 2 (no overflow): x any shape -> same shape."""
+    """sigma(x) = 1 / (1 + e^-x), from e = exp(-|x|) (no overflow, accurate in both tails): x any shape -> same shape."""
     _floats("sigmoid", ("x", x))
     y = empty_like(x)
     run("sigmoid", x.size, x, y)
