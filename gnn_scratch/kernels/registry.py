@@ -27,6 +27,7 @@ Ops are grouped by concern, one module per (family, implementation):
     gin          gin_{reference,cpu,cuda}                  GIN's neighbour sum plus the (1 + eps) root row
     gates        gates_{reference,cpu,cuda}                recurrent cells' gates: sigmoid, tanh, the GRU and LSTM states
     temporal     temporal_{reference,cpu,cuda}             attention over time: row softmax, window transposes
+    dgi          dgi_{reference,cpu,cuda}                  Deep Graph Infomax: PReLU, bilinear row scores, BCE with logits
 """
 import importlib
 
@@ -50,6 +51,7 @@ FAMILIES = {
     "gin": dict(reference="gin_reference", cpu="gin_cpu", cuda="gin_cuda"),
     "gates": dict(reference="gates_reference", cpu="gates_cpu", cuda="gates_cuda"),
     "temporal": dict(reference="temporal_reference", cpu="temporal_cpu", cuda="temporal_cuda"),
+    "dgi": dict(reference="dgi_reference", cpu="dgi_cpu", cuda="dgi_cuda"),
 }
 
 OPS = {}   # op name -> family
@@ -82,6 +84,8 @@ register("gin", "gin_aggregate")
 register("gates", "sigmoid", "tanh", "sigmoid_backward", "tanh_backward", "gru_state", "gru_state_backward",
          "lstm_gate", "lstm_state", "lstm_state_backward")
 register("temporal", "row_softmax", "row_softmax_backward", "periods_first", "periods_last")
+register("dgi", "prelu", "prelu_backward", "bilinear_rows", "bilinear_rows_backward", "bce_with_logits",
+         "bce_with_logits_backward")
 
 _CPU_BACKENDS = ("cpu", "reference")
 _cpu_backend = "cpu"

@@ -13,6 +13,7 @@ device and runs the implementation the registry picks (``kernels/registry.py``).
 * ``gin``         -- GIN's aggregation (1 + eps) x_i + sum_j x_j;
 * ``gates``       -- recurrent cells' gates: sigmoid, tanh, the GRU and LSTM state updates;
 * ``temporal``    -- attention over time: a row softmax, the (N, F, P) <-> (P, N, F) window transposes.
+* ``dgi``         -- Deep Graph Infomax's pieces: PReLU, bilinear row scores, binary cross-entropy with logits.
 """
 from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, head_dot_backward_Z_,  # noqa: F401
                     head_mean, head_mean_backward, matmul, matmul_nt, matmul_tn, mul, row_normalize,
@@ -23,6 +24,8 @@ from .loss import accuracy, cross_entropy, cross_entropy_backward, mse, mse_back
 from .gates import (gru_state, gru_state_backward, lstm_gate, lstm_state, lstm_state_backward,  # noqa: F401
                     sigmoid, sigmoid_backward, tanh, tanh_backward)
 from .temporal import periods_first, periods_last, row_softmax, row_softmax_backward  # noqa: F401
+from .dgi import (bce_with_logits, bce_with_logits_backward, bilinear_rows, bilinear_rows_backward,  # noqa: F401
+                  prelu, prelu_backward)
 from .gin import gin_aggregate, gin_aggregate_backward  # noqa: F401
 from .norm import batch_norm, batch_norm_backward, batch_norm_stats  # noqa: F401
 from .optim import adam_update, sgd_update  # noqa: F401
