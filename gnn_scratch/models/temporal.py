@@ -35,8 +35,16 @@ class RecurrentForecaster(Module):
         hidden_channels = cell.out_channels
         self.rnn = Recurrent(cell, bptt=bptt)
         self.act = ReLU()
-        self.head = Linear(hidden_channels, out_channels, seed=int(np.random.SeedSequence(seed).generate_state(2)[1]),
-                           dtype=dtype)
+        self.head = Linear(hidden_channels, out_channels, dtype=dtype)
+        # The head starts as torch.nn.Linear does in PyG Temporal's example model (W, b ~ U(+-1/sqrt(fan_in)),
+        # not Glorot's U(+-sqrt(6/(fan_in + fan_out))): on Chickenpox the wider Glorot head alone moved
+        # T-GCN's 10-seed test MSE 5 % away from PyG Temporal's, the same model from the same weights
+        # agreeing to 0.4 %.
+        rng = np.random.default_rng(np.random.SeedSequence(seed).generate_state(2)[1])
+        bound = 1.0 / np.sqrt(hidden_channels)
+        for name in ("W", "b"):
+            p = self.head.params[name]
+            p[...] = rng.uniform(-bound, bound, p.shape).astype(p.dtype)
         self.config = dict(model=self.name, out_channels=out_channels, hidden_channels=hidden_channels, bptt=bptt,
                            seed=seed, dtype=np.dtype(dtype).name, **config)
 

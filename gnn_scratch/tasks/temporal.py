@@ -32,6 +32,7 @@ from ..loop import input_is_data
 from ..models import MODELS, get_model_class
 from ..nn import MSELoss
 from ..optim import Adam
+from ..threads import blas_threads
 from . import options
 from .base import Task, register_task
 
@@ -227,7 +228,9 @@ class Forecasting(Task):
                 opt = Adam([{"params": model.parameters(), "weight_decay": train["weight_decay"]}], lr=train["lr"])
                 loss_fn = MSELoss()
                 model.train()
-                with input_is_data(model):
+                # one BLAS thread, as the other tasks' loops: the products here are small, and an idle pool's
+                # spinning threads took the cores from the Numba kernels (an epoch on Los-loop 855 s -> 21 s)
+                with input_is_data(model), blas_threads(1):
                     for epoch in range(train["epochs"]):
                         t0 = time.perf_counter()
                         total = 0.0
@@ -242,7 +245,8 @@ class Forecasting(Task):
                             log(f"run {r + 1} epoch {epoch + 1:4d}  train mse {total / W:.4f}  {epoch_ms[-1]:.1f} ms")
                 model.eval()
                 xs, g, Y = win.batch("test", test_ids, train["input"], dtype)
-                P = model.forward(xs, g)
+                with blas_threads(1):
+                    P = model.forward(xs, g)
                 N = win.test_x.shape[2]
                 preds = np.asarray(P, dtype=np.float64).reshape(len(test_ids), N, H).transpose(0, 2, 1)
                 per_run.append(forecast_metrics(win.test_y, preds, win.scale))
