@@ -7,6 +7,8 @@ before the update rule -- as in torch.optim.Adam, not AdamW's decoupled decay. T
 is written once, as ops (``ops.sgd_update``, ``ops.adam_update``): NumPy / Numba on the host, one
 fused kernel per parameter on the GPU, with the state created beside each parameter.
 """
+import numpy as np
+
 from . import ops
 
 
@@ -62,3 +64,77 @@ class Adam(Optimizer):
 
     def _update(self, p, grad, g, s):
         ops.adam_update(p, grad, s, self.t, g["lr"], g["betas"], g["eps"], g["weight_decay"])
+
+
+# --------------------------------------------------------------------------- row-sparse optimisers
+class SparseSGD(Optimizer):
+    """SGD on row-sparse gradients (``nn.embedding.SparseRowGrad``): theta[r] <- theta[r] - lr_t g[r] for the
+    touched rows r only, with word2vec's linear learning-rate decay.
+
+    lr_t = lr * max(1 - progress, min_lr_ratio), progress = t / total_steps (t = steps taken before
+    this one), or the ``progress`` given to ``step`` (word2vec: words processed / words to process);
+    min_lr_ratio = 1e-4 is word2vec.c's floor. total_steps None and no progress: constant lr.
+    ``zero_grad`` clears the gradients. Raises ValueError for a negative lr or a total_steps < 1.
+    """
+
+    def __init__(self, params, lr=0.025, total_steps=None, min_lr_ratio=1e-4):
+        if total_steps is not None and total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1 or None, got {total_steps}")
+        super().__init__(params, dict(lr=lr, weight_decay=0.0))
+        self.total_steps, self.min_lr_ratio = total_steps, float(min_lr_ratio)
+
+    def current_lr(self, lr, progress=None):
+        if progress is None:
+            if self.total_steps is None:
+                return lr
+            progress = self.t / self.total_steps
+        return lr * max(1.0 - progress, self.min_lr_ratio)
+
+    def zero_grad(self):
+        for g in self.groups:
+            for _, grad in g["params"]:
+                grad.clear()
+
+    def step(self, progress=None):
+        for g in self.groups:
+            lr = self.current_lr(g["lr"], progress)
+            for p, grad in g["params"]:
+                rows, values = grad.coalesce()
+                p[rows] -= lr * values
+        self.t += 1
+
+
+class SparseAdam(Optimizer):
+    """PyTorch's ``SparseAdam``: Adam whose moments and parameters change only on the touched rows ("lazy" Adam).
+
+    For each touched row r (g = the coalesced gradient row, t = the step number from 1):
+        m[r] <- b1 m[r] + (1 - b1) g;   v[r] <- b2 v[r] + (1 - b2) g^2
+        theta[r] <- theta[r] - lr sqrt(1 - b2^t) / (1 - b1^t) * m[r] / (sqrt(v[r]) + eps)
+    Rows not touched keep their parameters *and* their moments (no decay of m, v between touches).
+    With eps = 0 this is Adam's lr m_hat / sqrt(v_hat) on those rows; torch places eps outside the
+    bias correction (m_hat / (sqrt(v_hat) + eps / sqrt(1 - b2^t))), and so do we. t counts every
+    ``step`` (torch counts the steps a parameter had a gradient: the same when each step has one).
+    """
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        if eps < 0:
+            raise ValueError(f"eps must be non-negative, got {eps}")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=0.0))
+
+    def zero_grad(self):
+        for g in self.groups:
+            for _, grad in g["params"]:
+                grad.clear()
+
+    def _update(self, p, grad, g, s):
+        if "m" not in s:
+            s["m"], s["v"] = np.zeros_like(p), np.zeros_like(p)
+        rows, values = grad.coalesce()
+        b1, b2 = g["betas"]
+        m = b1 * s["m"][rows] + (1 - b1) * values
+        v = b2 * s["v"][rows] + (1 - b2) * values * values
+        s["m"][rows], s["v"][rows] = m, v
+        step_size = g["lr"] * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+        p[rows] -= step_size * (m / (np.sqrt(v) + g["eps"]))

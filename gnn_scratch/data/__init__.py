@@ -23,16 +23,19 @@ from .graph6 import load_wl_graphs, parse_graph6, read_graph6
 from .tu import load_tu_folds, stratified_folds
 from .tu import TUDataset, load_tu
 from .temporal import TEMPORAL_DATASETS, TemporalSignal, WindowedSignal, load_temporal, temporal_signal_split
+from .blogcatalog import MultiLabelGraph, load_blogcatalog, load_karate_adjlist   # node embeddings (issue 15)
 
 NODE_DATASETS = ("cora", "citeseer", "csbm", "karate")
 GRAPH_DATASETS = ("mutag", "proteins", "imdb-binary")
-DATASETS = NODE_DATASETS + GRAPH_DATASETS + TEMPORAL_DATASETS
+EMBEDDING_DATASETS = ("blogcatalog",)        # multi-label, for the embedding task (which takes the node sets too)
+DATASETS = NODE_DATASETS + GRAPH_DATASETS + TEMPORAL_DATASETS + EMBEDDING_DATASETS
 
 
 def get_dataset(name: str, root=None, **kwargs):
     """Load a dataset by name: "cora", "citeseer" (files, see ``load_planetoid``), "csbm", "karate" (a
     ``Dataset``); "mutag", "proteins", "imdb-binary" (files, a ``TUDataset``: see ``load_tu``);
-    "chickenpox", "pedalme", "england_covid", "los_loop" (files, see ``data.temporal.load_temporal``).
+    "chickenpox", "pedalme", "england_covid", "los_loop" (files, see ``data.temporal.load_temporal``);
+    "blogcatalog" (a file, a ``MultiLabelGraph``: see ``load_blogcatalog``).
 
     root: data root for the file-backed datasets (ignored by the generated ones).
     kwargs: passed on to ``load_planetoid``, ``csbm`` or ``karate_club``.
@@ -48,6 +51,8 @@ def get_dataset(name: str, root=None, **kwargs):
         return load_tu(key, root=root, **kwargs)
     if isinstance(key, str) and key.replace("-", "_") in TEMPORAL_DATASETS:
         return load_temporal(key, root=root, **kwargs)
+    if key == "blogcatalog":
+        return load_blogcatalog(root=root, **kwargs)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -63,3 +68,5 @@ __all__ = ["subgraph_matching", "clique_detection", "tree_neighbors_match", "Nei
 from .temporal import load_chickenpox, load_england_covid, load_los_loop, load_pedalme
 
 __all__ += ["load_chickenpox", "load_pedalme", "load_england_covid", "load_los_loop"]
+
+__all__ += ["MultiLabelGraph", "load_blogcatalog", "load_karate_adjlist", "EMBEDDING_DATASETS"]

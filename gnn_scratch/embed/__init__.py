@@ -4,4 +4,12 @@ walks.py / alias.py: DeepWalk and node2vec random walks, alias tables, negative 
 skipgram.py: skip-gram with negative sampling (NumPy reference and Numba Hogwild trainers);
 deepwalk.py: DeepWalk and node2vec. Other helpers append their own import lines below.
 """
+from .alias import AliasTable, edge_sampler, negative_table
+from .walks import random_walks, transition_probabilities, walk_csr, walk_lengths
+from .skipgram import SkipGramLoss, train_sgns, train_sgns_reference
+from .deepwalk import DeepWalk, Node2Vec, deepwalk, node2vec
+from .evaluate import (OneVsRestLogisticRegression, classify_split, evaluate_multiclass, evaluate_multilabel,
+                       f1_scores, link_prediction_auc, link_prediction_split, roc_auc, top_k_predictions)
+from .line import LINE, line_embedding
+from .sdne import SDNE, train_sdne
 from .dgi import DGI, dgi_embedding, logreg_accuracies

@@ -3,6 +3,7 @@ from .activations import ELU, LeakyReLU, PReLU, ReLU
 from .bce import BCEWithLogitsLoss
 from .bilinear import Bilinear
 from .dropout import Dropout
+from .embedding import Embedding
 from .conv import ChebConv, FirstOrderConv, GATConv, GCN2Conv, GCNConv, GINConv, GraphConv, SAGEConv, SpectralConv
 from .fixed_point import FixedPointGNN, FixedPointNotConverged
 from .message_passing import MessagePassing
@@ -18,4 +19,4 @@ from .sequential import Sequential
 __all__ = ["Module", "BackwardBeforeForward", "Sequential", "MessagePassing", "Linear", "ReLU", "LeakyReLU", "ELU", "Dropout", "GCNConv",
            "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM", "FixedPointGNN", "FixedPointNotConverged",
            "SoftmaxCrossEntropy", "MSELoss", "accuracy", "log_softmax", "GINConv", "BatchNorm1d", "BatchNorm", "GlobalAddPool",
-           "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv", "PReLU", "Bilinear", "BCEWithLogitsLoss"]
+           "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv", "PReLU", "Bilinear", "BCEWithLogitsLoss", "Embedding"]
