@@ -116,9 +116,7 @@ def add_train_arguments(t, task="node"):
     t.add_argument("--device", default="cpu", choices=DEVICES,
                    help=f"where whole epochs run (default cpu; cuda needs numba-cuda and an NVIDIA GPU); the "
                         f"models each takes: {where}")
-    t.add_argument("--save", default=None, type=options.model_output, metavar="FILE[.npz]",
-                   help="write the (last run's) trained model to FILE.npz (.npz added when missing; the folder "
-                        "must exist; default: not saved)")
+    t.add_argument("--save", default=None, type=chosen.save_type, metavar=chosen.save_help[1], help=chosen.save_help[0])
     t.add_argument("--json", action="store_true",
                    help="standard output is one JSON object of the results; every other line goes to standard "
                         "error (default: off)")
@@ -162,7 +160,6 @@ class _SlowStartNotice:
 
 
 def cmd_train(args):
-    from .io import save_model
     from .tasks import get_task
     task = get_task(args.task)
     problem = _not_applicable(args)
@@ -190,6 +187,7 @@ def cmd_train(args):
         notice.done()
         if not args.quiet:
             say(line)
+    log.quiet = args.quiet        # a task that draws progress bars leaves them out too
     notice.start()
     try:
         summary, model = task.run(args.model, data, runs=args.runs, seed=args.seed, log=log, device=args.device,
@@ -205,8 +203,8 @@ def cmd_train(args):
               flush=True)
     say(task.report(summary))
     if args.save:
-        path = save_model(args.save, model, extra=dict(dataset=data.name, **task.saved_metrics(summary)))
-        say(f"saved the last run's model to {path}")
+        path, what = task.save(args.save, model, data, summary)
+        say(f"saved the last run's {what} to {path}")
     if args.json:
         print(json.dumps(summary), flush=True)
     return 130 if interrupted else 0
@@ -351,12 +349,13 @@ def _unrecognized(argv, args, extra):
         return said
     from .tasks import TASKS, get_task
     flags = [e.split("=")[0] for e in extra if e.startswith("-")]
+    takers = []
     for name in TASKS:
         own = options.Parser(add_help=False)       # the options task ``name`` adds (its other ones are common)
         get_task(name).add_arguments(own)
         if name != args.task and flags and all(f in own._option_string_actions for f in flags):
-            return f"{said}: options of --task {name}, not of --task {args.task}"
-    return said
+            takers.append(f"--task {name}")
+    return f"{said}: options of {' or '.join(takers)}, not of --task {args.task}" if takers else said
 
 
 def main(argv=None):

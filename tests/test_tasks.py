@@ -47,7 +47,7 @@ def extra_task():
 def test_task_registry():
     assert TASKS["node"] is NodeClassification is get_task("node")
     assert all(issubclass(cls, Task) and cls.name == name for name, cls in TASKS.items())
-    with pytest.raises(ValueError, match=r"unknown task 'nope'; choose one of \['graph', 'node', 'temporal'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'nope'; choose one of \['embedding', 'graph', 'node', 'temporal'\]"):
         get_task("nope")
     with pytest.raises(TypeError, match="not a Task subclass"):
         register_task(int)
@@ -75,7 +75,8 @@ def test_a_registered_task_is_listed_and_its_options_are_chosen_by_task(extra_ta
 def test_unknown_task_is_refused_in_one_line(capsys):
     assert main(["train", "--task", "nope", "--dataset", "karate", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("gnn-scratch train: error: argument --task: invalid choice: 'nope' (choose from 'graph', 'node'")
+    assert err.startswith("gnn-scratch train: error: argument --task: invalid choice: 'nope' (choose from 'embedding', 'graph', 'node', "
+                          "'temporal'")
     assert "\n" not in err
 
 
@@ -128,7 +129,7 @@ def test_model_defaults_agree_with_the_constructor_and_the_task(name):
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in MODELS.items()
-                                         if not (getattr(c, "graph_level", False) or getattr(c, "temporal", False))))
+                                         if not any(getattr(c, k, False) for k in ("graph_level", "temporal", "embedding"))))
 def test_the_trainer_uses_each_model_class_defaults(name, data):
     cls = MODELS[name]
     model, opt, hp = build_for(name, data, 0, {})

@@ -83,6 +83,22 @@ class Task:
         """What ``--save`` stores beside the model from ``run``'s summary: {name: JSON value}."""
         return {}
 
+    # --save: what it writes. A model file (.npz, read back by ``predict --load``) unless a task says otherwise.
+    save_help = ("write the (last run's) trained model to FILE.npz (.npz added when missing; the folder must exist; "
+                 "default: not saved)", "FILE[.npz]")
+
+    @staticmethod
+    def save_type(text):
+        """The argparse type of --save: the path written (``tasks.options.model_output``)."""
+        from . import options
+        return options.model_output(text)
+
+    @classmethod
+    def save(cls, path, model, data, summary):
+        """Write ``run``'s last model to ``path`` (``save_type``'s result); returns what was written and the noun."""
+        from ..io import save_model
+        return save_model(path, model, extra=dict(dataset=data.name, **cls.saved_metrics(summary))), "model"
+
 
 def register_task(cls):
     """Add a ``Task`` subclass to the registry under ``cls.name``; returns the class.

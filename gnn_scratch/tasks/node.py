@@ -118,7 +118,7 @@ class NodeClassification(Task):
     def per_model(cls, key):
         """'gcn 0.01, gat 0.005, sage 0.01': the value of training hyper-parameter ``key`` for each registered model."""
         return ", ".join(f"{n} {c.train_defaults.get(key, cls.defaults[key])}" for n, c in MODELS.items()
-                         if not (getattr(c, "graph_level", False) or getattr(c, "temporal", False)))
+                         if not any(getattr(c, k, False) for k in ("graph_level", "temporal", "embedding")))
 
     # The training hyper-parameters' options and kinds of value (``tasks.options``): the command line's
     # flags, and the names the checks of ``check`` give in their messages. None (patience: never) is valid.
@@ -186,6 +186,8 @@ class NodeClassification(Task):
                              f"--task graph")
         if getattr(model_cls, "temporal", False):
             raise ValueError(f"model {model_cls.name!r} forecasts a signal over time: train it with --task temporal")
+        if getattr(model_cls, "embedding", False):
+            raise ValueError(f"model {model_cls.name!r} embeds nodes without labels: run it with --task embedding")
         if placement.check_device(device) not in model_cls.devices:
             able = ", ".join(n for n, c in MODELS.items() if device in c.devices)
             raise ValueError(f"model {model_cls.name!r} cannot train on {device!r} (its layers have no device "

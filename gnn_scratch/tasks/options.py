@@ -108,6 +108,20 @@ def model_output(text):
     return path
 
 
+def array_output(text):
+    """--save of an array (an embedding): the .npy path written (suffix added as numpy.save adds it); its folder
+    must exist and be writable."""
+    path = text if text.endswith(".npy") else text + ".npy"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"expected a file in an existing folder, but folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"expected a file in a writable folder, but {folder!r} is not writable")
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"expected a file name, but {path!r} is a folder")
+    return path
+
+
 def model_input(text):
     """--load: an existing model file, given with or without its .npz suffix (as --save was given)."""
     from ..io import find_model_file
