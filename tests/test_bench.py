@@ -262,3 +262,127 @@ def test_tiny_graphs_smoke_run_times_gin_epochs_beside_pyg(tmp_path):
             assert "error" not in m and m["max_rel_diff"] <= 1e-4, (form, m)
             assert row["epoch"][f"pyg:{form}"]["median"] > 0
     assert "| GIN | synthetic, 40 graphs | 3 × 8 graphs |" in (tmp_path / "r.md").read_text()
+
+
+# ----------------------------------------------------------------------------------- temporal (Los-loop epochs)
+
+
+def test_synthetic_windows_are_shaped_like_los_loop():
+    from gnn_scratch.bench.temporal import TemporalSpec, digest, load_signal, num_windows, synthetic_windows
+    from gnn_scratch.data.temporal import tgcn_windows
+    d = synthetic_windows(num_nodes=10, num_steps=80, seed=2)
+    A = d.dense_adjacency()
+    assert np.array_equal(A, A.T) and np.all(np.diag(A) == 1) and np.all((A >= 0) & (A <= 1))   # los_adj.csv's form
+    assert d.train_size == 64 and d.signal.max() == 1 and d.train_x.dtype == np.float32
+    x, y = tgcn_windows(d.signal[:64], 12, 3)
+    assert np.array_equal(d.train_x, x) and np.array_equal(d.train_y, y) and d.train_x.shape == (49, 12, 10)
+    assert d.graph().num_edges == A.astype(bool).sum()
+    spec = TemporalSpec("synthetic", "synthetic", windows=20, num_nodes=10, num_steps=80, seed=2)
+    assert num_windows(spec, load_signal(spec)) == 20 and num_windows(TemporalSpec(), d) == 49
+    assert digest(d, 20) == digest(load_signal(spec), 20) != digest(d, 21)
+    assert digest(d, 20) != digest(synthetic_windows(num_nodes=10, num_steps=80, seed=3), 20)
+
+
+def test_temporal_batches_are_forecasting_runs_consecutive_windows():
+    from gnn_scratch.bench.temporal import batch_ids
+    b = batch_ids(1597, 32)
+    assert len(b) == 50 and [len(ids) for ids in b[-2:]] == [32, 29]          # Los-loop: the last batch is shorter
+    assert np.array_equal(np.concatenate(b), np.arange(1597))
+
+
+@pytest.mark.parametrize("model, kw", [("tgcn", {}), ("gconv_gru", dict(K=2))])
+def test_ours_epoch_is_the_temporal_tasks_epoch(model, kw):
+    """One epoch of the benchmark's own loop trains the model to the same bits as ``Forecasting.run`` with epochs=1."""
+    from gnn_scratch.bench.temporal import OursTemporalSide, TemporalSpec, synthetic_windows
+    from gnn_scratch.tasks.temporal import Forecasting
+    spec = TemporalSpec("synthetic", "synthetic", num_nodes=12, num_steps=80, seed=1)
+    _, trained = Forecasting.run(model, synthetic_windows(12, 80, 1), seed=3, epochs=1, batch_size=8,
+                                 hidden_channels=64, **kw)
+    side = OursTemporalSide(dict(graph=spec.__dict__))
+    model, epoch, _, batches = side.build(dict(model=model, hidden=64, lr=0.001, batch_size=8, seed=3))
+    assert len(batches) == 7 and side.W == 49 and len(batches[-1]) == 1
+    before = model.state_dict()
+    epoch()
+    after, expected = model.state_dict(), trained.state_dict()
+    assert set(after) == set(expected)
+    for k in expected:
+        assert np.array_equal(after[k], expected[k]), k
+    assert any(not np.array_equal(before[k], after[k]) for k in after)
+
+
+@pytest.mark.oracle
+def test_block_edges_are_the_graphbatch_of_copies():
+    torch = pytest.importorskip("torch")
+    from gnn_scratch.bench.temporal import block_edges, synthetic_windows
+    from gnn_scratch.graph import GraphBatch
+    d = synthetic_windows(num_nodes=9, num_steps=80, seed=4)
+    ei, ew = block_edges(torch.from_numpy(d.edge_index), torch.from_numpy(d.edge_weight), 3, 9)
+    gb = GraphBatch.from_graphs([d.graph()] * 3)
+    ours = gb.edge_index()
+    key = lambda e: np.lexsort((e[0], e[1]))   # noqa: E731
+    assert np.array_equal(ei.numpy()[:, key(ei.numpy())], ours[:, key(ours)])
+    assert np.array_equal(ew.numpy()[key(ei.numpy())], np.asarray(gb.edge_weight)[key(ours)])
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("model", ["tgcn", "gconv_gru"])
+def test_pyg_temporal_with_our_weights_gives_our_forward_and_training_step(tmp_path, model, pyg_temporal):
+    from gnn_scratch.bench.temporal import (OursTemporalSide, PyGForecaster, PyGTemporalSide, TemporalSpec,
+                                            load_weights)
+    spec = TemporalSpec("synthetic", "synthetic", windows=20, num_nodes=12, num_steps=80, seed=5)
+    cfg = dict(graph=spec.__dict__, threads=1)
+    msg = dict(cmd="model", model=model, hidden=16, lr=0.01, batch_size=8, seed=2, dump=str(tmp_path / "d.npz"))
+    info = OursTemporalSide(cfg).model(msg)
+    assert (info["windows"], info["batches"], info["batch_nodes"]) == (20, 3, 8 * 12)
+    got = PyGTemporalSide(cfg).model(msg)
+    assert got["digest"] == info["digest"] and got["batches"] == 3
+    assert got["max_rel_diff"] <= 1e-4 and got["step_rel_diff"] <= 1e-3, got
+    with np.load(msg["dump"]) as f:
+        state = {k: f[k] for k in f.files if not k.startswith("__")}
+        assert not np.allclose(f["__out0__"], f["__out1__"])     # the checked step did change the output
+    with pytest.raises(KeyError, match="does not place"):
+        load_weights(PyGForecaster.build(model, 16, 3), model, dict(state, extra=np.zeros(1, np.float32)))
+
+
+def test_temporal_report_table_and_target():
+    t = lambda m, k=1.0: dict(median=m, min=0.9 * m, max=1.2 * m, n=3, times=[m, k * m, 1.2 * m])  # noqa: E731
+    row = dict(model="tgcn", dataset="los_loop", dataset_label="Los-loop", windows=1597, batches=50, batch_size=32,
+               epoch={"ours": t(3.0), "pyg": t(8.0, 0.9)}, mirror=dict(max_abs_diff=1e-7, max_rel_diff=2e-7,
+                                                                        step_rel_diff=3e-6))
+    text = report.render({"meta": {}, "temporal": {"rows": [row]}})
+    assert "## Forecasting: one training epoch on Los-loop" in text
+    assert ("| T-GCN | Los-loop | 1597 windows, 50 × ≤ 32 | 3000 (2700–3600) | 8000 (7200–9600) | 2.7× | "
+            "0.38 | 0.38 (0.38–0.42) | 2.0e-07 / 3.0e-06 |") in text
+    target = "| T-GCN training epoch on Los-loop ≤ 0.5× PyG Temporal | 3000 ms vs 8000 ms | 0.38× | **PASS** |"
+    assert target in text
+    row["epoch"]["ours"] = t(6.0)
+    assert "| 0.75× | **MISS** | 1.50× over the goal" in report.render({"meta": {}, "temporal": {"rows": [row]}})
+    empty = report.render({"meta": {}})
+    assert "| T-GCN training epoch on Los-loop ≤ 0.5× PyG Temporal | – | – | **not measured** |" in empty
+    failed = report.render({"meta": {}, "temporal": {"rows": [dict(model="tgcn", dataset="los_loop",
+                                                                    dataset_label="Los-loop", error="boom")]}})
+    assert "| T-GCN | Los-loop | – | boom |" in failed and "**not measured** | boom |" in failed
+
+
+def test_tiny_temporal_smoke_run_times_epochs_beside_pyg_temporal(tmp_path):
+    from gnn_scratch.bench.harness import torch_available
+    out = tmp_path / "r.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--tiny", "--only", "temporal",
+                        "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert set(res) == {"meta", "temporal"} and res["meta"]["parts"] == ["temporal"]
+    rows = res["temporal"]["rows"]
+    assert [r["model"] for r in rows] == ["tgcn", "gconv_gru"]
+    for row in rows:
+        assert "error" not in row, row.get("error")
+        assert row["dataset"] == "synthetic" and (row["windows"], row["batches"], row["batch_size"]) == (20, 3, 8)
+        assert (row["seq_len"], row["pre_len"], row["config"]["hidden_channels"]) == (12, 3, 64)
+        assert row["epoch"]["ours"]["n"] >= 1 and row["epoch"]["ours"]["median"] > 0
+        pyg_ok = torch_available() and res["temporal"]["pyg"]
+        if pyg_ok:
+            assert "pyg_error" not in row, row.get("pyg_error")
+            assert row["mirror"]["max_rel_diff"] <= 1e-4 and row["epoch"]["pyg"]["median"] > 0
+    md = (tmp_path / "r.md").read_text()
+    assert "| T-GCN | synthetic, 24 nodes | 20 windows, 3 × ≤ 8 |" in md

@@ -1,17 +1,21 @@
 """The benchmark command line: ``gnn-scratch bench`` and ``scripts/bench.py`` both call ``main``.
 
-Parts (``--only``, repeatable or comma-separated): kernels, models, memory, startup, scaling, graphs.
+Parts (``--only``, repeatable or comma-separated): kernels, models, memory, startup, scaling, graphs, temporal.
 Sizes per mode:
 
     full      kernels on the 100k / 1M graph at widths 16, 64, 256 and on the 1M-node / 10M-edge graph
               at width 64 (the target's); models and memory on
               Cora, CiteSeer, 100k / 1M and 1M / 10M random graphs; start-up; scaling 1e5 .. 1e7 edges;
-              graphs: GIN training epochs on PROTEINS (50 steps of 32 graphs), 2 warm-up + 10 rounds
+              graphs: GIN training epochs on PROTEINS (50 steps of 32 graphs), 2 warm-up + 10 rounds;
+              temporal: T-GCN and GConvGRU training epochs on Los-loop (1597 windows, batches of 32),
+              1 warm-up + 5 rounds
     --quick   kernels on 10k / 100k; models on Cora and a 10k / 100k graph (2 rounds, PyG's edge_index
               and CSR forms); memory of GCN on Cora; scaling 1e4 .. 1e5 edges; graphs: PROTEINS epochs,
-              1 warm-up + 3 rounds; no start-up, no 1M graph  (a few minutes on an idle 2-core machine)
+              1 warm-up + 3 rounds; temporal: T-GCN epochs on Los-loop, 1 warm-up + 3 rounds; no start-up,
+              no 1M graph  (a few minutes on an idle 2-core machine)
     --tiny    (hidden, for the tests) a 500-node graph, one width, two repeats; graphs: 40 synthetic
-              graphs, epochs of 3 steps of 8 graphs
+              graphs, epochs of 3 steps of 8 graphs; temporal: a synthetic 24-node signal, 20 windows in
+              batches of 8
 
 The JSON (``--out``) keeps one section per part; a run of some parts replaces those sections and
 keeps the others, then BENCHMARKS.md (``--md``) and the plot (``--plot``) are regenerated from the
@@ -28,7 +32,7 @@ import shlex
 import sys
 import time
 
-PARTS = ("kernels", "models", "memory", "startup", "scaling", "graphs")
+PARTS = ("kernels", "models", "memory", "startup", "scaling", "graphs", "temporal")
 GRAPH_PARTS = ("models", "memory")    # the parts whose rows are per graph (``--graphs``)
 NO_PYG = ("PyG not installed: the vs-PyG columns are skipped; "
           "pip install torch==2.13.0 && pip install '.[bench]'")   # said once, on standard error
@@ -52,8 +56,8 @@ def add_arguments(p):
                    help="plot (default benchmarks/bench.png; --quick/--tiny: beside the JSON)")
     p.add_argument("--no-pyg", action="store_true", help="skip the PyG peer (it is skipped anyway when not installed)")
     p.add_argument("--data-root", default=None,
-                   help="data root holding planetoid/ind.cora.* and tu/PROTEINS/ (default $GNN_SCRATCH_DATA, "
-                        "then the data cache)")
+                   help="data root holding planetoid/ind.cora.*, tu/PROTEINS/ and temporal/ (Los-loop) (default "
+                        "$GNN_SCRATCH_DATA, then the data cache)")
     p.add_argument("--report-only", action="store_true", help="regenerate the Markdown and the plot from --out")
     return p
 
@@ -113,7 +117,8 @@ def plan(mode):
     from .graphs import DatasetSpec
     from .harness import GraphSpec, random_spec
     from .scaling import EDGES
-    proteins = DatasetSpec("proteins")
+    from .temporal import TemporalSpec
+    proteins, los_loop = DatasetSpec("proteins"), TemporalSpec()
     cora, citeseer = GraphSpec("cora", "planetoid"), GraphSpec("citeseer", "planetoid")
     if mode == "tiny":
         tiny = random_spec(500, 5_000, num_features=16, num_classes=4)
@@ -121,14 +126,17 @@ def plan(mode):
                     models=dict(specs=[tiny]), memory=dict(specs=[tiny], forms=("edge_index",)),
                     startup=dict(repeats=1), scaling=dict(edges=(1_000, 3_000, 10_000)),
                     graphs=dict(specs=[DatasetSpec("synthetic", "synthetic", num_graphs=40)], iters=3, batch_size=8,
-                                warmup=1, repeats=2))
+                                warmup=1, repeats=2),
+                    temporal=dict(specs=[TemporalSpec("synthetic", "synthetic", windows=20, num_nodes=24,
+                                                      num_steps=80)], batch_size=8, warmup=1, repeats=2))
     if mode == "quick":
         return dict(kernels=dict(specs=[random_spec(10_000, 100_000)], widths=(16, 64, 256), repeats=3, warmup=1,
                                  copy_mb=32, min_time=0.0),
                     models=dict(specs=[cora, random_spec(10_000, 100_000)], forms=("edge_index", "csr")),
                     memory=dict(specs=[cora], forms=("edge_index",), models=("gcn",)),
                     startup=dict(repeats=2), scaling=dict(edges=(10_000, 31_623, 100_000), forms=("edge_index", "csr")),
-                    graphs=dict(specs=[proteins], iters=50, batch_size=32, warmup=1, repeats=3, max_time=120.0))
+                    graphs=dict(specs=[proteins], iters=50, batch_size=32, warmup=1, repeats=3, max_time=120.0),
+                    temporal=dict(specs=[los_loop], models=("tgcn",), warmup=1, repeats=3, max_time=120.0))
     big = random_spec(1_000_000, 10_000_000)
     return dict(kernels=dict(specs=[random_spec(100_000, 1_000_000), big], widths=(16, 64, 256), repeats=5,
                              warmup=1, copy_mb=256, widths_by_graph={big.name: (64,)}, max_time=60.0),
@@ -136,7 +144,8 @@ def plan(mode):
                 memory=dict(specs=[cora, citeseer, random_spec(100_000, 1_000_000), big],
                             forms=("edge_index", "EdgeIndex", "csr")),
                 startup=dict(repeats=4), scaling=dict(edges=EDGES),
-                graphs=dict(specs=[proteins], iters=50, batch_size=32, warmup=2, repeats=10, max_time=600.0))
+                graphs=dict(specs=[proteins], iters=50, batch_size=32, warmup=2, repeats=10, max_time=600.0),
+                temporal=dict(specs=[los_loop], warmup=1, repeats=5, max_time=600.0))
 
 
 def _planetoid_dir(args):
@@ -229,6 +238,10 @@ def run(args):
             section = run_graphs(c["specs"], iters=c["iters"], batch_size=c["batch_size"], warmup=c["warmup"],
                                  repeats=c["repeats"], max_time=c.get("max_time"), pyg=pyg, data_root=args.data_root,
                                  log=log)
+        elif part == "temporal":
+            from .temporal import run as run_temporal
+            c = dict(cfg["temporal"])
+            section = run_temporal(c.pop("specs"), pyg=pyg, data_root=args.data_root, log=log, **c)
         else:
             from .scaling import run as run_scaling
             section = run_scaling(edges=cfg["scaling"]["edges"], pyg=pyg, quick=mode != "full", log=log,
