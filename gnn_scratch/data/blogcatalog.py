@@ -19,7 +19,6 @@ it is renamed into place (``download.download_verified``: all or nothing).
 """
 from __future__ import annotations
 
-import http.client
 import io
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,12 +27,9 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-from . import paths
 from .dataset import Dataset, undirected_edge_index
-from .download import download_verified
-from .integrity import read_bytes_verified
+from .files import read_verified
 from .karate import EDGES as KARATE_EDGES, NUM_NODES as KARATE_NUM_NODES, karate_club
-from .planetoid import DataNotFoundError
 
 BLOGCATALOG_URL = "https://github.com/phanein/deepwalk/raw/master/example_graphs"
 SUBDIR = "blogcatalog"
@@ -107,33 +103,11 @@ class MultiLabelGraph:
                 f"{self.labels.sum(1).max()})")
 
 
-# =============================================================================== locating files
-def _locate(fname, root, download, base_url, checksums):
-    """Folder holding ``fname``: searched (see ``paths``), else downloaded into the cache."""
-    folder, searched = paths.find_dir_with([fname], SUBDIR, root)
-    if folder is not None:
-        return folder
-    where = "\n  ".join(str(d) for d in searched)
-    help_ = (f"Set the environment variable {paths.ENV_DATA_ROOT} to a data root holding {SUBDIR}/{fname} "
-             f"(or pass root=...), or allow download=True with network access.")
-    if not download:
-        raise DataNotFoundError(f"{fname} not found (download=False). Looked in:\n  {where}\n{help_}")
-    cache = paths.cache_root() / SUBDIR
-    try:
-        download_verified(base_url, [fname], checksums, cache)
-    # OSError covers URLError, HTTP errors, timeouts and a read-only cache; HTTPException a truncated reply
-    except (OSError, http.client.HTTPException) as e:
-        raise DataNotFoundError(f"{fname} not found and the download from {base_url} into {cache} failed ({e}). "
-                                f"Looked in:\n  {where}\n{help_}") from e
-    return cache
-
-
+# =============================================================================== reading files
 def _verified_bytes(fname, root, download, base_url, checksums):
-    sums = dict(SHA256)
-    if checksums is not None:
-        sums.update(checksums)
-    folder = _locate(fname, root, download, base_url, sums)
-    return read_bytes_verified(folder / fname, sums[fname]), folder / fname
+    """(the bytes of ``fname``, sha256-verified, and its path): ``files.read_verified``."""
+    blobs, folder = read_verified([fname], SUBDIR, root, download, base_url, SHA256, checksums, fname)
+    return blobs[fname], folder / fname
 
 
 # =============================================================================== BlogCatalog

@@ -35,7 +35,6 @@ silently changed dataset): copy it first.
 """
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import math
@@ -43,10 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import paths
-from .download import download_verified
-from .integrity import read_bytes_verified
-from .planetoid import DataNotFoundError
+from .files import read_verified
 
 PYG_TEMPORAL_URL = "https://raw.githubusercontent.com/benedekrozemberczki/pytorch_geometric_temporal/master/dataset"
 # T-GCN keeps los_speed.csv / los_adj.csv in the data folder of each of its implementations; this is the
@@ -311,36 +307,11 @@ def temporal_signal_split(signal: TemporalSignal, train_ratio: float = 0.8):
     return part(0, n, 0, n + L, 0), part(n, S, n, T, n)
 
 
-# =============================================================================== locating and reading files
-def _locate(files, root, download, base_url, checksums):
-    """Folder holding every name in ``files``: searched (see ``paths``), else downloaded into the cache."""
-    folder, searched = paths.find_dir_with(files, SUBDIR, root)
-    if folder is not None:
-        return folder
-    where = "\n  ".join(str(d) for d in searched)
-    help_ = (f"Set the environment variable {paths.ENV_DATA_ROOT} to a data root holding "
-             f"{SUBDIR}/{files[0]} (or pass root=...), or allow download=True with network access.")
-    if not download:
-        raise DataNotFoundError(f"temporal dataset files {files} not found (download=False). Looked in:\n  "
-                                f"{where}\n{help_}")
-    cache = paths.cache_root() / SUBDIR
-    missing = [f for f in files if not (cache / f).is_file()]
-    try:
-        download_verified(base_url, missing, checksums, cache)
-    # OSError covers URLError, HTTP errors, timeouts and a read-only cache; HTTPException a truncated reply
-    except (OSError, http.client.HTTPException) as e:
-        raise DataNotFoundError(f"temporal dataset files {files} not found and the download from {base_url} "
-                                f"into {cache} failed ({e}). Looked in:\n  {where}\n{help_}") from e
-    return cache
-
-
+# =============================================================================== reading files
 def _read(files, root, download, base_url, checksums):
-    """{file name: its bytes}, each verified against its sha256 before it is returned."""
-    sums = dict(SHA256)
-    if checksums is not None:
-        sums.update(checksums)
-    folder = _locate(list(files), root, download, base_url, sums)
-    return {f: read_bytes_verified(folder / f, sums[f]) for f in files}
+    """{file name: its bytes}, each verified against its sha256 before it is returned (``files.read_verified``)."""
+    return read_verified(files, SUBDIR, root, download, base_url, SHA256, checksums,
+                         f"temporal dataset files {list(files)}")[0]
 
 
 def _json(data: bytes, fname, keys):
