@@ -215,7 +215,20 @@ def cmd_predict(args):
     from .loop import model_dtype
     from .nn import accuracy
     from .train import prepare_features
+    from .data import NODE_DATASETS
+    from .models import get_model_class
+    if str(args.load).endswith(".npy"):
+        raise ValueError(f"--load {args.load} is an array (train --task embedding --save writes the embedding as "
+                         f".npy), not a model: read it with numpy.load")
     model, extra = load_model(args.load)
+    cls = get_model_class(model.config.get("model", ""))
+    for flag, task in (("graph_level", "graph"), ("temporal", "temporal")):
+        if getattr(cls, flag, False):
+            raise ValueError(f"--load {args.load} holds a {cls.name} model of --task {task}; predict scores "
+                             f"node-classification models (train --task {task} reports its own test scores)")
+    if args.dataset not in NODE_DATASETS:
+        raise ValueError(f"predict scores node classification: --dataset must be one of {', '.join(NODE_DATASETS)}, "
+                         f"got {args.dataset}")
     data = _load_data(args)
     for key, have, what in (("in_channels", data.num_features, "input features"),
                             ("out_channels", data.num_classes, "classes")):

@@ -124,7 +124,7 @@ class Forecasting(Task):
                     seq_len=None, pre_len=None, input=None)
     options = dict(epochs=("--epochs", "positive_int"), lr=("--lr", "finite_positive_float"),
                    weight_decay=("--weight-decay", "non_negative_float"), batch_size=("--batch-size", "positive_int"),
-                   train_ratio=("--train-ratio", "probability"), lags=("--lags", "positive_int"),
+                   train_ratio=("--train-ratio", "finite_positive_float"), lags=("--lags", "positive_int"),
                    seq_len=("--seq-len", "positive_int"), pre_len=("--pre-len", "positive_int"))
 
     @staticmethod
