@@ -59,9 +59,19 @@ class Task:
         return model_kw, train, hp
 
     @classmethod
+    def check(cls, model_cls, device, train, model_kw=None):
+        """Raise ValueError (one line, naming the option) when the training hyper-parameters ``train`` cannot
+        train ``model_cls`` on ``device``. The base class checks nothing."""
+
+    @classmethod
     def validate(cls, model_name, device="cpu", hparams=None):
-        """Raise ValueError (one line, naming the option) when ``hparams`` cannot train ``model_name`` on
-        ``device``; called by the command line before it loads the data. The base class checks nothing."""
+        """(model class, model kwargs, training hyper-parameters) of ``model_name`` under ``hparams``, checked
+        by ``check`` without data: the command line calls it before it loads anything, ``run`` first."""
+        from ..models import get_model_class      # models sit above this module's floor
+        model_cls = get_model_class(model_name)
+        model_kw, train, _ = cls.split_hparams(model_cls, hparams or {})
+        cls.check(model_cls, device, train, model_kw)
+        return model_cls, model_kw, train
 
     @classmethod
     def run(cls, model_name, data, runs=1, seed=0, log=None, device="cpu", interruptible=False, **hparams):

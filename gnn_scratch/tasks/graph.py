@@ -23,7 +23,7 @@ import numpy as np
 from ..data import GRAPH_DATASETS
 from ..data.tu import stratified_folds
 from ..loop import input_is_data, train_step
-from ..models import MODELS, get_model_class
+from ..models import MODELS
 from ..nn import SoftmaxCrossEntropy, accuracy
 from ..optim import Adam
 from ..threads import blas_threads
@@ -136,7 +136,7 @@ class GraphClassification(Task):
         return {key: getattr(args, key, None) for key in (*cls.options, "protocol")}
 
     @classmethod
-    def check(cls, model_cls, device, train):
+    def check(cls, model_cls, device, train, model_kw=None):
         for key, (flag, kind) in cls.options.items():
             options.check(kind, train[key], f"{key} ({flag})")
         for key in ("folds", "val_folds"):
@@ -153,12 +153,6 @@ class GraphClassification(Task):
         if device not in cls.devices:
             raise ValueError(f"the graph task trains on {', '.join(cls.devices)}, not {device!r}")
 
-    @classmethod
-    def validate(cls, model_name, device="cpu", hparams=None):
-        model_cls = get_model_class(model_name)
-        model_kw, train, _ = cls.split_hparams(model_cls, hparams or {})
-        cls.check(model_cls, device, train)
-        return model_cls, model_kw, train
 
     @classmethod
     def build(cls, model_cls, model_kw, train, data, seed):

@@ -209,14 +209,6 @@ class NodeClassification(Task):
             raise ValueError("fanout (--fanout) applies to mini-batch training only: give batch_size (--batch-size) "
                              "too, or leave the fan-out out")
 
-    @classmethod
-    def validate(cls, model_name, device="cpu", hparams=None):
-        """(model class, model kwargs, training hyper-parameters) of ``model_name`` under ``hparams``, checked
-        by ``check`` without data: the command line calls it before loading anything, ``run`` first."""
-        model_cls = get_model_class(model_name)
-        model_kw, train, _ = cls.split_hparams(model_cls, hparams or {})
-        cls.check(model_cls, device, train, model_kw)
-        return model_cls, model_kw, train
 
     @classmethod
     def run(cls, model_name, data, runs=1, seed=0, log=None, device="cpu", interruptible=False, **hparams):

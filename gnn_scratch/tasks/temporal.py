@@ -29,7 +29,7 @@ from ..analysis.forecast import evaluate_baselines, forecast_metrics, signal_win
 from ..data.temporal import TEMPORAL_DATASETS, TemporalSignal, WindowedSignal, temporal_signal_split, tgcn_windows
 from ..graph import Graph, GraphBatch
 from ..loop import input_is_data
-from ..models import MODELS, get_model_class
+from ..models import MODELS
 from ..nn import MSELoss
 from ..optim import Adam
 from ..threads import blas_threads
@@ -168,7 +168,7 @@ class Forecasting(Task):
         return {key: getattr(args, key, None) for key in (*cls.options, "input")}
 
     @classmethod
-    def check(cls, model_cls, device, train):
+    def check(cls, model_cls, device, train, model_kw=None):
         for key, (flag, kind) in cls.options.items():
             if train.get(key) is not None:
                 options.check(kind, train[key], f"{key} ({flag})")
@@ -183,12 +183,6 @@ class Forecasting(Task):
         if device not in cls.devices:
             raise ValueError(f"the temporal task trains on {', '.join(cls.devices)}, not {device!r}")
 
-    @classmethod
-    def validate(cls, model_name, device="cpu", hparams=None):
-        model_cls = get_model_class(model_name)
-        model_kw, train, _ = cls.split_hparams(model_cls, hparams or {})
-        cls.check(model_cls, device, train)
-        return model_cls, model_kw, train
 
     @classmethod
     def run(cls, model_name, data, runs=1, seed=0, log=None, device="cpu", interruptible=False, **hparams):
