@@ -24,18 +24,20 @@ from .tu import load_tu_folds, stratified_folds
 from .tu import TUDataset, load_tu
 from .temporal import TEMPORAL_DATASETS, TemporalSignal, WindowedSignal, load_temporal, temporal_signal_split
 from .blogcatalog import MultiLabelGraph, load_blogcatalog, load_karate_adjlist   # node embeddings (issue 15)
+from .hetero import HETERO_DATASETS, HeteroDataset, load_acm, load_dblp, load_heco   # heterogeneous graphs (issue 14)
 
 NODE_DATASETS = ("cora", "citeseer", "csbm", "karate")
 GRAPH_DATASETS = ("mutag", "proteins", "imdb-binary")
 EMBEDDING_DATASETS = ("blogcatalog",)        # multi-label, for the embedding task (which takes the node sets too)
-DATASETS = NODE_DATASETS + GRAPH_DATASETS + TEMPORAL_DATASETS + EMBEDDING_DATASETS
+DATASETS = NODE_DATASETS + GRAPH_DATASETS + TEMPORAL_DATASETS + EMBEDDING_DATASETS + HETERO_DATASETS
 
 
 def get_dataset(name: str, root=None, **kwargs):
     """Load a dataset by name: "cora", "citeseer" (files, see ``load_planetoid``), "csbm", "karate" (a
     ``Dataset``); "mutag", "proteins", "imdb-binary" (files, a ``TUDataset``: see ``load_tu``);
     "chickenpox", "pedalme", "england_covid", "los_loop" (files, see ``data.temporal.load_temporal``);
-    "blogcatalog" (a file, a ``MultiLabelGraph``: see ``load_blogcatalog``).
+    "blogcatalog" (a file, a ``MultiLabelGraph``: see ``load_blogcatalog``); "acm", "dblp" (files, a
+    ``HeteroDataset``: see ``data.hetero.load_heco``).
 
     root: data root for the file-backed datasets (ignored by the generated ones).
     kwargs: passed on to ``load_planetoid``, ``csbm`` or ``karate_club``.
@@ -53,6 +55,8 @@ def get_dataset(name: str, root=None, **kwargs):
         return load_temporal(key, root=root, **kwargs)
     if key == "blogcatalog":
         return load_blogcatalog(root=root, **kwargs)
+    if key in HETERO_DATASETS:
+        return load_heco(key, root=root, **kwargs)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -70,3 +74,4 @@ from .temporal import load_chickenpox, load_england_covid, load_los_loop, load_p
 __all__ += ["load_chickenpox", "load_pedalme", "load_england_covid", "load_los_loop"]
 
 __all__ += ["MultiLabelGraph", "load_blogcatalog", "load_karate_adjlist", "EMBEDDING_DATASETS"]
+__all__ += ["HETERO_DATASETS", "HeteroDataset", "load_acm", "load_dblp", "load_heco"]

@@ -13,3 +13,8 @@ from .evaluate import (OneVsRestLogisticRegression, classify_split, evaluate_mul
 from .line import LINE, line_embedding
 from .sdne import SDNE, train_sdne
 from .dgi import DGI, dgi_embedding, logreg_accuracies
+from .metapath_walks import dead_starts, metapath_walks, resolve_metapath, typed_csr
+from .metapath2vec import (HeteroSkipGramLoss, MetaPath2Vec, TypedNoise, TypeSoftmaxLoss, metapath2vec,
+                           train_metapath2vecpp, train_metapath2vecpp_reference)
+from .hetgnn import GraphContextLoss, HetGNN, HetGNNInput, hetgnn_input, train_hetgnn
+from .hetgnn_sampling import context_triples, rwr_neighbours

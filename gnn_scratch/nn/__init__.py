@@ -4,11 +4,12 @@ from .bce import BCEWithLogitsLoss
 from .bilinear import Bilinear
 from .dropout import Dropout
 from .embedding import Embedding
-from .conv import ChebConv, FirstOrderConv, GATConv, GCN2Conv, GCNConv, GINConv, GraphConv, SAGEConv, SpectralConv
+from .conv import ChebConv, FirstOrderConv, GATConv, GCN2Conv, GCNConv, GINConv, GraphConv, HANConv, RGCNConv, SAGEConv, SpectralConv
 from .fixed_point import FixedPointGNN, FixedPointNotConverged
 from .message_passing import MessagePassing
 from .linear import Linear
 from .lstm import LSTM
+from .bilstm import BiLSTM, SequenceLSTM
 from .loss import MSELoss, SoftmaxCrossEntropy, accuracy, log_softmax
 from .module import BackwardBeforeForward, Module
 from .pair_norm import PairNorm
@@ -17,6 +18,6 @@ from .readout import GlobalAddPool, GlobalMaxPool, GlobalMeanPool
 from .sequential import Sequential
 
 __all__ = ["Module", "BackwardBeforeForward", "Sequential", "MessagePassing", "Linear", "ReLU", "LeakyReLU", "ELU", "Dropout", "GCNConv",
-           "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM", "FixedPointGNN", "FixedPointNotConverged",
+           "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM", "BiLSTM", "SequenceLSTM", "FixedPointGNN", "FixedPointNotConverged",
            "SoftmaxCrossEntropy", "MSELoss", "accuracy", "log_softmax", "GINConv", "BatchNorm1d", "BatchNorm", "GlobalAddPool",
-           "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv", "PReLU", "Bilinear", "BCEWithLogitsLoss", "Embedding"]
+           "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv", "PReLU", "Bilinear", "BCEWithLogitsLoss", "Embedding", "RGCNConv", "HANConv"]

@@ -6,7 +6,9 @@ from .gcn_conv import GCNConv
 from .gcn2_conv import GCN2Conv
 from .gin_conv import GINConv
 from .graph_conv import GraphConv
+from .han_conv import HANConv
+from .rgcn_conv import RGCNConv
 from .sage_conv import SAGEConv
 from .spectral_conv import SpectralConv
 
-__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv", "DConv"]
+__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv", "DConv", "RGCNConv", "HANConv"]
