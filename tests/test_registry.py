@@ -177,7 +177,29 @@ EXAMPLES = {
     "sgd_update": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), 0.1, 0.9, 5e-4), [0, 2]),
     "adam_update": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), np.abs(_r(g, N, F)), 3, 0.01, (0.9, 0.999),
                                1e-8, 5e-4), [0, 2, 3]),
+    # graph transformers: LayerNorm's rows, TransformerConv's beta gate (logits * 3: both sigmoid branches)
+    "scale": lambda g: ((_r(g, N, H, F), 0.37, np.empty((N, H, F))), [2]),
+    "layer_norm": lambda g: ((_r(g, N, F) + 5, _r(g, F), _r(g, F), 1e-5, np.empty((N, F)), np.empty((N, F)),
+                              np.empty(N)), [4, 5, 6]),
+    "layer_norm_backward": lambda g: ((_r(g, N, F), _r(g, N, F), g.random(N) + 0.5, _r(g, F), np.empty((N, F))), [4]),
+    "beta_gate": lambda g: ((_r(g, N, F) * 3, _r(g, N, F) * 3, _r(g, 3 * F), np.empty((N, F)), np.empty(N)), [3, 4]),
+    "beta_gate_backward": lambda g: ((_r(g, N, F), _r(g, N, F), _r(g, N, F), g.random(N), _r(g, 3 * F),
+                                      np.empty((N, F)), np.empty((N, F)), np.empty(N)), [5, 6, 7]),
+    # full attention within each graph of PTR (graph 1 empty, graph 2 a single node); V wider than Q, K
+    "flash_attention_forward": lambda g: ((PTR, _r(g, N, H, F), _r(g, N, H, F), _r(g, N, H, C), np.float64(0.6),
+                                           np.empty((N, H, C)), np.empty((N, H))), [5, 6]),
+    "flash_attention_backward": lambda g: ((PTR, *_attention_saved(g), _r(g, N, H, C), np.float64(0.6),
+                                            np.empty((N, H)), np.empty((N, H, F)), np.empty((N, H, F)),
+                                            np.empty((N, H, C))), [8, 9, 10, 11]),
 }
+
+
+def _attention_saved(g):
+    """Q, K, V and the O, L that the reference forward saves for them."""
+    Q, K, V = _r(g, N, H, F), _r(g, N, H, F), _r(g, N, H, C)
+    O, L = np.empty((N, H, C)), np.empty((N, H))
+    registry.resolve("flash_attention_forward", "reference")(PTR, Q, K, V, np.float64(0.6), O, L)
+    return Q, K, V, O, L
 
 
 def _softmax_rows(x):

@@ -25,11 +25,13 @@ from .tu import TUDataset, load_tu
 from .temporal import TEMPORAL_DATASETS, TemporalSignal, WindowedSignal, load_temporal, temporal_signal_split
 from .blogcatalog import MultiLabelGraph, load_blogcatalog, load_karate_adjlist   # node embeddings (issue 15)
 from .hetero import HETERO_DATASETS, HeteroDataset, load_acm, load_dblp, load_heco   # heterogeneous graphs (issue 14)
+from .sbm import (SBM_DATASETS, SBMBatch, SBMDataset, SBMGraph, load_sbm, make_batch,   # PATTERN, CLUSTER (issue 17)
+                  weighted_accuracy)
 
 NODE_DATASETS = ("cora", "citeseer", "csbm", "karate")
 GRAPH_DATASETS = ("mutag", "proteins", "imdb-binary")
 EMBEDDING_DATASETS = ("blogcatalog",)        # multi-label, for the embedding task (which takes the node sets too)
-DATASETS = NODE_DATASETS + GRAPH_DATASETS + TEMPORAL_DATASETS + EMBEDDING_DATASETS + HETERO_DATASETS
+DATASETS = NODE_DATASETS + GRAPH_DATASETS + TEMPORAL_DATASETS + EMBEDDING_DATASETS + HETERO_DATASETS + SBM_DATASETS
 
 
 def get_dataset(name: str, root=None, **kwargs):
@@ -37,7 +39,8 @@ def get_dataset(name: str, root=None, **kwargs):
     ``Dataset``); "mutag", "proteins", "imdb-binary" (files, a ``TUDataset``: see ``load_tu``);
     "chickenpox", "pedalme", "england_covid", "los_loop" (files, see ``data.temporal.load_temporal``);
     "blogcatalog" (a file, a ``MultiLabelGraph``: see ``load_blogcatalog``); "acm", "dblp" (files, a
-    ``HeteroDataset``: see ``data.hetero.load_heco``).
+    ``HeteroDataset``: see ``data.hetero.load_heco``); "pattern", "cluster" (generated SBMs of
+    benchmarking-gnns, cached on disk, an ``SBMDataset``: see ``data.sbm.load_sbm``; root = the cache folder).
 
     root: data root for the file-backed datasets (ignored by the generated ones).
     kwargs: passed on to ``load_planetoid``, ``csbm`` or ``karate_club``.
@@ -57,6 +60,8 @@ def get_dataset(name: str, root=None, **kwargs):
         return load_blogcatalog(root=root, **kwargs)
     if key in HETERO_DATASETS:
         return load_heco(key, root=root, **kwargs)
+    if key in SBM_DATASETS:                     # "pattern", "cluster" (issue 17): generated, cached on disk
+        return load_sbm(key, root=root, **kwargs)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -75,3 +80,4 @@ __all__ += ["load_chickenpox", "load_pedalme", "load_england_covid", "load_los_l
 
 __all__ += ["MultiLabelGraph", "load_blogcatalog", "load_karate_adjlist", "EMBEDDING_DATASETS"]
 __all__ += ["HETERO_DATASETS", "HeteroDataset", "load_acm", "load_dblp", "load_heco"]
+__all__ += ["SBM_DATASETS", "SBMDataset", "SBMGraph", "SBMBatch", "load_sbm", "make_batch", "weighted_accuracy"]

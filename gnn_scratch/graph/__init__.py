@@ -12,3 +12,7 @@ __all__ = ["Graph", "GraphBatch", "GraphError", "INDEX_DTYPE", "INDPTR_DTYPE"]
 from .hetero import HeteroGraph, Homogeneous   # heterogeneous graphs (issue 14)
 
 __all__ += ["HeteroGraph", "Homogeneous"]
+
+from .positional import laplacian_eigen, laplacian_pe, random_sign_flip, random_walk_pe   # positional encodings (issue 17)
+
+__all__ += ["laplacian_eigen", "laplacian_pe", "random_walk_pe", "random_sign_flip"]

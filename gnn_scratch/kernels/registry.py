@@ -28,6 +28,8 @@ Ops are grouped by concern, one module per (family, implementation):
     gates        gates_{reference,cpu,cuda}                recurrent cells' gates: sigmoid, tanh, the GRU and LSTM states
     temporal     temporal_{reference,cpu,cuda}             attention over time: row softmax, window transposes
     dgi          dgi_{reference,cpu,cuda}                  Deep Graph Infomax: PReLU, bilinear row scores, BCE with logits
+    transformer  transformer_{reference,cpu,cuda}          graph transformers: a scale, LayerNorm, TransformerConv's beta gate
+    attention    attention_{reference,cpu,cuda}            full self-attention within each graph: FlashAttention and its backward
 """
 import importlib
 
@@ -52,6 +54,8 @@ FAMILIES = {
     "gates": dict(reference="gates_reference", cpu="gates_cpu", cuda="gates_cuda"),
     "temporal": dict(reference="temporal_reference", cpu="temporal_cpu", cuda="temporal_cuda"),
     "dgi": dict(reference="dgi_reference", cpu="dgi_cpu", cuda="dgi_cuda"),
+    "transformer": dict(reference="transformer_reference", cpu="transformer_cpu", cuda="transformer_cuda"),
+    "attention": dict(reference="attention_reference", cpu="attention_cpu", cuda="attention_cuda"),
 }
 
 OPS = {}   # op name -> family
@@ -86,6 +90,8 @@ register("gates", "sigmoid", "tanh", "sigmoid_backward", "tanh_backward", "gru_s
 register("temporal", "row_softmax", "row_softmax_backward", "periods_first", "periods_last")
 register("dgi", "prelu", "prelu_backward", "bilinear_rows", "bilinear_rows_backward", "bce_with_logits",
          "bce_with_logits_backward")
+register("transformer", "scale", "layer_norm", "layer_norm_backward", "beta_gate", "beta_gate_backward")
+register("attention", "flash_attention_forward", "flash_attention_backward")
 
 _CPU_BACKENDS = ("cpu", "reference")
 _cpu_backend = "cpu"

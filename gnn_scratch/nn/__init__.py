@@ -16,8 +16,13 @@ from .pair_norm import PairNorm
 from .norm import BatchNorm, BatchNorm1d
 from .readout import GlobalAddPool, GlobalMaxPool, GlobalMeanPool
 from .sequential import Sequential
+from .layer_norm import LayerNorm
+from .attention import MultiheadAttention
+from .conv.transformer_conv import TransformerConv
+from .graph_transformer import GPSLayer, GTLayer
 
 __all__ = ["Module", "BackwardBeforeForward", "Sequential", "MessagePassing", "Linear", "ReLU", "LeakyReLU", "ELU", "Dropout", "GCNConv",
            "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM", "BiLSTM", "SequenceLSTM", "FixedPointGNN", "FixedPointNotConverged",
            "SoftmaxCrossEntropy", "MSELoss", "accuracy", "log_softmax", "GINConv", "BatchNorm1d", "BatchNorm", "GlobalAddPool",
-           "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv", "PReLU", "Bilinear", "BCEWithLogitsLoss", "Embedding", "RGCNConv", "HANConv"]
+           "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv", "PReLU", "Bilinear", "BCEWithLogitsLoss", "Embedding", "RGCNConv", "HANConv",
+           "LayerNorm", "MultiheadAttention", "TransformerConv", "GTLayer", "GPSLayer"]

@@ -47,3 +47,81 @@ class MSELoss:
 
     def backward(self):
         return ops.mse_backward(self._cache)
+
+
+class WeightedSoftmaxCrossEntropy:
+    """Class-weighted softmax cross-entropy: torch's ``CrossEntropyLoss(weight=w)`` with its mean reduction.
+
+        L = sum_{n in M} w[y_n] l_n / sum_{n in M} w[y_n],     l_n = -log softmax(Z_n)[y_n]
+
+    over the masked nodes M (every node when ``mask`` is None). ``weight``: (C,) non-negative class
+    weights, or "balanced" (benchmarking-gnns' SBM loss, recomputed from each call's labels): with
+    V = |M| and V_c the number of nodes of M labelled c, w_c = (V - V_c) / V for a class present in M
+    and 0 for an absent one, so the rarer class weighs more (PATTERN's pattern nodes).
+
+    Composed from the masked cross-entropy op, one call per class c present (derivations/
+    weighted_cross_entropy.md):  L = sum_c a_c CE(Z, y, M_c),  M_c = M and (y == c),
+    a_c = w_c V_c / sum_c' w_c' V_c';  backward  dZ = sum_c a_c dCE_c, which on row n is
+    w[y_n] (softmax(Z_n) - onehot(y_n)) / sum_{m in M} w[y_m].
+    Z: (N, C) float; y: (N,) int host labels (the class masks are built from them); mask: (N,) bool or None.
+    ``forward`` returns the loss as a 0-d array of Z's dtype. Raises ValueError for y of the wrong
+    shape, labels outside [0, C), a weight of the wrong shape or with a negative or non-finite entry,
+    an empty mask, or present classes whose weights sum to 0 (torch returns NaN there: e.g. a
+    "balanced" loss over nodes that all carry one label).
+    """
+
+    def __init__(self, weight="balanced"):
+        if isinstance(weight, str):
+            if weight != "balanced":
+                raise ValueError(f"weight must be 'balanced' or a (C,) array of class weights, got {weight!r}")
+        else:
+            weight = np.asarray(weight, dtype=np.float64)
+            if weight.ndim != 1 or not np.all(np.isfinite(weight)) or np.any(weight < 0):
+                raise ValueError(f"weight must be a (C,) array of finite non-negative class weights, got {weight!r}")
+        self.weight = weight
+
+    def class_weights(self, y, num_classes):
+        """(C,) the weights in force for labels ``y`` (the masked ones): fixed, or "balanced" from their counts."""
+        if isinstance(self.weight, str):
+            counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+            return np.where(counts > 0, (y.size - counts) / y.size, 0.0)
+        if self.weight.shape != (num_classes,):
+            raise ValueError(f"weight must have shape ({num_classes},) for {num_classes} classes, got "
+                             f"{self.weight.shape}")
+        return self.weight
+
+    def forward(self, Z, y, mask=None):
+        y = np.asarray(y)
+        N, C = Z.shape
+        if y.shape != (N,) or y.dtype.kind not in "iu":
+            raise ValueError(f"y must be ({N},) integer labels to match the logits {tuple(Z.shape)}, got "
+                             f"{y.shape} {y.dtype}")
+        keep = np.ones(N, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        if keep.shape != (N,):
+            raise ValueError(f"mask must have shape ({N},), got {keep.shape}")
+        ym = y[keep]
+        if ym.size == 0:
+            raise ValueError("the weighted cross-entropy needs at least one node, got an empty mask")
+        if ym.min() < 0 or ym.max() >= C:
+            raise ValueError(f"labels y must lie in [0, {C}), got range [{ym.min()}, {ym.max()}]")
+        w = self.class_weights(ym, C)
+        counts = np.bincount(ym, minlength=C)
+        total = float(np.sum(w * counts))                       # sum_{n in M} w[y_n]
+        if not total > 0:
+            raise ValueError("the class weights of the labels present sum to 0: the weighted mean is undefined "
+                             "(torch gives NaN; with weight='balanced' every node carries the same label)")
+        loss, self._parts = 0.0, []
+        for c in np.flatnonzero((counts > 0) & (w > 0)):
+            a_c = float(w[c] * counts[c] / total)
+            part, cache = ops.cross_entropy(Z, y, keep & (y == c))
+            loss += a_c * float(part)
+            self._parts.append((a_c, cache))
+        return np.asarray(loss, dtype=Z.dtype)
+
+    def backward(self):
+        """dL/dZ (N, C): sum_c a_c (softmax - onehot) / V_c on the rows of class c, 0 off the mask."""
+        dZ = None
+        for a_c, cache in self._parts:
+            d = ops.scale(ops.cross_entropy_backward(cache), a_c)
+            dZ = d if dZ is None else ops.add_(dZ, d)
+        return dZ

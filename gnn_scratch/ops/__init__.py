@@ -14,6 +14,8 @@ device and runs the implementation the registry picks (``kernels/registry.py``).
 * ``gates``       -- recurrent cells' gates: sigmoid, tanh, the GRU and LSTM state updates;
 * ``temporal``    -- attention over time: a row softmax, the (N, F, P) <-> (P, N, F) window transposes.
 * ``dgi``         -- Deep Graph Infomax's pieces: PReLU, bilinear row scores, binary cross-entropy with logits.
+* ``transformer`` -- graph transformers' pieces: a scale, LayerNorm, TransformerConv's beta gate.
+* ``attention``   -- full self-attention within each graph of a batch, fused (FlashAttention) with its backward.
 """
 from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, head_dot_backward_Z_,  # noqa: F401
                     head_mean, head_mean_backward, matmul, matmul_nt, matmul_tn, mul, row_normalize,
@@ -23,6 +25,8 @@ from .elementwise import (dropout, elu, elu_backward, keep_mask, leaky_relu, lea
 from .loss import accuracy, cross_entropy, cross_entropy_backward, mse, mse_backward  # noqa: F401
 from .gates import (gru_state, gru_state_backward, lstm_gate, lstm_state, lstm_state_backward,  # noqa: F401
                     sigmoid, sigmoid_backward, tanh, tanh_backward)
+from .transformer import beta_gate, beta_gate_backward, layer_norm, layer_norm_backward, scale  # noqa: F401
+from .attention import flash_attention, flash_attention_backward  # noqa: F401
 from .temporal import periods_first, periods_last, row_softmax, row_softmax_backward  # noqa: F401
 from .dgi import (bce_with_logits, bce_with_logits_backward, bilinear_rows, bilinear_rows_backward,  # noqa: F401
                   prelu, prelu_backward)

@@ -10,5 +10,6 @@ from .han_conv import HANConv
 from .rgcn_conv import RGCNConv
 from .sage_conv import SAGEConv
 from .spectral_conv import SpectralConv
+from .transformer_conv import TransformerConv
 
-__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv", "DConv", "RGCNConv", "HANConv"]
+__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv", "DConv", "RGCNConv", "HANConv", "TransformerConv"]
