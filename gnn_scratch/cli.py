@@ -37,7 +37,10 @@ def _add_data_args(p, default="csbm", names=None):
 
 def _load_data(args):
     from .data import get_dataset
-    return get_dataset(args.dataset, root=args.data_root)
+    from .tasks import TASKS
+    task = TASKS.get(getattr(args, "task", None))
+    extra = task.dataset_kwargs(args) if hasattr(task, "dataset_kwargs") else {}   # e.g. inductive's --size
+    return get_dataset(args.dataset, root=args.data_root, **extra)
 
 
 # Model options: constructor arguments of the registered models (their ``model_defaults`` keys), by key:
@@ -64,6 +67,12 @@ MODEL_OPTIONS = {
                    "message-passing layers L (deep_*: L >= 2; gcnii: GCN2Conv layers, L >= 1; gin: the input counts as one, L >= 2)"),
     "residual": (("--residual",), dict(action="store_true"), "h <- h + layer(h) around every hidden layer"),
     "pairnorm": (("--pairnorm",), dict(action="store_true"), "PairNorm after every hidden convolution"),
+    "num_bases": (("--num-bases",), dict(type=options.positive_int, metavar="B"),
+                  "RGCN's basis decomposition W_r = sum_b a_rb V_b with B >= 1 bases (None: one matrix per relation)"),
+    "plus_plus": (("--plus-plus",), dict(action="store_true"),
+                  "metapath2vec++: negatives drawn within the context node's type"),
+    "num_blocks": (("--num-blocks",), dict(type=options.positive_int, metavar="B"),
+                   "RGCN's block-diagonal W_r of B >= 1 blocks in the hidden layer (B must divide --hidden)"),
     "readout": (("--readout",), dict(choices=("sum", "mean")),
                 "the graph readout of every layer: sum (the GIN paper's) or mean"),
     "eps": (("--eps",), dict(type=options.finite_float, metavar="EPS"),
@@ -72,6 +81,19 @@ MODEL_OPTIONS = {
                   "learn each GINConv's eps (GIN-eps) instead of keeping it fixed"),
     "dropedge": (("--dropedge",), dict(type=options.probability, metavar="P"),
                  "DropEdge: drop each edge with probability P in [0, 1), a fresh subgraph per training step"),
+    "norm": (("--norm",), dict(choices=("batch_norm", "layer_norm", "none")),
+             "the normalisation inside every graph-transformer layer (the GT paper's choice: batch_norm)"),
+    "pe": (("--pe",), dict(choices=("laplacian", "rw", "none")),
+           "the positional encoding added to the input: Laplacian eigenvectors (random signs in training), "
+           "random-walk return probabilities, or none"),
+    "pe_dim": (("--pe-dim",), dict(type=options.positive_int, metavar="K"),
+               "eigenvectors (laplacian) or walk steps (rw) of the PE, K >= 1 (None: the paper's for the dataset: "
+               "gt PATTERN 2, CLUSTER 10; gps 10; rw 16)"),
+    "attn_dropout": (("--attn-dropout",), dict(type=options.probability, metavar="P"),
+                     "dropout on the global attention weights in [0, 1) (> 0: the dense attention path)"),
+    "conv": (("--conv",), dict(choices=("gin", "gcn", "mean", "none")),
+             "the message-passing layer: gps's local MPNN (gin, gcn, none); sbm_gcn's (mean: benchmarking-gnns', "
+             "gcn: Kipf & Welling's)"),
 }
 
 
@@ -102,8 +124,9 @@ def add_train_arguments(t, task="node"):
     from .device import DEVICES
     from .models import MODELS
     from .tasks import TASKS, get_task
-    t.add_argument("--task", default="node", choices=tuple(TASKS), metavar="TASK",
-                   help=f"what to learn: {', '.join(TASKS)} (default node; see the list above)")
+    t.add_argument("--task", default=task, choices=tuple(TASKS), metavar="TASK",
+                   help=f"what to learn: {', '.join(TASKS)} (default: the model's own, node for gcn, gat, sage; "
+                        f"see the list above)")
     t.add_argument("--model", default="gcn", choices=tuple(MODELS), metavar="MODEL",
                    help=f"{', '.join(MODELS)} (default gcn; see the list above)")
     chosen = get_task(task)
@@ -335,6 +358,7 @@ def build_parser(task="node"):
                    help="run the GPU benchmark instead (numba.cuda kernels and training steps beside cuSPARSE and "
                         "PyG, one NVIDIA GPU); the options after --gpu are its own: gnn-scratch bench --gpu --help")
     b.set_defaults(fn=cmd_bench)
+
     return p
 
 
@@ -345,9 +369,25 @@ def _task_of(argv):
         return "node"
     from .tasks import TASKS
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--task", default="node")
-    task = pre.parse_known_args(argv[1:])[0].task
+    pre.add_argument("--task", default=None)
+    pre.add_argument("--model", default=None)
+    known = pre.parse_known_args(argv[1:])[0]
+    task = known.task if known.task is not None else home_task(known.model)
     return task if task in TASKS else "node"
+
+
+def home_task(model_name):
+    """The task a model is trained by when --task is not given: the one its kind of output belongs to
+    (a score per graph: graph; a forecast: temporal; an embedding: embedding; a heterogeneous graph's
+    target nodes: hetero; the nodes of many graphs: inductive); node for every other model, or a name that
+    is not registered."""
+    from .models import MODELS
+    cls = MODELS.get(model_name)
+    for flag, task in (("hetero", "hetero"), ("graph_level", "graph"), ("temporal", "temporal"),
+                       ("embedding", "embedding"), ("inductive", "inductive")):
+        if getattr(cls, flag, False):
+            return task
+    return "node"
 
 
 def _one_line(e):

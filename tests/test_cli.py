@@ -64,7 +64,7 @@ def one_line_error(capsys):
     (["--model", "sage", "--batch-size", "8", "--fanout", "25,x"], "--fanout", "each a positive integer or -1"),
     (["--dataset", "nope"], "--dataset", "choose from 'cora', 'citeseer', 'csbm', 'karate'"),
     (["--model", "nope"], "--model", "choose from 'gcn', 'gat', 'sage'"),
-    (["--task", "nope"], "--task", "choose from 'embedding', 'graph', 'node', 'temporal'"),
+    (["--task", "nope"], "--task", "choose from 'embedding', 'graph', 'hetero', 'inductive', 'node', 'temporal'"),
 ])
 def test_an_out_of_range_value_is_refused_in_one_line_naming_the_option(argv, option, expected, capsys, no_data):
     assert main(KARATE + argv) == 2
@@ -74,8 +74,8 @@ def test_an_out_of_range_value_is_refused_in_one_line_naming_the_option(argv, op
 
 @pytest.mark.parametrize("argv, message", [
     (["--model", "gcn", "--aggr", "max"], "--aggr applies to sage, not gcn"),
-    (["--model", "gcn", "--heads", "2"], "--heads applies to gat, not gcn"),
-    (["--model", "sage", "--heads", "2"], "--heads applies to gat, not sage"),
+    (["--model", "gcn", "--heads", "2"], "--heads applies to gat, han, gt, gps, not gcn"),
+    (["--model", "sage", "--heads", "2"], "--heads applies to gat, han, gt, gps, not sage"),
     (["--model", "gcn", "--batch-size", "8"], "(--batch-size) applies to sage, not gcn"),
     (["--model", "gat", "--batch-size", "8"], "(--batch-size) applies to sage, not gat"),
     (["--model", "sage", "--fanout", "5,5"], "(--fanout) applies to mini-batch training only: give batch_size "
@@ -355,7 +355,7 @@ def test_an_option_of_the_other_task_is_named_as_such(capsys):
     from gnn_scratch.cli import main
     assert main(["train", "--task", "graph", "--patience", "3"]) == 2
     assert capsys.readouterr().err.strip() == ("gnn-scratch train: error: unrecognized arguments: --patience 3: options of "
-                                               "--task embedding or --task node, not of --task graph (see gnn-scratch "
+                                               "--task embedding or --task hetero or --task node, not of --task graph (see gnn-scratch "
                                                "train --help)")
     assert main(["train", "--iters-per-epoch", "3"]) == 2
     assert "options of --task graph, not of --task node" in capsys.readouterr().err

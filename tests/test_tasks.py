@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from gnn_scratch.cli import MODEL_OPTIONS, main
+from gnn_scratch.cli import MODEL_OPTIONS, home_task, main
 from gnn_scratch.data import csbm
 from gnn_scratch.models import GAT, GCN, MODELS, SAGE, register, summary_line
 from gnn_scratch.tasks import TASKS, Task, get_task, register_task
@@ -47,7 +47,7 @@ def extra_task():
 def test_task_registry():
     assert TASKS["node"] is NodeClassification is get_task("node")
     assert all(issubclass(cls, Task) and cls.name == name for name, cls in TASKS.items())
-    with pytest.raises(ValueError, match=r"unknown task 'nope'; choose one of \['embedding', 'graph', 'node', 'temporal'\]"):
+    with pytest.raises(ValueError, match=r"unknown task 'nope'; choose one of \['embedding', 'graph', 'hetero', 'inductive', 'node', 'temporal'\]"):
         get_task("nope")
     with pytest.raises(TypeError, match="not a Task subclass"):
         register_task(int)
@@ -75,8 +75,8 @@ def test_a_registered_task_is_listed_and_its_options_are_chosen_by_task(extra_ta
 def test_unknown_task_is_refused_in_one_line(capsys):
     assert main(["train", "--task", "nope", "--dataset", "karate", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("gnn-scratch train: error: argument --task: invalid choice: 'nope' (choose from 'embedding', 'graph', 'node', "
-                          "'temporal'")
+    assert err.startswith("gnn-scratch train: error: argument --task: invalid choice: 'nope' (choose from 'embedding', 'graph', "
+                          "'hetero', 'inductive', 'node', 'temporal'")
     assert "\n" not in err
 
 
@@ -96,7 +96,7 @@ def test_train_help_lists_every_model_and_task_with_the_options_and_defaults(cap
         assert flags[0] in out, key
         takes = {n: c.model_defaults[key] for n, c in MODELS.items() if key in c.model_defaults}
         assert ", ".join(f"{n} {v}" for n, v in takes.items()) in flat, key
-    assert "only gat; default: gat 8" in flat and "only sage; default: sage mean" in flat
+    assert "only gat, han, gt, gps; default: gat 8, han 8, gt 8, gps 4" in flat and "only sage; default: sage mean" in flat
     assert "gcn 200, gat 1000, sage 200" in flat                  # --epochs per model
     assert "gcn 100, gat 100, sage None" in flat                  # --patience per model
     for option in ("--task", "--model", "--lr", "--weight-decay", "--epochs", "--patience", "--fanout", "--device"):
@@ -128,8 +128,7 @@ def test_model_defaults_agree_with_the_constructor_and_the_task(name):
     assert set(cls.train_defaults) <= set(task.defaults), name
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in MODELS.items()
-                                         if not any(getattr(c, k, False) for k in ("graph_level", "temporal", "embedding"))))
+@pytest.mark.parametrize("name", sorted(n for n in MODELS if home_task(n) == "node"))
 def test_the_trainer_uses_each_model_class_defaults(name, data):
     cls = MODELS[name]
     model, opt, hp = build_for(name, data, 0, {})

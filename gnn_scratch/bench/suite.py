@@ -1,6 +1,7 @@
 """The benchmark command line: ``gnn-scratch bench`` and ``scripts/bench.py`` both call ``main``.
 
-Parts (``--only``, repeatable or comma-separated): kernels, models, memory, startup, scaling, graphs, temporal.
+Parts (``--only``, repeatable or comma-separated): kernels, models, memory, startup, scaling, graphs, temporal,
+hetero, attention.
 Sizes per mode:
 
     full      kernels on the 100k / 1M graph at widths 16, 64, 256 and on the 1M-node / 10M-edge graph
@@ -8,14 +9,17 @@ Sizes per mode:
               Cora, CiteSeer, 100k / 1M and 1M / 10M random graphs; start-up; scaling 1e5 .. 1e7 edges;
               graphs: GIN training epochs on PROTEINS (50 steps of 32 graphs), 2 warm-up + 10 rounds;
               temporal: T-GCN and GConvGRU training epochs on Los-loop (1597 windows, batches of 32),
-              1 warm-up + 5 rounds
+              1 warm-up + 5 rounds; hetero: HAN and RGCN training steps on DBLP, 1 warm-up + 5 rounds;
+              attention: fused / dense / torch SDPA full attention on one graph, memory at N = 1k .. 64k, time
+              at N = 1k .. 16k on 1 thread and on all (about 25 min)
     --quick   kernels on 10k / 100k; models on Cora and a 10k / 100k graph (2 rounds, PyG's edge_index
               and CSR forms); memory of GCN on Cora; scaling 1e4 .. 1e5 edges; graphs: PROTEINS epochs,
-              1 warm-up + 3 rounds; temporal: T-GCN epochs on Los-loop, 1 warm-up + 3 rounds; no start-up,
-              no 1M graph  (a few minutes on an idle 2-core machine)
+              1 warm-up + 3 rounds; temporal: T-GCN epochs on Los-loop, 1 warm-up + 3 rounds; hetero: HAN steps
+              on DBLP, 2 rounds (after the servers' own warm-up step); attention: memory and time at N = 1k ..
+              4k, one thread; no start-up, no 1M graph  (a few minutes on an idle 2-core machine)
     --tiny    (hidden, for the tests) a 500-node graph, one width, two repeats; graphs: 40 synthetic
               graphs, epochs of 3 steps of 8 graphs; temporal: a synthetic 24-node signal, 20 windows in
-              batches of 8
+              batches of 8; hetero: a synthetic DBLP-like graph of 60 authors; attention: N = 256, 512
 
 The JSON (``--out``) keeps one section per part; a run of some parts replaces those sections and
 keeps the others, then BENCHMARKS.md (``--md``) and the plot (``--plot``) are regenerated from the
@@ -32,7 +36,7 @@ import shlex
 import sys
 import time
 
-PARTS = ("kernels", "models", "memory", "startup", "scaling", "graphs", "temporal")
+PARTS = ("kernels", "models", "memory", "startup", "scaling", "graphs", "temporal", "hetero", "attention")
 GRAPH_PARTS = ("models", "memory")    # the parts whose rows are per graph (``--graphs``)
 NO_PYG = ("PyG not installed: the vs-PyG columns are skipped; "
           "pip install torch==2.13.0 && pip install '.[bench]'")   # said once, on standard error
@@ -56,8 +60,8 @@ def add_arguments(p):
                    help="plot (default benchmarks/bench.png; --quick/--tiny: beside the JSON)")
     p.add_argument("--no-pyg", action="store_true", help="skip the PyG peer (it is skipped anyway when not installed)")
     p.add_argument("--data-root", default=None,
-                   help="data root holding planetoid/ind.cora.*, tu/PROTEINS/ and temporal/ (Los-loop) (default "
-                        "$GNN_SCRATCH_DATA, then the data cache)")
+                   help="data root holding planetoid/ind.cora.*, tu/PROTEINS/, temporal/ (Los-loop) and hetero/dblp/ "
+                        "(default $GNN_SCRATCH_DATA, then the data cache)")
     p.add_argument("--report-only", action="store_true", help="regenerate the Markdown and the plot from --out")
     return p
 
@@ -116,9 +120,10 @@ def plan(mode):
     """The graphs and sizes of each part in a mode (see the module docstring)."""
     from .graphs import DatasetSpec
     from .harness import GraphSpec, random_spec
+    from .hetero import HeteroSpec
     from .scaling import EDGES
     from .temporal import TemporalSpec
-    proteins, los_loop = DatasetSpec("proteins"), TemporalSpec()
+    proteins, los_loop, dblp = DatasetSpec("proteins"), TemporalSpec(), HeteroSpec()
     cora, citeseer = GraphSpec("cora", "planetoid"), GraphSpec("citeseer", "planetoid")
     if mode == "tiny":
         tiny = random_spec(500, 5_000, num_features=16, num_classes=4)
@@ -128,7 +133,9 @@ def plan(mode):
                     graphs=dict(specs=[DatasetSpec("synthetic", "synthetic", num_graphs=40)], iters=3, batch_size=8,
                                 warmup=1, repeats=2),
                     temporal=dict(specs=[TemporalSpec("synthetic", "synthetic", windows=20, num_nodes=24,
-                                                      num_steps=80)], batch_size=8, warmup=1, repeats=2))
+                                                      num_steps=80)], batch_size=8, warmup=1, repeats=2),
+                    hetero=dict(specs=[HeteroSpec("synthetic", "synthetic", num_authors=60)], warmup=1, repeats=2),
+                    attention=dict(sizes=(256, 512), time_sizes=(256,), repeats=1, threads=(1,)))
     if mode == "quick":
         return dict(kernels=dict(specs=[random_spec(10_000, 100_000)], widths=(16, 64, 256), repeats=3, warmup=1,
                                  copy_mb=32, min_time=0.0),
@@ -136,7 +143,9 @@ def plan(mode):
                     memory=dict(specs=[cora], forms=("edge_index",), models=("gcn",)),
                     startup=dict(repeats=2), scaling=dict(edges=(10_000, 31_623, 100_000), forms=("edge_index", "csr")),
                     graphs=dict(specs=[proteins], iters=50, batch_size=32, warmup=1, repeats=3, max_time=120.0),
-                    temporal=dict(specs=[los_loop], models=("tgcn",), warmup=1, repeats=3, max_time=120.0))
+                    temporal=dict(specs=[los_loop], models=("tgcn",), warmup=1, repeats=3, max_time=120.0),
+                    hetero=dict(specs=[dblp], models=("han",), warmup=0, repeats=2, max_time=120.0),
+                    attention=dict(sizes=(1024, 2048, 4096), time_sizes=(1024, 2048, 4096), repeats=3, threads=(1,)))
     big = random_spec(1_000_000, 10_000_000)
     return dict(kernels=dict(specs=[random_spec(100_000, 1_000_000), big], widths=(16, 64, 256), repeats=5,
                              warmup=1, copy_mb=256, widths_by_graph={big.name: (64,)}, max_time=60.0),
@@ -145,7 +154,9 @@ def plan(mode):
                             forms=("edge_index", "EdgeIndex", "csr")),
                 startup=dict(repeats=4), scaling=dict(edges=EDGES),
                 graphs=dict(specs=[proteins], iters=50, batch_size=32, warmup=2, repeats=10, max_time=600.0),
-                temporal=dict(specs=[los_loop], warmup=1, repeats=5, max_time=600.0))
+                temporal=dict(specs=[los_loop], warmup=1, repeats=5, max_time=600.0),
+                hetero=dict(specs=[dblp], warmup=1, repeats=5, max_time=600.0),
+                attention=dict())         # bench/attention.py's SIZES, TIME_SIZES, 3 repeats, 1 thread and all
 
 
 def _planetoid_dir(args):
@@ -242,6 +253,15 @@ def run(args):
             from .temporal import run as run_temporal
             c = dict(cfg["temporal"])
             section = run_temporal(c.pop("specs"), pyg=pyg, data_root=args.data_root, log=log, **c)
+        elif part == "hetero":
+            from .hetero import run as run_hetero
+            c = dict(cfg["hetero"])
+            section = run_hetero(c.pop("specs"), pyg=pyg, data_root=args.data_root, log=log, **c)
+        elif part == "attention":
+            from .attention import CONTENDERS
+            from .attention import run as run_attention
+            contenders = CONTENDERS if pyg else tuple(c for c in CONTENDERS if c != "torch")
+            section = dict(rows=run_attention(contenders=contenders, log=log, **cfg["attention"]))
         else:
             from .scaling import run as run_scaling
             section = run_scaling(edges=cfg["scaling"]["edges"], pyg=pyg, quick=mode != "full", log=log,

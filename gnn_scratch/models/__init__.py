@@ -24,5 +24,7 @@ from .deep import GCNII, DeepGAT, DeepGCN, DeepSAGE
 from .gin import GIN
 from .embedding import DeepWalkMethod, DGIMethod, LINEMethod, Node2VecMethod, SDNEMethod
 from .temporal import A3TGCNForecaster, DCRNNForecaster, GConvGRUForecaster, GConvLSTMForecaster, TGCNForecaster
+from .hetero import HAN, RGCN, HetGNNMethod, MetaPath2VecMethod
+from .transformer import GPS, GraphTransformer, SBMGCN
 
-__all__ = ["GCN", "GAT", "SAGE", "Cheb", "FirstOrder", "SingleParameter", "FirstOrderTerm", "MLP", "FixedPoint", "DeepGCN", "DeepGAT", "DeepSAGE", "GCNII", "GIN", "GConvGRUForecaster", "TGCNForecaster", "A3TGCNForecaster", "GConvLSTMForecaster", "DCRNNForecaster", "DeepWalkMethod", "Node2VecMethod", "LINEMethod", "SDNEMethod", "DGIMethod", "MODELS", "build_model", "get_model_class", "register", "summary_line"]
+__all__ = ["GCN", "GAT", "SAGE", "Cheb", "FirstOrder", "SingleParameter", "FirstOrderTerm", "MLP", "FixedPoint", "DeepGCN", "DeepGAT", "DeepSAGE", "GCNII", "GIN", "GConvGRUForecaster", "TGCNForecaster", "A3TGCNForecaster", "GConvLSTMForecaster", "DCRNNForecaster", "DeepWalkMethod", "Node2VecMethod", "LINEMethod", "SDNEMethod", "DGIMethod", "HAN", "RGCN", "MetaPath2VecMethod", "HetGNNMethod", "GraphTransformer", "GPS", "SBMGCN", "MODELS", "build_model", "get_model_class", "register", "summary_line"]

@@ -12,6 +12,6 @@ Floors: ``loop`` (shared) < ``minibatch`` < ``tasks.base`` < the task modules < 
 from .base import TASKS, Task, get_task, register_task
 
 # The built-in tasks register themselves when imported.
-from . import embedding, graph, node, temporal  # noqa: F401
+from . import embedding, graph, hetero, inductive, node, temporal  # noqa: F401
 
 __all__ = ["TASKS", "Task", "get_task", "register_task"]

@@ -188,6 +188,12 @@ class NodeClassification(Task):
             raise ValueError(f"model {model_cls.name!r} forecasts a signal over time: train it with --task temporal")
         if getattr(model_cls, "embedding", False):
             raise ValueError(f"model {model_cls.name!r} embeds nodes without labels: run it with --task embedding")
+        if getattr(model_cls, "inductive", False):
+            raise ValueError(f"model {model_cls.name!r} is trained on the nodes of many graphs (PATTERN, CLUSTER): "
+                             f"train it with --task inductive")
+        if getattr(model_cls, "hetero", False):
+            raise ValueError(f"model {model_cls.name!r} reads a heterogeneous graph (node and edge types): train it "
+                             f"with --task hetero")
         if placement.check_device(device) not in model_cls.devices:
             able = ", ".join(n for n, c in MODELS.items() if device in c.devices)
             raise ValueError(f"model {model_cls.name!r} cannot train on {device!r} (its layers have no device "
