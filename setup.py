@@ -19,6 +19,8 @@ setup(
         # `pip install --no-deps torch-geometric-temporal==0.56.2` (its cells need neither; .ci/run does).
         "bench": ["torch", "torch-geometric"],
         "cuda": ["numba-cuda"],
+        # layer-wise inference on a Dask cluster (gnn_scratch.distributed, `gnn-scratch embed`); tested with 2026.8.0
+        "distributed": ["dask[distributed]>=2026.8.0"],
     },
     entry_points={"console_scripts": ["gnn-scratch=gnn_scratch.cli:main"]},
 )

@@ -1,4 +1,4 @@
-"""The ``gnn-scratch`` command line: train, predict, gradcheck, bench.
+"""The ``gnn-scratch`` command line: train, predict, gradcheck, bench, embed.
 
 Every run ends in one line on standard error when it fails, never a traceback: a value out of range
 or an option that does not apply is refused before any work, naming the option and what was
@@ -359,6 +359,13 @@ def build_parser(task="node"):
                         "PyG, one NVIDIA GPU); the options after --gpu are its own: gnn-scratch bench --gpu --help")
     b.set_defaults(fn=cmd_bench)
 
+    from .distributed.command import add_arguments as add_embed_arguments, run as cmd_embed
+    e = sub.add_parser("embed", help="PinSage item embeddings of a generated user-item graph by layer-wise inference "
+                                     "on Dask (needs the distributed extra)",
+                       description="Layer-wise PinSage inference on a Dask cluster (a LocalCluster by default): each "
+                                   "layer's states stay on the workers, which write the embeddings chunk by chunk.")
+    add_embed_arguments(e)
+    e.set_defaults(fn=cmd_embed)
     return p
 
 

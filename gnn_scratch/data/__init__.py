@@ -27,6 +27,7 @@ from .blogcatalog import MultiLabelGraph, load_blogcatalog, load_karate_adjlist 
 from .hetero import HETERO_DATASETS, HeteroDataset, load_acm, load_dblp, load_heco   # heterogeneous graphs (issue 14)
 from .sbm import (SBM_DATASETS, SBMBatch, SBMDataset, SBMGraph, load_sbm, make_batch,   # PATTERN, CLUSTER (issue 17)
                   weighted_accuracy)
+from .bipartite import BipartiteInteractions, generate_bipartite   # a generated user-item graph (issue 18)
 
 NODE_DATASETS = ("cora", "citeseer", "csbm", "karate")
 GRAPH_DATASETS = ("mutag", "proteins", "imdb-binary")
@@ -81,3 +82,4 @@ __all__ += ["load_chickenpox", "load_pedalme", "load_england_covid", "load_los_l
 __all__ += ["MultiLabelGraph", "load_blogcatalog", "load_karate_adjlist", "EMBEDDING_DATASETS"]
 __all__ += ["HETERO_DATASETS", "HeteroDataset", "load_acm", "load_dblp", "load_heco"]
 __all__ += ["SBM_DATASETS", "SBMDataset", "SBMGraph", "SBMBatch", "load_sbm", "make_batch", "weighted_accuracy"]
+__all__ += ["BipartiteInteractions", "generate_bipartite"]

@@ -20,9 +20,10 @@ from .layer_norm import LayerNorm
 from .attention import MultiheadAttention
 from .conv.transformer_conv import TransformerConv
 from .graph_transformer import GPSLayer, GTLayer
+from .conv.pinsage_conv import PinSAGEConv
 
 __all__ = ["Module", "BackwardBeforeForward", "Sequential", "MessagePassing", "Linear", "ReLU", "LeakyReLU", "ELU", "Dropout", "GCNConv",
            "GATConv", "SAGEConv", "GraphConv", "ChebConv", "FirstOrderConv", "SpectralConv", "LSTM", "BiLSTM", "SequenceLSTM", "FixedPointGNN", "FixedPointNotConverged",
            "SoftmaxCrossEntropy", "MSELoss", "accuracy", "log_softmax", "GINConv", "BatchNorm1d", "BatchNorm", "GlobalAddPool",
            "GlobalMeanPool", "GlobalMaxPool", "PairNorm", "GCN2Conv", "PReLU", "Bilinear", "BCEWithLogitsLoss", "Embedding", "RGCNConv", "HANConv",
-           "LayerNorm", "MultiheadAttention", "TransformerConv", "GTLayer", "GPSLayer"]
+           "LayerNorm", "MultiheadAttention", "TransformerConv", "GTLayer", "GPSLayer", "PinSAGEConv"]

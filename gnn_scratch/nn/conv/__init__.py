@@ -7,9 +7,10 @@ from .gcn2_conv import GCN2Conv
 from .gin_conv import GINConv
 from .graph_conv import GraphConv
 from .han_conv import HANConv
+from .pinsage_conv import PinSAGEConv
 from .rgcn_conv import RGCNConv
 from .sage_conv import SAGEConv
 from .spectral_conv import SpectralConv
 from .transformer_conv import TransformerConv
 
-__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv", "DConv", "RGCNConv", "HANConv", "TransformerConv"]
+__all__ = ["GCNConv", "GATConv", "SAGEConv", "GraphConv", "GINConv", "ChebConv", "FirstOrderConv", "SpectralConv", "GCN2Conv", "DConv", "RGCNConv", "HANConv", "TransformerConv", "PinSAGEConv"]
