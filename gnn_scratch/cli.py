@@ -48,7 +48,8 @@ def _load_data(args):
 # tests/test_tasks.py checks that every key of every model's model_defaults has a line here.
 MODEL_OPTIONS = {
     "hidden_channels": (("--hidden", "--hidden-channels"), dict(type=options.positive_int, metavar="H"),
-                        "hidden units per layer, H >= 1 (gat: per attention head)"),
+                        "hidden units per layer, H >= 1 (gat: per attention head; han, gt, gps: the width of all "
+                        "heads together, divisible by --heads)"),
     "heads": (("--heads",), dict(type=options.positive_int, metavar="K"),
               "attention heads of the hidden layer (concatenated), K >= 1"),
     "dropout": (("--dropout",), dict(type=options.probability, metavar="P"),
@@ -245,7 +246,8 @@ def cmd_predict(args):
                          f".npy), not a model: read it with numpy.load")
     model, extra = load_model(args.load)
     cls = get_model_class(model.config.get("model", ""))
-    for flag, task in (("graph_level", "graph"), ("temporal", "temporal")):
+    for flag, task in (("graph_level", "graph"), ("temporal", "temporal"), ("hetero", "hetero"),
+                       ("inductive", "inductive")):
         if getattr(cls, flag, False):
             raise ValueError(f"--load {args.load} holds a {cls.name} model of --task {task}; predict scores "
                              f"node-classification models (train --task {task} reports its own test scores)")

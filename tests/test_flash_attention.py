@@ -382,3 +382,19 @@ def test_derivation_snippets_run():
     assert blocks, "flash_attention.md has no Python block"
     for code in blocks:
         exec(compile(code, "flash_attention.md", "exec"), {})
+
+
+def test_a_non_finite_row_gives_nan_like_the_reference_not_an_exception():
+    """A NaN / Inf query (diverged training) poisons its own rows with NaN, as the dense reference does;
+    the Numba kernel must not raise (its row sum is 0 or NaN there: a division it now guards)."""
+    from gnn_scratch.kernels.attention_reference import dense_attention
+    rng = np.random.default_rng(0)
+    Q, K, V = (rng.standard_normal((70, 2, 8)) for _ in range(3))
+    for bad in (np.nan, np.inf):
+        Qb = Q.copy()
+        Qb[3] = bad
+        O, _ = ops.flash_attention(Qb, K, V, np.array([0, 70]))
+        with np.errstate(invalid="ignore"):          # the reference's own inf - inf
+            R = dense_attention(Qb, K, V, np.array([0, 70]), 1 / np.sqrt(8))[0]
+        assert np.isnan(O[3]).all() and np.isnan(R[3]).all()
+        np.testing.assert_allclose(np.delete(O, 3, axis=0), np.delete(R, 3, axis=0), rtol=1e-12, atol=1e-14)

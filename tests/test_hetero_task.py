@@ -91,6 +91,19 @@ def test_command_line_refusals_come_before_the_data(capsys, tmp_path):
     assert "give one of them" in capsys.readouterr().err
     assert main(["train", "--model", "rgcn", "--task", "node", "--data-root", str(tmp_path)]) == 2
     assert "train it with --task hetero" in capsys.readouterr().err
+    assert main(["train", "--model", "han", "--heads", "3", "--hidden", "64", "--data-root", str(tmp_path)]) == 2
+    assert "hidden_channels (--hidden) must be divisible by heads (--heads)" in capsys.readouterr().err
+    assert main(["train", "--model", "rgcn", "--num-blocks", "3", "--data-root", str(tmp_path)]) == 2
+    assert "num_blocks (--num-blocks) must divide hidden_channels (--hidden) = 64" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_saved_hetero_model(tmp_path, capsys):
+    data = random_hetero_dataset(0)
+    _, model = TASK.run("rgcn", data, runs=1, epochs=1, hidden_channels=4)
+    from gnn_scratch.io import save_model
+    path = save_model(str(tmp_path / "rgcn"), model)
+    assert main(["predict", "--load", str(path), "--dataset", "cora"]) == 2
+    assert "holds a rgcn model of --task hetero" in capsys.readouterr().err
 
 
 def test_rgcn_and_han_learn_acm(data_root):

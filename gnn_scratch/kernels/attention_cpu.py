@@ -218,7 +218,9 @@ def _forward_rows(Q, K, V, h, lo, hi, a, b, scale, O, L, Bc, w):
             for f in range(dv):
                 acc[i, f] += pv[i, f]
     for i in range(n):
-        inv = one / ml[1, i]
+        # a row sum of 0 or NaN comes only from non-finite scores (NaN / Inf inputs, or overflow): give NaN as the
+        # NumPy reference does, not Numba's ZeroDivisionError
+        inv = one / ml[1, i] if ml[1, i] > 0 else one * np.nan
         for f in range(dv):
             O[lo + i, h, f] = acc[i, f] * inv
         L[lo + i, h] = ml[0, i] + np.log(ml[1, i])

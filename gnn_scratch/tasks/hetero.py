@@ -102,6 +102,12 @@ class HeteroClassification(Task):
             if train.get(key) is not None:
                 options.check(kind, train[key], f"{key} ({flag})")
         kw = model_kw or {}
+        hidden, heads, blocks = kw.get("hidden_channels"), kw.get("heads"), kw.get("num_blocks")
+        if hidden is not None and heads is not None and hidden % heads:
+            raise ValueError(f"hidden_channels (--hidden) must be divisible by heads (--heads): {model_cls.name}'s "
+                             f"{heads} heads share its {hidden} channels, got {hidden} % {heads} = {hidden % heads}")
+        if hidden is not None and blocks is not None and hidden % blocks:
+            raise ValueError(f"num_blocks (--num-blocks) must divide hidden_channels (--hidden) = {hidden}, got {blocks}")
         if kw.get("num_bases") is not None and kw.get("num_blocks") is not None:
             raise ValueError("num_bases (--num-bases) and num_blocks (--num-blocks) are two decompositions of W_r: "
                              "give one of them")
