@@ -243,3 +243,9 @@ def test_every_new_model_option_has_a_command_line_line():
     from gnn_scratch.cli import MODEL_OPTIONS
     for name in ("gt", "gps", "sbm_gcn"):
         assert set(MODELS[name].model_defaults) <= set(MODEL_OPTIONS), name
+
+
+def test_heads_that_do_not_divide_the_width_are_refused_before_the_data(capsys, tmp_path):
+    from gnn_scratch.cli import main
+    assert main(["train", "--model", "gt", "--heads", "3", "--data-root", str(tmp_path)]) == 2
+    assert "hidden_channels (--hidden) must be divisible by heads (--heads): gt's 3 heads" in capsys.readouterr().err
