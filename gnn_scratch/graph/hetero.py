@@ -374,7 +374,7 @@ class HeteroGraph:
             A.sum_duplicates()      # a product has none, a single relation may have repeats
             A.sort_indices()
             return _freeze(A)
-        return self._cached(("adjacency", path), build)
+        return self.cached(("adjacency", path), build)
 
     def metapath_graph(self, metapath, keep_multiplicity=False) -> Graph:
         """The graph joining the two ends of every metapath instance (HAN's metapath-based neighbours).
@@ -402,7 +402,7 @@ class HeteroGraph:
                 return Graph(A.indptr, A.indices, None, num_src=A.shape[1])
             dtype = np.float32 if (A.nnz == 0 or A.data.max() < _FLOAT32_EXACT) else np.float64
             return Graph(A.indptr, A.indices, A.data.astype(dtype), num_src=A.shape[1])
-        return self._cached(("metapath", path, keep), build)
+        return self.cached(("metapath", path, keep), build)
 
     def to_homogeneous(self) -> Homogeneous:
         """All nodes and relations as one graph, in the order of PyG's ``HeteroData.to_homogeneous()``.
@@ -441,7 +441,7 @@ class HeteroGraph:
                                node_type=_freeze(node_type), node_offset=MappingProxyType(offsets),
                                edge_offset=MappingProxyType(eoff), node_types=self.node_types,
                                edge_types=self.edge_types)
-        return self._cached(("homogeneous",), build)
+        return self.cached(("homogeneous",), build)
 
     def cached(self, key, build):
         """``build()`` computed once per key and kept on this graph (it is immutable, so a result never goes
@@ -450,7 +450,6 @@ class HeteroGraph:
             self._cache[key] = build()
         return self._cache[key]
 
-    _cached = cached
 
 
 def _same_edges(a, b) -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 from .. import device as placement   # "device" names an argument here
 from ..embed.evaluate import classify_split, f1_scores, labels_to_matrix
 from ..loop import BestEpoch, epoch_line, evaluate, train_step
-from ..models import MODELS, get_model_class
+from ..models import MODELS
 from ..nn import SoftmaxCrossEntropy
 from ..optim import Adam
 from ..threads import blas_threads
@@ -102,10 +102,8 @@ class HeteroClassification(Task):
             if train.get(key) is not None:
                 options.check(kind, train[key], f"{key} ({flag})")
         kw = model_kw or {}
-        hidden, heads, blocks = kw.get("hidden_channels"), kw.get("heads"), kw.get("num_blocks")
-        if hidden is not None and heads is not None and hidden % heads:
-            raise ValueError(f"hidden_channels (--hidden) must be divisible by heads (--heads): {model_cls.name}'s "
-                             f"{heads} heads share its {hidden} channels, got {hidden} % {heads} = {hidden % heads}")
+        options.check_heads_share_width(model_cls.name, kw)
+        hidden, blocks = kw.get("hidden_channels"), kw.get("num_blocks")
         if hidden is not None and blocks is not None and hidden % blocks:
             raise ValueError(f"num_blocks (--num-blocks) must divide hidden_channels (--hidden) = {hidden}, got {blocks}")
         if kw.get("num_bases") is not None and kw.get("num_blocks") is not None:
@@ -237,14 +235,3 @@ def _embed_and_probe(model_cls, data, view, seed, model_kw):
     scores = classify_split(Z, y, tr, te, C=C)
     return dict(macro_f1=scores["macro_f1"], micro_f1=scores["micro_f1"], val_micro_f1=val[C], C=C, **info), Z
 
-
-def hetero_model_names():
-    """The registered models the hetero task takes."""
-    return [n for n, c in MODELS.items() if is_hetero(c)]
-
-
-def get_hetero_model(name):
-    cls = get_model_class(name)
-    if not is_hetero(cls):
-        raise ValueError(f"model {name!r} is not a heterogeneous-graph model; choose one of {hetero_model_names()}")
-    return cls

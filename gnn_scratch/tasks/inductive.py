@@ -296,11 +296,7 @@ class InductiveNodeClassification(Task):
         if size is not None and not (size in ("small", "full") or (isinstance(size, numbers.Integral)
                                                                     and not isinstance(size, bool) and size >= 1)):
             raise ValueError(f"size (--size) must be 'small', 'full' or a positive int, got {size!r}")
-        kw = model_kw or {}
-        hidden, heads = kw.get("hidden_channels"), kw.get("heads")
-        if hidden is not None and heads is not None and hidden % heads:
-            raise ValueError(f"hidden_channels (--hidden) must be divisible by heads (--heads): {model_cls.name}'s "
-                             f"{heads} heads share its {hidden} channels, got {hidden} % {heads} = {hidden % heads}")
+        options.check_heads_share_width(model_cls.name, model_kw or {})
 
     @classmethod
     def pe_of(cls, model_cls, model_kw, dataset):

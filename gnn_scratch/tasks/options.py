@@ -136,3 +136,12 @@ def existing_folder(text):
     if not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"expected an existing folder, got {text!r}")
     return text
+
+
+def check_heads_share_width(model_name, model_kw):
+    """ValueError (naming both options) when ``model_kw``'s heads do not divide its hidden_channels: the models
+    whose heads split one width (han, gt, gps) need hidden_channels % heads == 0. Absent keys: nothing to check."""
+    hidden, heads = model_kw.get("hidden_channels"), model_kw.get("heads")
+    if hidden is not None and heads is not None and hidden % heads:
+        raise ValueError(f"hidden_channels (--hidden) must be divisible by heads (--heads): {model_name}'s "
+                         f"{heads} heads share its {hidden} channels, got {hidden} % {heads} = {hidden % heads}")
