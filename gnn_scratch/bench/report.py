@@ -151,35 +151,30 @@ def _graphs_target(g):
     return _judge(label, f"{ms(ours)} ms vs {ms(pyg['median'])} ms ({form})", ours / pyg["median"], 0.5, "le")
 
 
-def _temporal_target(t):
-    """The Los-loop target: ours / PyG Temporal's, one T-GCN training epoch (medians)."""
-    label = "T-GCN training epoch on Los-loop ≤ 0.5× PyG Temporal"
-    row = next((r for r in (t or {}).get("rows", []) if r.get("dataset") == "los_loop" and r.get("model") == "tgcn"),
+def _peer_target(section, label, dataset, model, timed, peer):
+    """A part's "ours / peer ≤ 0.5" target: the medians of ``row[timed]`` for the row of ``dataset`` and ``model``."""
+    row = next((r for r in (section or {}).get("rows", []) if r.get("dataset") == dataset and r.get("model") == model),
                None)
     if row is None:
         return dict(target=label, status="not measured")
-    if "error" in row or not row.get("epoch"):
+    if "error" in row or not row.get(timed):
         return dict(target=label, status="not measured", note=row.get("error", ""))
-    pyg = row["epoch"].get("pyg")
+    pyg = row[timed].get("pyg")
     if pyg is None:
-        return dict(target=label, status="not measured", note=row.get("pyg_error", "no PyG Temporal timing"))
-    ours = row["epoch"]["ours"]["median"]
+        return dict(target=label, status="not measured", note=row.get("pyg_error", f"no {peer} timing"))
+    ours = row[timed]["ours"]["median"]
     return _judge(label, f"{ms(ours)} ms vs {ms(pyg['median'])} ms", ours / pyg["median"], 0.5, "le")
+
+
+def _temporal_target(t):
+    """The Los-loop target: ours / PyG Temporal's, one T-GCN training epoch (medians)."""
+    return _peer_target(t, "T-GCN training epoch on Los-loop ≤ 0.5× PyG Temporal", "los_loop", "tgcn", "epoch",
+                        "PyG Temporal")
 
 
 def _hetero_target(h):
     """The DBLP target: ours / PyG's, one HAN training step (medians)."""
-    label = "HAN training step on DBLP ≤ 0.5× PyG"
-    row = next((r for r in (h or {}).get("rows", []) if r.get("dataset") == "dblp" and r.get("model") == "han"), None)
-    if row is None:
-        return dict(target=label, status="not measured")
-    if "error" in row or not row.get("step"):
-        return dict(target=label, status="not measured", note=row.get("error", ""))
-    pyg = row["step"].get("pyg")
-    if pyg is None:
-        return dict(target=label, status="not measured", note=row.get("pyg_error", "no PyG timing"))
-    ours = row["step"]["ours"]["median"]
-    return _judge(label, f"{ms(ours)} ms vs {ms(pyg['median'])} ms", ours / pyg["median"], 0.5, "le")
+    return _peer_target(h, "HAN training step on DBLP ≤ 0.5× PyG", "dblp", "han", "step", "PyG")
 
 
 def _attention_target(a):
