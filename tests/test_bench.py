@@ -386,3 +386,64 @@ def test_tiny_temporal_smoke_run_times_epochs_beside_pyg_temporal(tmp_path):
             assert row["mirror"]["max_rel_diff"] <= 1e-4 and row["epoch"]["pyg"]["median"] > 0
     md = (tmp_path / "r.md").read_text()
     assert "| T-GCN | synthetic, 24 nodes | 20 windows, 3 × ≤ 8 |" in md
+
+
+# ---------------------------------------------------------------- the random-gather ceiling (issue 19 item 3)
+_FORMULA_KERNELS = ("spmm_sum", "spmm_sum_perm", "spmm_sum_t", "spmm_mean", "spmm_mean_backward", "spmm_max",
+                    "spmm_max_backward", "sddmm_dot", "sddmm_dot_backward", "edge_softmax", "edge_softmax_backward",
+                    "gat_forward", "gat_backward")
+
+
+def test_gathered_bytes_is_the_row_part_of_bytes_moved():
+    from gnn_scratch.bench.harness import gathered_bytes
+    s = Shape(n_dst=1000, n_src=800, E=10_000, F=64, H=1)
+    for k in _FORMULA_KERNELS:
+        assert 0 <= gathered_bytes(k, s) < bytes_moved(k, s), k
+    assert gathered_bytes("spmm_sum", s) == 10_000 * 64 * 4
+    # the transpose, the mean's backward and max all gather one row per edge as well
+    assert {gathered_bytes(k, s) for k in ("spmm_sum_perm", "spmm_sum_t", "spmm_mean_backward", "spmm_max")} == \
+        {10_000 * 64 * 4}
+    assert gathered_bytes("sddmm_dot_backward", s) == 2 * gathered_bytes("sddmm_dot", s)
+    assert gathered_bytes("spmm_max_backward", s) == 0 and gathered_bytes("edge_softmax", s) == 0
+    # bytes_moved minus the gathered rows no longer grows with E * F for the SpMMs: only index/values do
+    big = Shape(n_dst=1000, n_src=800, E=10_000, F=256, H=1)
+    assert bytes_moved("spmm_sum", big) - gathered_bytes("spmm_sum", big) - \
+        (bytes_moved("spmm_sum", s) - gathered_bytes("spmm_sum", s)) == 1000 * (256 - 64) * 4   # the output only
+    with pytest.raises(ValueError, match="no bytes-moved formula"):
+        gathered_bytes("nope", s)
+
+
+def test_gather_bandwidth_yardstick_sums_the_rows_it_says():
+    from gnn_scratch.bench.kernels import GatherBandwidth
+    g = GatherBandwidth(500, 8, 3000, seed=1)
+    assert g.bytes == 3000 * 8 * 4 and g.idx.min() >= 0 and g.idx.max() < 500
+    g.fn()
+    np.testing.assert_allclose(g.out.sum(axis=0), g.X[g.idx].sum(axis=0), rtol=1e-4, atol=1e-3)
+    assert g.bandwidth(dict(median=0.5)) == 2 * g.bytes
+
+
+def test_kernel_rows_carry_the_gather_bound_and_the_report_shows_it():
+    from gnn_scratch.bench import kernels
+    from gnn_scratch.bench.harness import random_spec
+    res = kernels.run([random_spec(2000, 20_000)], widths=(16,), repeats=2, warmup=1, copy_mb=8, min_time=0.0,
+                      log=None)
+    rows = [r for r in res["rows"] if "error" not in r]
+    spmm = [r for r in rows if r["kernel"] in ("weighted-sum fwd", "mean fwd", "max bwd")]
+    assert len(spmm) == 3
+    for r in spmm:
+        gbw, cbw = 1e9 * r["gather_bandwidth_gbs"], 1e9 * r["copy_bandwidth_gbs"]
+        assert gbw > 0 and r["gather"]["median"] > 0
+        expect = r["gathered_bytes"] / gbw + (r["bytes"] - r["gathered_bytes"]) / cbw
+        assert r["gather_bound_s"] == pytest.approx(expect, rel=1e-12)
+        assert r["fraction_of_gather_bound"] == pytest.approx(r["gather_bound_s"] / r["ours"]["median"], rel=1e-12)
+    assert next(r for r in spmm if r["kernel"] == "max bwd")["gathered_bytes"] == 0
+    assert all("gather_bound_s" not in r for r in rows if r["kernel"].startswith("edge softmax"))
+    md = "\n".join(report._kernels_md(res))
+    assert "| gather bound ms | of gather bound |" in md and "Random row-gather bandwidth over the groups" in md
+    wsum = next(r for r in rows if r["kernel"] == "weighted-sum fwd")
+    assert f"| {100 * wsum['fraction_of_gather_bound']:.0f} % |" in md
+
+
+def test_kernels_table_without_gather_rows_keeps_its_old_columns():
+    md = "\n".join(report._kernels_md(_fake_results()["kernels"]))
+    assert "| bound ms | of bound |\n" in md and "gather bound" not in md

@@ -140,8 +140,9 @@ def bytes_moved(kernel, s):
         spmm_mean           indptr + indices + E gathered rows + output
         spmm_mean_backward  t_indptr + t_indices + indptr (degrees) + E gathered rows + output
         spmm_max            indptr + indices + E gathered rows + output + argmax (int64)
-        spmm_max_backward   argmax + grad_out read once, grad_X written (N_src rows); the atomic-free
-                            kernel gathers both once per edge, E / N_dst times this bound's reads
+        spmm_max_backward   argmax + grad_out read once, grad_X written (N_src rows); the CPU kernel
+                            streams both once and scatters into grad_X (random line updates); the
+                            CUDA kernel gathers both once per edge, E / N_dst times these reads
         sddmm_dot           indptr + indices + A rows (once) + E gathered B rows + (E, H) output
         sddmm_dot_backward  two SpMMs: dA = G B (CSR), dB = G^T A (transpose, permuted)
         edge_softmax        indptr + scores (E, H) read + alpha (E, H) written
@@ -182,6 +183,31 @@ def bytes_moved(kernel, s):
     if kernel == "gat_backward":
         return (csr + csc + e * PERM_BYTES + 2 * rows + 2 * e * H * w + 2 * e * H * w
                 + ns * F * w + (nd + ns) * H * w + 2 * nd * H * w)
+    raise ValueError(f"no bytes-moved formula for kernel {kernel!r}")
+
+
+def gathered_bytes(kernel, s):
+    """The part of ``bytes_moved(kernel, s)`` that is gathered rows: one random row per edge.
+
+    On a graph with no locality those rows arrive at the random-row gather bandwidth (DRAM latency x
+    rows in flight), not at the copy bandwidth that the rest (index, values, output) streams at;
+    ``bench/kernels.py`` times both and bounds the kernel by gathered / gather bandwidth + the rest /
+    copy bandwidth. ``spmm_max_backward``'s formula counts no gathered row (argmax and grad_out read
+    once), so its bound stays the streaming one.
+    """
+    rows = s.E * s.F * s.itemsize               # a gathered (N, F) row per edge, as bytes_moved counts it
+    head_rows = s.E * s.H * s.F * s.itemsize    # SDDMM's (N, H, F) rows
+    if kernel in ("spmm_sum", "spmm_sum_perm", "spmm_sum_t", "spmm_mean", "spmm_mean_backward", "spmm_max",
+                  "gat_forward"):
+        return rows
+    if kernel == "gat_backward":
+        return 2 * rows
+    if kernel == "sddmm_dot":
+        return head_rows
+    if kernel == "sddmm_dot_backward":
+        return 2 * head_rows
+    if kernel in ("spmm_max_backward", "edge_softmax", "edge_softmax_backward"):
+        return 0
     raise ValueError(f"no bytes-moved formula for kernel {kernel!r}")
 
 

@@ -5,6 +5,14 @@ For every (kernel, width) one interleaved group times: our kernel, its scipy.spa
 exists (``A @ X``, ``A.T @ G``), and a large ``np.copyto`` whose bandwidth turns the kernel's
 bytes-moved lower bound (``harness.bytes_moved``) into a time. Reported: the medians, the ratio to
 scipy, and the achieved fraction of the bound = (bytes / kernel time) / copy bandwidth.
+
+The copy bandwidth is not what a row gather on a random graph can reach: each edge loads a row
+from a random place, so the rate is DRAM latency x rows in flight (``scripts/measure_memory_bounds.py``
+measures both; on the 2-core EPYC a random 256 B row gather reaches ~1/4 of the copy bandwidth).
+So each group also times a pure random row gather (``GatherBandwidth``: rows of an (N_src, F)
+matrix at uniform random ids, prefetched as the kernels do, Numba's thread count) and reports the
+*gather bound* = gathered rows (``harness.gathered_bytes``) / gather bandwidth + the other bytes /
+copy bandwidth, and the kernel's fraction of it.
 """
 from __future__ import annotations
 
@@ -13,11 +21,59 @@ import inspect
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit, prange
 
-from .harness import CopyBandwidth, Shape, bytes_moved, interleave, ratio
+from ..kernels.prefetch import prefetch_distance, prefetch_row
+from .harness import CopyBandwidth, Shape, bytes_moved, gathered_bytes, interleave, ratio
 
 WIDTHS = (16, 64, 256)
 SOFTMAX_HEADS = 8     # edge softmax and fused GAT run with 8 heads (GAT's usual first layer)
+
+
+GATHER_ROWS = 2_000_000   # rows per timing of the random-gather yardstick (fewer on a smaller graph)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def _gather_rows(X, idx, out):
+    """out[c] = sum of the rows X[idx[k]] of chunk c of idx: a row gather with nothing else to do."""
+    M = idx.size
+    F = X.shape[1]
+    n_chunks = out.shape[0]
+    pd = prefetch_distance(X)
+    for c in prange(n_chunks):
+        lo, hi = M * c // n_chunks, M * (c + 1) // n_chunks
+        orow = out[c]
+        for f in range(F):
+            orow[f] = 0
+        for k in range(lo, hi):
+            if k + pd < hi:
+                prefetch_row(X, idx[k + pd])
+            xrow = X[idx[k]]
+            for f in range(F):
+                orow[f] += xrow[f]
+
+
+class GatherBandwidth:
+    """A random row gather from an (n_rows, F) float32 matrix: the ceiling of a row-gathering kernel on a
+    graph with no locality (uniform random ids, so it is cached exactly as much as the graph's rows are).
+
+    ``fn`` sums ``min(rows, GATHER_ROWS)`` rows at uniform random ids with the kernels' prefetch;
+    bandwidth = gathered bytes / time.
+    """
+
+    def __init__(self, n_rows, F, rows, seed=0):
+        rng = np.random.default_rng(seed)
+        self.X = rng.standard_normal((n_rows, F), dtype=np.float32)
+        self.idx = rng.integers(0, n_rows, max(1, min(rows, GATHER_ROWS))).astype(np.int32)
+        self.out = np.empty((64, F), dtype=np.float32)
+        self.bytes = self.idx.size * F * 4
+
+    def fn(self):
+        _gather_rows(self.X, self.idx, self.out)
+
+    def bandwidth(self, summary):
+        """Bytes per second from the ``summarize`` dict of ``fn``'s timings (median time)."""
+        return self.bytes / summary["median"]
 
 
 def _gat_module():
@@ -114,12 +170,15 @@ def _softmax_cases(graph, rng):
     }
 
 
-def _measure(cases, width_label, copy, repeats, warmup, log, graph_label, min_time=0.2, max_time=None):
+def _measure(cases, width_label, copy, repeats, warmup, log, graph_label, min_time=0.2, max_time=None,
+             gather=None):
     rows = []
     for name, (ours, peer, kinds, shape) in cases.items():
         fns = {"ours": ours, "copy": copy.fn}
         if peer is not None:
             fns["scipy"] = peer
+        if gather is not None:
+            fns["gather"] = gather.fn
         try:
             res = interleave(fns, repeats=repeats, warmup=warmup, min_time=min_time, max_time=max_time)
         except Exception as e:   # noqa: BLE001 -- a kernel still being written must not stop the run
@@ -134,11 +193,19 @@ def _measure(cases, width_label, copy, repeats, warmup, log, graph_label, min_ti
                    copy=res["copy"], copy_bandwidth_gbs=bw / 1e9, bytes=int(nbytes), bound_s=bound_s,
                    fraction_of_bound=bound_s / res["ours"]["median"],
                    speedup_vs_scipy=(1.0 / ratio(res["ours"], res["scipy"])) if "scipy" in res else None)
+        gb = ""
+        if gather is not None:
+            gbw = gather.bandwidth(res["gather"])
+            g_bytes = sum(gathered_bytes(k, shape) for k in kinds)
+            g_bound = g_bytes / gbw + (nbytes - g_bytes) / bw
+            row.update(gather=res["gather"], gather_bandwidth_gbs=gbw / 1e9, gathered_bytes=int(g_bytes),
+                       gather_bound_s=g_bound, fraction_of_gather_bound=g_bound / res["ours"]["median"])
+            gb = f"  gather bound {100 * row['fraction_of_gather_bound']:5.1f} %"
         rows.append(row)
         if log:
             sc = f"  scipy {1e3 * res['scipy']['median']:.2f} ms" if "scipy" in res else ""
             log(f"  {name:34s} {str(width_label):>5}  ours {1e3 * res['ours']['median']:9.2f} ms{sc}  "
-                f"bound {100 * row['fraction_of_bound']:5.1f} %")
+                f"bound {100 * row['fraction_of_bound']:5.1f} %{gb}")
     return rows
 
 
@@ -167,8 +234,9 @@ def run(specs, widths=WIDTHS, repeats=5, warmup=1, copy_mb=256, min_time=0.2, lo
         copy = CopyBandwidth(copy_mb * 2 ** 20)
         for F in (widths_by_graph or {}).get(spec.name, widths):
             cases = _cases(graph, F, rng, gat)
-            rows += _measure(cases, F, copy, repeats, warmup, log, spec.label, min_time, max_time)
-            del cases
+            gather = GatherBandwidth(graph.num_src, F, graph.num_edges)
+            rows += _measure(cases, F, copy, repeats, warmup, log, spec.label, min_time, max_time, gather)
+            del cases, gather
         rows += _measure(_softmax_cases(graph, rng), f"H={SOFTMAX_HEADS}", copy, repeats, warmup, log, spec.label,
                          min_time, max_time)
         graphs.append(dict(name=spec.name, label=spec.label, num_nodes=graph.num_nodes, num_edges=graph.num_edges))

@@ -274,12 +274,26 @@ def _kernels_md(k):
         rows.append([r["graph"], r["kernel"], r["width"], span(r["ours"]), span(sc) if sc else "–",
                      f"{r['speedup_vs_scipy']:.1f}×" if r.get("speedup_vs_scipy") else "–",
                      f"{r['bytes'] / 1e6:.0f}", ms(r["bound_s"]), f"{100 * r['fraction_of_bound']:.0f} %"])
-    out.append(table(["graph", "kernel", "width", "ours ms", "scipy ms", "ours faster than scipy", "MB moved",
-                      "bound ms", "of bound"], rows))
+    header = ["graph", "kernel", "width", "ours ms", "scipy ms", "ours faster than scipy", "MB moved",
+              "bound ms", "of bound"]
+    if any("gather_bound_s" in r for r in k["rows"]):     # the random-gather ceiling (bench/kernels.py)
+        header += ["gather bound ms", "of gather bound"]
+        for r, row in zip(k["rows"], rows):
+            row += ([ms(r["gather_bound_s"]), f"{100 * r['fraction_of_gather_bound']:.0f} %"]
+                    if "gather_bound_s" in r else ["–", "–"])
+        out.append("*Gather bound* = the gathered rows (one per edge) over the bandwidth of a pure random row "
+                   "gather of the same matrix size timed in the same group (Numba's threads, the kernels' "
+                   "prefetch), plus the other bytes over the copy bandwidth: what a row gather can reach on a "
+                   "graph with no locality (DRAM latency × rows in flight), `scripts/measure_memory_bounds.py`.\n")
+    out.append(table(header, rows))
     bws = [r["copy_bandwidth_gbs"] for r in k["rows"] if "copy_bandwidth_gbs" in r]
     if bws:
         out.append(f"\nCopy bandwidth over the groups: median {sorted(bws)[len(bws) // 2]:.1f} GB/s "
                    f"(min {min(bws):.1f}, max {max(bws):.1f}).")
+    gbws = [r["gather_bandwidth_gbs"] for r in k["rows"] if "gather_bandwidth_gbs" in r]
+    if gbws:
+        out.append(f"Random row-gather bandwidth over the groups: median {sorted(gbws)[len(gbws) // 2]:.1f} GB/s "
+                   f"(min {min(gbws):.1f}, max {max(gbws):.1f}).")
     if not k.get("gat_fused"):
         out.append("\nFused GAT kernels: `kernels/gat_cpu.py` not present, not measured.")
     out.append("")

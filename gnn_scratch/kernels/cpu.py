@@ -5,7 +5,8 @@ Read the contract at the top of ``reference.py`` first. What this module adds is
 * **Row ownership.** Every parallel loop gives whole destination rows (or whole rows of the
   transpose) to one thread, so no two threads ever write the same output element, no atomics are
   needed, and every result is the same bit for bit from run to run, whatever the thread count:
-  each output element is reduced by one thread, in CSR edge order.
+  each output element is reduced by one thread, in CSR edge order. (``spmm_max_backward``
+  on a large graph is one thread's scatter in ascending destination order: see there.)
 * **Edge-balanced chunks.** Rows are split into ``_num_chunks`` contiguous chunks of about equal
   cost (edges + rows, found by binary search on ``indptr``), so a power-law graph whose hubs sit
   together does not leave one thread with most of the work.
@@ -14,8 +15,10 @@ Read the contract at the top of ``reference.py`` first. What this module adds is
   (the output's dtype), so results match the reference to a few ulps, often exactly.
 * **Software prefetch.** The gathering kernels (SpMM, SDDMM dot) are bound by the latency of
   loading random rows; each asks for the row it will need ~4 KB of rows ahead
-  (``_prefetch_row``, an LLVM ``prefetch`` hint: no fault, no effect on results), which keeps
-  several loads in flight per core.
+  (``kernels/prefetch.py``: an LLVM ``prefetch`` hint, no fault, no effect on results), which
+  keeps several loads in flight per core. On a random graph they run at 50-85 % of a pure random
+  row gather's bandwidth (DRAM latency x rows in flight), which is ~1/4 of the copy bandwidth
+  here; ``scripts/measure_memory_bounds.py`` measures both.
 * **No allocation** inside a kernel: ``out`` is preallocated by the caller and fully overwritten.
 
 Arrays must be C-contiguous (``indptr`` int64, ``indices`` int32, float32 or float64 values).
@@ -24,10 +27,9 @@ behaviour here, as in a C kernel. Each dtype combination compiles once on first 
 (``cache=True`` keeps the machine code in ``__pycache__`` for later runs).
 """
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.core.extending import intrinsic
+from numba import get_num_threads, njit, prange
+
+from .prefetch import prefetch_distance, prefetch_line, prefetch_row
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 _SERIAL = dict(cache=True, nogil=True)
@@ -36,50 +38,17 @@ _SERIAL = dict(cache=True, nogil=True)
 # caching the machine code): enough for any thread count we run on to get equal shares of work.
 _MAX_CHUNKS = 256
 
-# Software prefetch of gathered rows: about this many bytes of rows ahead of the current edge.
-_PREFETCH_BYTES = 4096
-_CACHE_LINE = 64
-
-
-# ---------------------------------------------------------------------------------- prefetch
-@intrinsic
-def _prefetch_line(typingctx, arr, row, offset):
-    """Ask the CPU to load the cache line at byte ``offset`` of row ``row`` of ``arr``.
-
-    A hint only: it never faults (even past the end of ``arr``) and cannot change a result.
-    """
-    sig = types.void(arr, row, offset)
-
-    def codegen(context, builder, signature, args):
-        arr_ty, row_ty, offset_ty = signature.args
-        ary = context.make_array(arr_ty)(context, builder, args[0])
-        row_stride = builder.extract_value(ary.strides, 0)
-        r = context.cast(builder, args[1], row_ty, types.intp)
-        o = context.cast(builder, args[2], offset_ty, types.intp)
-        base = builder.bitcast(ary.data, ir.IntType(8).as_pointer())
-        ptr = builder.gep(base, [builder.add(builder.mul(r, row_stride), o)])
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
-        # read, high temporal locality (prefetcht0), data cache
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@njit(**_SERIAL)
-def _prefetch_distance(X):
-    """How many edges ahead to prefetch rows of ``X``: ~``_PREFETCH_BYTES`` of rows, 4 to 64 edges."""
-    row_bytes = max(X.strides[0], 1)
-    return max(4, min(64, _PREFETCH_BYTES // row_bytes))
-
-
-@njit(**_SERIAL)
-def _prefetch_row(X, j):
-    """Prefetch every cache line of row ``j`` of the C-contiguous array ``X``."""
-    for offset in range(0, X.strides[0], _CACHE_LINE):
-        _prefetch_line(X, j, offset)
+# Software prefetch of gathered rows (kernels/prefetch.py): the old private names stay for the
+# kernel modules that import them from here (gin_cpu).
+_prefetch_line = prefetch_line
+_prefetch_row = prefetch_row
+_prefetch_distance = prefetch_distance
+# A per-edge random read of a 1-D array (a permuted weight, a degree) is prefetched only when the
+# array holds more than this many items: a smaller one stays in L2 (2 MB here) and the hint is
+# pure overhead (measured on Cora and the 100k-node graph).
+_PREFETCH_MIN_ITEMS = 1 << 18
+# spmm_max_backward prefetches the grad_X lines of this many rows ahead (1, 2, 4 measured: 2 best).
+_MAX_BWD_AHEAD = 2
 
 
 # ---------------------------------------------------------------------------------- scheduling
@@ -131,6 +100,10 @@ def _weighted_row_sum(orow, X, indices, lo, hi, edge_val, perm, pd):
     for e in range(lo, hi):
         if e + pd < E:
             _prefetch_row(X, indices[e + pd])
+            if edge_val is not None and perm is not None and edge_val.size > _PREFETCH_MIN_ITEMS:
+                # the permuted weight is a second random load per edge (~20 % of the time on a
+                # 1M-edge graph); weights that sit in L2 anyway gain nothing from the hint
+                _prefetch_line(edge_val, perm[e + pd], 0)
         xrow = X[indices[e]]
         if edge_val is None:
             if e == lo:
@@ -234,6 +207,7 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
     n_src, F = grad_X.shape
     E = t_indices.size
     pd = _prefetch_distance(grad_out)
+    pdeg = indptr.size > _PREFETCH_MIN_ITEMS
     n_chunks = _num_chunks(n_src)
     for c in prange(n_chunks):
         r0 = _chunk_start(t_indptr, c, n_chunks)
@@ -248,6 +222,8 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
             for e in range(lo, hi):
                 if e + pd < E:
                     _prefetch_row(grad_out, t_indices[e + pd])
+                    if pdeg:
+                        _prefetch_line(indptr, t_indices[e + pd], 0)   # deg_i: a random read too
                 i = t_indices[e]
                 deg = grad_X.dtype.type(indptr[i + 1] - indptr[i])   # >= 1: row i holds this edge
                 src = grad_out[i]
@@ -318,23 +294,82 @@ def spmm_max(indptr, indices, X, out, argmax):
                             arow[f] = j
 
 
-@njit(**_PARALLEL)
 def spmm_max_backward(t_indptr, t_indices, argmax, grad_out, grad_X):
     """Gradient of spmm_max w.r.t. X: grad_X[j, f] = sum of grad_out[i, f] over the i with argmax[i, f] = j.
 
-    t_indptr  (N_src+1,) int64  transpose of the graph that produced argmax, rows = sources
+    t_indptr  (N_src+1,) int64  transpose of the graph that produced argmax
     t_indices (E,) int32        destination of each transposed edge, ascending within a row
     argmax    (N_dst, F) int64  from spmm_max (-1 = empty row, never equal to a source id)
     grad_out  (N_dst, F) float  C-contiguous
     grad_X    (N_src, F) float  overwritten; zero where no row picked that node
-    O(E * F) reads, row-parallel over the transpose, no atomics.
+    No atomics; every grad_X[j, f] is summed by one thread in ascending i from 0 -- the
+    reference's order, whatever the thread count or the path: the same bits.
+
+    Two paths, chosen by measurement (issue 19; ``scripts/measure_memory_bounds.py``):
+
+    * ``_max_backward_scatter`` (one thread): streams argmax and grad_out once and adds each
+      grad_out[i, f] into the row argmax[i, f] -- O(N_dst * F). On a graph whose grad_X leaves
+      the caches this is the fast one: the gather below loads an argmax row and a grad_out row
+      per edge (E / N_dst times the bytes: 7.7 GB on the 1M-node graph at width 64) and was
+      3.4-5.9x slower on one thread, 2.5-3x slower on two, on the 100k- and 1M-node graphs.
+      What bounds it: the random read-modify-write of grad_X's lines (31.5 per destination row
+      there, ~4 ns each).
+    * ``_max_backward_gather`` (row-parallel over the transpose, O(E * F)): used with more than
+      one thread when grad_X fits in L2 (at most ``_PREFETCH_MIN_ITEMS`` elements): there the
+      gather's rows are cache hits and it scales with the threads (Cora, width 64, 2 threads:
+      0.079 ms against 0.111 ms for the scatter; the scatter wins on one thread, 0.11 vs 0.15).
+
+    A Python function (the thread count is read here, outside the compiled code, which keeps
+    the kernels cacheable) marked parallel for the registry, which then runs small calls on one
+    thread as it does every parallel kernel. Splitting the scatter by column blocks, one per
+    thread, was measured and lost (2 blocks of 2 lines: 1.3-1.5x slower on 2 threads).
+    """
+    if grad_X.size <= _PREFETCH_MIN_ITEMS and get_num_threads() > 1:
+        _max_backward_gather(t_indptr, t_indices, argmax, grad_out, grad_X)
+    else:
+        _max_backward_scatter(argmax, grad_out, grad_X)
+
+
+@njit(**_SERIAL)
+def _max_backward_scatter(argmax, grad_out, grad_X):
+    """spmm_max_backward as the formula's scatter, rows i in ascending order, on the calling thread.
+
+    While row i is added, the grad_X lines that row i + ``_MAX_BWD_AHEAD`` will add into (named by
+    its argmax row) are prefetched, one hint per (row, column): repeats of a line are cheap, and
+    the exact lines beat whole rows (measured: 0.64x); no hints when grad_X fits in L2 (Cora:
+    1.5x faster without).
+    """
+    n_src, F = grad_X.shape
+    n_dst = argmax.shape[0]
+    item = grad_X.itemsize
+    for j in range(n_src):
+        grow = grad_X[j]
+        for f in range(F):
+            grow[f] = 0
+    ahead_rows = _MAX_BWD_AHEAD if grad_X.size > _PREFETCH_MIN_ITEMS else n_dst   # in L2: no hints
+    for i in range(n_dst):
+        if i + ahead_rows < n_dst:
+            ahead = argmax[i + ahead_rows]
+            for f in range(F):
+                j = ahead[f]
+                if j >= 0:
+                    _prefetch_line(grad_X, j, f * item)
+        arow = argmax[i]
+        grow_i = grad_out[i]
+        for f in range(F):
+            j = arow[f]
+            if j >= 0:
+                grad_X[j, f] += grow_i[f]
+
+
+@njit(**_PARALLEL)
+def _max_backward_gather(t_indptr, t_indices, argmax, grad_out, grad_X):
+    """spmm_max_backward as a gather over the transpose, row-parallel (the kernel before issue 19).
 
     Row j of grad_X is owned by one thread, which gathers the argmax and grad_out rows of j's
-    out-neighbours i and keeps the features that j won -- a gather, where the plain formula
-    scatters, so parallelism is over rows (not over the F / 8 column blocks a race-free scatter
-    allows). A repeated edge j -> i is visited once: the transpose lists a row's destinations in
-    ascending order, so repeats are adjacent, and argmax holds the node j, which won once. The
-    contributions arrive in ascending i from 0, the reference's order: the same bits.
+    out-neighbours i and keeps the features that j won. A repeated edge j -> i is visited once:
+    the transpose lists a row's destinations in ascending order, so repeats are adjacent, and
+    argmax holds the node j, which won once. The contributions arrive in ascending i from 0.
     """
     n_src, F = grad_X.shape
     E = t_indices.size
@@ -360,6 +395,9 @@ def spmm_max_backward(t_indptr, t_indices, argmax, grad_out, grad_X):
                 for f in range(F):
                     if arow[f] == j:
                         grow[f] += grow_i[f]
+
+
+spmm_max_backward.targetoptions = _max_backward_gather.targetoptions   # registry: a parallel kernel
 
 
 # ---------------------------------------------------------------------------------- SDDMM
