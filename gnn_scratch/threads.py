@@ -13,6 +13,14 @@ with any other BLAS the context manager does nothing.
 
 The same concern for Numba's own pool: ``call_numba`` runs a small parallel kernel on one thread
 (``SERIAL_GRAIN``), for the sparse ops and the element-wise kernels alike.
+
+Inference (a layer in evaluation mode, ``layer_blas_pool``) still keeps OpenBLAS on one thread, but
+splits a large dense product into fixed blocks of ``PRODUCT_BLOCK`` rows, run by Python threads
+(``row_blocks``): each block is a one-thread BLAS call, which releases the GIL, so the product uses
+Numba's thread count without waking OpenBLAS's spinning pool -- an idle Python worker sleeps on a
+futex. The blocks do not depend on the thread count, so neither do the bits. Training keeps the
+unsplit one-thread product (a blocked product rounds differently: a few float32 ulps). Inference also
+runs Numba kernels below ``INFERENCE_GRAIN`` (rather than ``SERIAL_GRAIN``) on one thread.
 """
 from __future__ import annotations
 
@@ -87,6 +95,86 @@ def blas_threads(n=1):
                 api[1](_saved)
 
 
+_split_products = 0   # > 0 inside ``parallel_products``: large dense products are split into row blocks
+
+
+def products_split():
+    """True inside ``parallel_products`` (an evaluation-mode forward): ``kernels/dense_cpu`` splits big products."""
+    return _split_products > 0
+
+
+@contextmanager
+def parallel_products():
+    """OpenBLAS on one thread, large dense products split into row blocks over Python threads, and
+    Numba kernels below ``INFERENCE_GRAIN`` on one thread (an evaluation-mode forward)."""
+    global _split_products, _grain
+    with blas_threads(1):
+        _split_products += 1
+        saved, _grain = _grain, max(_grain, INFERENCE_GRAIN)
+        try:
+            yield
+        finally:
+            _split_products -= 1
+            _grain = saved
+
+
+def layer_blas_pool(fn):
+    """Decorator of a layer's ``forward``: ``single_blas_pool`` in training mode, ``parallel_products`` in
+    evaluation mode (``self.training`` False): inference products use the thread count, training's do not."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapped(self, *args, **kwargs):
+        with (blas_threads(1) if self.training else parallel_products()):
+            return fn(self, *args, **kwargs)
+    return wrapped
+
+
+# Rows per block of a split product: fixed (not derived from the thread count), so the blocks -- and
+# the bits -- are the same for any number of threads. 4096 rows: 25 blocks on 100k rows (a few %
+# imbalance over 2 threads), ~0.5-1 ms of work per block at width 64 against ~10 us per call.
+PRODUCT_BLOCK = 4096
+# Multiply-adds below which a product is not split (~0.3 ms on one core).
+PRODUCT_GRAIN = 1 << 24
+
+_pool = None
+_pool_size = 0
+
+
+def _workers(n):
+    """A thread pool with at least ``n`` workers (kept for the process; its idle threads sleep)."""
+    global _pool, _pool_size
+    if _pool is None or _pool_size < n:
+        from concurrent.futures import ThreadPoolExecutor
+        with _lock:
+            if _pool is None or _pool_size < n:
+                _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="gnn_scratch"), n
+    return _pool
+
+
+def row_blocks(fn, n_rows, block=PRODUCT_BLOCK):
+    """``fn(lo, hi)`` for the fixed row blocks [0, block), [block, 2 block), ... of ``n_rows`` rows, spread over
+    Numba's thread count (the calling thread takes one share). ``fn`` must release the GIL to run in parallel
+    (a NumPy / BLAS call does) and write only its own rows. Exceptions propagate."""
+    blocks = [(lo, min(n_rows, lo + block)) for lo in range(0, n_rows, block)]
+    n = min(len(blocks), (_numba_api or _numba_threads())[0]())
+    if n <= 1:
+        for lo, hi in blocks:
+            fn(lo, hi)
+        return
+
+    def share(k):
+        for lo, hi in blocks[k::n]:
+            fn(lo, hi)
+    pool = _workers(n - 1)
+    futures = [pool.submit(share, k) for k in range(1, n)]
+    try:
+        share(0)
+    finally:
+        for f in futures:
+            f.result()
+
+
 def single_blas_pool(fn):
     """Decorator: ``fn`` runs inside ``blas_threads(1)`` (a layer's forward or backward)."""
     import functools
@@ -102,6 +190,14 @@ def single_blas_pool(fn):
 # work, less than a fork/join of the thread pool costs, and far less than a wake-up costs once the
 # cores are shared. The same idea as PyTorch's at::parallel_for grain size.
 SERIAL_GRAIN = 1 << 18
+# The grain inside an evaluation-mode forward (``parallel_products``): a whole inference on a graph of
+# Cora's size (GAT's largest kernel there: 0.85M edge x feature units, ~0.8 ms on one core) stays on one
+# thread. Two threads could save at most half of that on an idle machine; measured at 2 threads on a
+# loaded one (interleaved A/B), the parallel regions cost 1.3-5x -- a region waits for its slowest thread,
+# and another process (another library's spinning OpenMP pool, as in the benchmark) holds a core. Kernels
+# give the same bits for any thread count, so the grain changes time only.
+INFERENCE_GRAIN = 1 << 20
+_grain = SERIAL_GRAIN
 
 
 _numba_api = None   # (get, set) of Numba's thread count
@@ -128,8 +224,9 @@ def _numba_threads():
 
 
 def call_numba(kernel, work, *args):
-    """``kernel(*args)``, a parallel Numba kernel, on one thread when ``work < SERIAL_GRAIN``."""
-    if work < SERIAL_GRAIN:
+    """``kernel(*args)``, a parallel Numba kernel, on one thread when ``work < SERIAL_GRAIN`` (``INFERENCE_GRAIN``
+    in an evaluation-mode forward)."""
+    if work < _grain:
         get, set_ = _numba_api or _numba_threads()
         n_threads = get()
         if n_threads > 1:

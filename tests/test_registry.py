@@ -122,6 +122,8 @@ EXAMPLES = {
     "leaky_relu_backward": lambda g: ((_r(g, N, F), _r(g, N, F) > 0, np.float64(0.2), np.empty((N, F))), [3]),
     "elu": lambda g: ((_r(g, N, F), np.float64(1.0), np.empty((N, F)), np.empty((N, F), np.bool_)), [2, 3]),
     "elu_backward": lambda g: ((_r(g, N, F), _r(g, N, F) > 0, _r(g, N, F), np.float64(1.0), np.empty((N, F))), [4]),
+    "elu_inference": lambda g: ((_r(g, N, F) * 8, np.float64(1.3), np.empty((N, F)), np.empty((N, F), np.bool_)),
+                                [2, 3]),   # issue 19
     "dropout": lambda g: ((_r(g, 40, F), np.uint64(g.integers(0, 1 << 63)), rng.keep_threshold(0.6),
                            np.float64(1 / 0.6), np.empty((40, F))), [4]),
     "keep_mask": lambda g: ((np.uint64(g.integers(0, 1 << 63)), rng.keep_threshold(0.6),

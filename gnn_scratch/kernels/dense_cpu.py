@@ -9,12 +9,25 @@ columns: ~35 ns a row, several times the additions themselves). Contract: ``dens
 import numpy as np
 from numba import njit, prange
 
-from ..threads import call_numba
+from ..threads import PRODUCT_BLOCK, PRODUCT_GRAIN, call_numba, products_split, row_blocks
 from .dense_reference import (add, sub, col_sum, fill, head_dot, head_dot_backward_att, head_dot_backward_Z,  # noqa: F401
-                              head_mean, head_mean_backward, matmul, matmul_nt, matmul_tn, mul, row_normalize,
+                              head_mean, head_mean_backward, matmul_nt, matmul_tn, mul, row_normalize,
                               row_normalize_backward)
+from .dense_reference import matmul as _matmul_whole
 
 _ROWS = 256     # rows per prange task
+
+
+def matmul(A, B, out, accumulate=False):
+    """out = A @ B (or +=), as ``dense_reference.matmul``; inside ``threads.parallel_products`` (an
+    evaluation-mode forward) a large dense product runs as one-thread BLAS calls on fixed blocks of
+    ``PRODUCT_BLOCK`` rows spread over the threads (``threads.row_blocks``): the same bits for any
+    thread count, a few float32 ulps from the unsplit product (BLAS rounds a block's rows differently)."""
+    if (not accumulate and products_split() and isinstance(A, np.ndarray) and A.ndim == 2
+            and A.shape[0] > PRODUCT_BLOCK and A.shape[0] * A.shape[1] * B.shape[1] >= PRODUCT_GRAIN):
+        row_blocks(lambda lo, hi: np.matmul(A[lo:hi], B, out=out[lo:hi]), A.shape[0])
+    else:
+        _matmul_whole(A, B, out, accumulate)
 
 
 @njit(parallel=True, cache=True, nogil=True)

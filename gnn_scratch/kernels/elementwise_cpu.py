@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..threads import call_numba
+from .fastexp import expm1_nonpositive
 from .rng import keep_cpu
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
@@ -70,6 +71,18 @@ def _elu(x, alpha, y, pos):
 
 
 @njit(**_PARALLEL)
+def _elu_inference(x, alpha, y, pos):
+    n = x.size
+    zero = y.dtype.type(0)
+    for k in prange(n):
+        v = x[k]
+        p = v > zero
+        pos[k] = p
+        e = alpha * expm1_nonpositive(np.float64(v) if not p else 0.0)
+        y[k] = v if p else e
+
+
+@njit(**_PARALLEL)
 def _elu_backward(g, pos, y, alpha, out):
     n = g.size
     for k in prange(n):
@@ -109,6 +122,11 @@ def leaky_relu_backward(g, pos, negative_slope, out):
 
 def elu(x, alpha, y, pos):
     call_numba(_elu, x.size, _flat(x), x.dtype.type(alpha), _flat(y), _flat(pos))
+
+
+def elu_inference(x, alpha, y, pos):
+    """``elu`` by the vectorised ``fastexp.expm1_nonpositive`` (evaluated in float64, rounded once)."""
+    call_numba(_elu_inference, x.size, _flat(x), np.float64(alpha), _flat(y), _flat(pos))
 
 
 def elu_backward(g, pos, y, alpha, out):

@@ -80,6 +80,7 @@ register("dense", "matmul", "matmul_tn", "matmul_nt", "col_sum", "fill", "add", 
          "row_normalize", "row_normalize_backward")
 register("elementwise", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
          "dropout", "keep_mask")
+register("elementwise", "elu_inference")      # ELU with a vectorised expm1, evaluation mode (issue 19)
 register("loss", "cross_entropy", "cross_entropy_backward", "accuracy_counts", "mse", "mse_backward")
 register("optim", "sgd_update", "adam_update")
 register("pool", "pool_mean", "pool_max", "pool_sum_backward", "pool_mean_backward", "pool_max_backward")

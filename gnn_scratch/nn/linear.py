@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import ops
 from ..device import issparse
-from ..threads import single_blas_pool
+from ..threads import layer_blas_pool, single_blas_pool
 from .checks import check_features, float_dtype, positive_int
 from .init import as_rng, glorot
 from .module import Module
@@ -29,7 +29,7 @@ class Linear(Module):
         if bias:
             self.add_param("b", np.zeros(out_channels, dtype=dtype))
 
-    @single_blas_pool
+    @layer_blas_pool
     def forward(self, x, graph=None):
         x = check_features(x, num_cols=self.in_channels, dtype=self.params["W"].dtype)   # (N, in_channels)
         self._cache = x

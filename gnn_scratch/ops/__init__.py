@@ -20,7 +20,7 @@ device and runs the implementation the registry picks (``kernels/registry.py``).
 from .dense import (add_, add_bias, col_sum, head_dot, head_dot_backward_att, head_dot_backward_Z_,  # noqa: F401
                     head_mean, head_mean_backward, matmul, matmul_nt, matmul_tn, mul, row_normalize,
                     row_normalize_backward, sub_, zero_)
-from .elementwise import (dropout, elu, elu_backward, keep_mask, leaky_relu, leaky_relu_backward, relu,  # noqa: F401
+from .elementwise import (dropout, elu, elu_backward, elu_inference, keep_mask, leaky_relu, leaky_relu_backward, relu,  # noqa: F401
                           relu_backward)
 from .loss import accuracy, cross_entropy, cross_entropy_backward, mse, mse_backward  # noqa: F401
 from .gates import (gru_state, gru_state_backward, lstm_gate, lstm_state, lstm_state_backward,  # noqa: F401

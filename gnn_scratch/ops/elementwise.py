@@ -73,6 +73,19 @@ def elu(x, alpha):
     return y, pos
 
 
+def elu_inference(x, alpha):
+    """``elu`` in evaluation mode: (y, pos), y = x if x > 0 else alpha (e^x - 1), pos = x > 0.
+
+    The host kernel's expm1 is a vectorised polynomial (kernels/fastexp.py: within 1 ulp of float64's
+    expm1); float32 outputs can differ from ``elu``'s by 1-2 ulp (the libm float32 expm1's error).
+    Training keeps ``elu``: its results do not change.
+    """
+    a = _scalar("elu_inference", "alpha", alpha, _floats("elu_inference", x=x))
+    y, pos = empty_like(x), empty(x.shape, np.bool_, like=x)
+    run("elu_inference", x.size, x, a, y, pos)
+    return y, pos
+
+
 def elu_backward(grad_out, pos, y, alpha):
     """grad_out * (1 if x > 0 else y + alpha), y the forward output."""
     a = _scalar("elu_backward", "alpha", alpha, _floats("elu_backward", grad_out=grad_out, y=y))

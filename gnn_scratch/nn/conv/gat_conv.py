@@ -5,6 +5,7 @@ import scipy.sparse as sp
 from ... import ops
 from ...device import empty, empty_like, issparse
 from ...kernels.registry import run
+from ...threads import layer_blas_pool
 from ..checks import check_features, check_graph, finite_real, float_dtype, positive_int, probability
 from ..init import as_rng, glorot
 from ..module import Module
@@ -131,6 +132,7 @@ class GATConv(Module):
         return ops.edge_softmax(g, leaky_relu(ops.sddmm_add(g, a_dst, a_src), self.negative_slope))
 
     # ------------------------------------------------------------------ forward
+    @layer_blas_pool
     def forward(self, x, graph=None):
         """out: (N_dst, H * F_out) if concat else (N_dst, F_out)."""
         X = self._check_input(x, graph)

@@ -3,7 +3,7 @@ import numpy as np
 
 from ... import ops
 from ...device import issparse
-from ...threads import single_blas_pool
+from ...threads import layer_blas_pool, single_blas_pool
 from ..checks import check_features, check_graph, float_dtype, positive_int
 from ..init import as_rng, glorot
 from ..module import Module
@@ -48,7 +48,7 @@ class GCNConv(Module):
             return ops.gcn_norm(graph, dtype, self.add_self_loops, self.improved)
         return graph, ops.edge_weight_or_ones(graph, dtype)
 
-    @single_blas_pool
+    @layer_blas_pool
     def forward(self, x, graph=None):
         check_graph(self, graph)
         W = self.params["W"]

@@ -3,6 +3,7 @@ import numpy as np
 
 from ... import ops
 from ...device import issparse
+from ...threads import layer_blas_pool
 from ..checks import check_features, check_graph, float_dtype, positive_int
 from ..init import as_rng, glorot
 from ..lstm import LSTM, pack_neighbours
@@ -125,6 +126,7 @@ class SAGEConv(Module):
         """The first n rows of A (a view), A itself when it has n rows."""
         return A if A.shape[0] == n else A[:n]
 
+    @layer_blas_pool
     def forward(self, x, graph=None):
         H = self._check_input(x, graph)
         W_self, W_neigh, _, _ = self._weights()

@@ -1,0 +1,221 @@
+"""Issue 19, the inference path: split dense products, ELU without its mask, the block-wise input scan.
+
+Evaluation mode must compute what training mode computes (dropout off): float64 to 1e-12 relative,
+float32 to a few ulps; training-mode products stay the unsplit one-thread BLAS call (same bits as
+before); the split products give the same bits for any thread count; bad input is still refused.
+"""
+import numba
+import numpy as np
+import pytest
+
+from gnn_scratch import ops, threads
+from gnn_scratch.graph import Graph
+from gnn_scratch.graph.csr import _SCAN_SPLIT, first_non_finite
+from gnn_scratch.kernels import dense_cpu, dense_reference, elementwise_cpu, elementwise_reference
+from gnn_scratch.models import build_model
+from gnn_scratch.nn import ELU
+from gnn_scratch.nn.conv import GCNConv
+
+two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs Numba's pool of >= 2 threads")
+
+
+def _graph(n, e, seed=0):
+    rng = np.random.default_rng(seed)
+    ei = np.stack([rng.integers(0, n, e), rng.integers(0, n - 1, e)])   # node n - 1: no incoming edge
+    return Graph.from_edge_index(ei, num_nodes=n)
+
+
+def _with_threads(k, fn):
+    old = numba.get_num_threads()
+    numba.set_num_threads(k)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+# ------------------------------------------------------------------------------ threads.row_blocks
+@pytest.mark.parametrize("n_rows,block", [(0, 4), (1, 4), (4, 4), (17, 4), (1000, 7)])
+def test_row_blocks_visits_every_fixed_block_once(n_rows, block):
+    seen = []
+    threads.row_blocks(lambda lo, hi: seen.append((lo, hi)), n_rows, block)
+    expected = [(lo, min(n_rows, lo + block)) for lo in range(0, n_rows, block)]
+    assert sorted(seen) == expected
+
+
+@two_threads
+def test_row_blocks_raises_a_workers_error():
+    def fail(lo, hi):
+        if lo == 8:
+            raise KeyError("block 8")
+    with pytest.raises(KeyError, match="block 8"):
+        _with_threads(2, lambda: threads.row_blocks(fail, 64, 4))
+
+
+# ------------------------------------------------------------------------------ split products
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_split_product_is_the_blocked_product_for_any_thread_count(dtype):
+    rng = np.random.default_rng(1)
+    M = 3 * threads.PRODUCT_BLOCK + 123
+    A = rng.standard_normal((M, 96)).astype(dtype)
+    B = rng.standard_normal((96, 64)).astype(dtype)
+    assert A.size * B.shape[1] >= threads.PRODUCT_GRAIN
+    blocked = np.empty((M, 64), dtype)
+    with threads.blas_threads(1):     # one-thread BLAS per block, as the split product runs them
+        for lo in range(0, M, threads.PRODUCT_BLOCK):
+            np.matmul(A[lo:lo + threads.PRODUCT_BLOCK], B, out=blocked[lo:lo + threads.PRODUCT_BLOCK])
+
+    def split():
+        out = np.empty((M, 64), dtype)
+        with threads.parallel_products():
+            dense_cpu.matmul(A, B, out)
+        return out
+    for k in range(1, min(numba.config.NUMBA_NUM_THREADS, 3) + 1):
+        np.testing.assert_array_equal(_with_threads(k, split), blocked)
+    whole = A @ B
+    np.testing.assert_allclose(blocked, whole, rtol=1e-12 if dtype == np.float64 else 2e-5,
+                               atol=1e-12 if dtype == np.float64 else 2e-5)
+
+
+def test_products_outside_inference_are_the_unsplit_call():
+    rng = np.random.default_rng(2)
+    M = 2 * threads.PRODUCT_BLOCK + 5
+    A = rng.standard_normal((M, 128)).astype(np.float32)
+    B = rng.standard_normal((128, 64)).astype(np.float32)
+    out, ref = np.empty((M, 64), np.float32), np.empty((M, 64), np.float32)
+    with threads.blas_threads(1):
+        dense_cpu.matmul(A, B, out)
+        dense_reference.matmul(A, B, ref)
+    np.testing.assert_array_equal(out, ref)
+    assert not threads.products_split()
+
+
+def test_layer_blas_pool_follows_the_mode():
+    seen = []
+    real = dense_cpu.products_split
+
+    conv = GCNConv(8, 4)
+    g = _graph(30, 90)
+    x = np.random.default_rng(3).standard_normal((30, 8)).astype(np.float32)
+    try:
+        dense_cpu.products_split = lambda: seen.append(real()) or False
+        conv.train()
+        conv(x, g)
+        conv.eval()
+        conv(x, g)
+    finally:
+        dense_cpu.products_split = real
+    assert seen[0] is False and seen[-1] is True
+    assert not threads.products_split()
+
+
+# ------------------------------------------------------------------------------ models: eval == training
+MODELS = [("gcn", dict(hidden_channels=64)), ("sage", dict(hidden_channels=64)),
+          ("gat", dict(hidden_channels=8, heads=8))]
+
+
+@pytest.mark.parametrize("name,cfg", MODELS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_eval_forward_equals_training_forward_without_dropout(name, cfg, dtype):
+    # N rows past PRODUCT_BLOCK and enough work: the first layer's product is split in evaluation mode
+    N = 2 * threads.PRODUCT_BLOCK + 300
+    g = _graph(N, 6 * N, seed=4)
+    x = np.random.default_rng(5).standard_normal((N, 128)).astype(dtype)
+    model = build_model(name, in_channels=128, out_channels=5, dropout=0.0, seed=1, dtype=dtype, **cfg)
+    model.train()
+    with threads.blas_threads(1):
+        train_out = np.array(model.forward(x, g))
+    model.eval()
+    eval_out = np.array(model.forward(x, g))
+    scale = np.abs(train_out).max()
+    if dtype == "float64":
+        np.testing.assert_allclose(eval_out, train_out, rtol=1e-12, atol=1e-12 * scale)
+    else:   # a few float32 ulps of the output's scale (blocked products, the polynomial expm1)
+        np.testing.assert_allclose(eval_out, train_out, rtol=0, atol=8 * np.finfo(np.float32).eps * scale)
+    # training mode after an evaluation: the same bits as before it
+    model.train()
+    with threads.blas_threads(1):
+        np.testing.assert_array_equal(np.array(model.forward(x, g)), train_out)
+
+
+@two_threads
+@pytest.mark.parametrize("name,cfg", MODELS)
+def test_eval_forward_bits_do_not_depend_on_the_thread_count(name, cfg):
+    N = 2 * threads.PRODUCT_BLOCK + 300
+    g = _graph(N, 6 * N, seed=6)
+    x = np.random.default_rng(7).standard_normal((N, 128)).astype(np.float32)
+    model = build_model(name, in_channels=128, out_channels=5, seed=2, **cfg).eval()
+    one = _with_threads(1, lambda: np.array(model.forward(x, g)))
+    two = _with_threads(2, lambda: np.array(model.forward(x, g)))
+    np.testing.assert_array_equal(one, two)
+
+
+# ------------------------------------------------------------------------------ ELU in evaluation mode
+def test_expm1_polynomial_accuracy():
+    t = -np.concatenate([np.geomspace(1e-300, 745, 200_001), np.linspace(0, 45, 200_001)])
+    y = np.empty_like(t)
+    elementwise_cpu._elu_inference(t, 1.0, y, np.empty(t.shape, np.bool_))
+    ref = np.expm1(t)
+    assert np.max(np.abs(y - ref) / np.abs(np.where(ref == 0, 1, ref))) <= 2.3e-16   # 1 ulp
+    t32 = t.astype(np.float32)
+    y32 = np.empty_like(t32)
+    elementwise_cpu._elu_inference(t32, 1.0, y32, np.empty(t.shape, np.bool_))
+    truth = np.expm1(t32.astype(np.float64)).astype(np.float32)     # expm1 correctly rounded to float32, nearly
+    ulps = np.abs(y32.view(np.int32).astype(np.int64) - truth.view(np.int32).astype(np.int64))
+    assert ulps.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elu_inference_equals_elu(dtype):
+    x = (np.random.default_rng(8).standard_normal((300, 37)) * 6).astype(dtype)
+    x[0, :6] = [np.nan, -np.inf, np.inf, -0.0, 0.0, -1e-40]
+    got, pos = ops.elu_inference(x, 1.7)
+    ref, ref_pos = ops.elu(x, 1.7)
+    want, want_pos = np.empty_like(x), np.empty(x.shape, np.bool_)
+    elementwise_reference.elu_inference(x, dtype(1.7), want, want_pos)
+    np.testing.assert_array_equal(pos, ref_pos)
+    np.testing.assert_array_equal(pos, want_pos)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(x))
+    ok = ~np.isnan(x)
+    tol = dict(rtol=1e-15, atol=0) if dtype == np.float64 else dict(rtol=3 * np.finfo(np.float32).eps, atol=0)
+    np.testing.assert_allclose(got[ok], ref[ok], **tol)
+    np.testing.assert_allclose(got[ok], want[ok], **tol)
+    assert got[0, 1] == dtype(-1.7) and got[0, 2] == np.inf
+    assert np.signbit(got[0, 3]) and not np.signbit(got[0, 4])
+
+
+def test_elu_module_backward_after_an_evaluation_forward():
+    # analysis/oversquashing.py differentiates a model in evaluation mode: the eval cache must be its own
+    x = np.random.default_rng(9).standard_normal((20, 3))
+    G = np.random.default_rng(10).standard_normal((20, 3))
+    act = ELU(alpha=0.5)
+    y_train = act(x)
+    dx_train = act.backward(G)
+    act(-x)                                   # a different training cache, which eval must replace
+    act.eval()
+    y = act(x)
+    np.testing.assert_allclose(y, y_train, rtol=1e-15)
+    np.testing.assert_allclose(act.backward(G), dx_train, rtol=1e-15)
+
+
+# ------------------------------------------------------------------------------ the input scan
+def test_block_scan_finds_the_first_non_finite_entry():
+    n_rows = _SCAN_SPLIT // 64 + 3
+    x = np.ones((n_rows, 64), np.float32)
+    assert first_non_finite(x) is None
+    x[n_rows - 1, 63] = np.nan
+    assert first_non_finite(x) == (n_rows - 1, 63)
+    x[5, 7] = -np.inf
+    assert first_non_finite(x) == (5, 7)
+    big = np.full((n_rows, 64), 3e38, np.float32)      # every entry finite, the sums overflow
+    assert first_non_finite(big) is None
+
+
+def test_layer_refuses_non_finite_input_of_a_big_graph():
+    N = _SCAN_SPLIT // 32 + 1
+    g = _graph(N, 2 * N, seed=10)
+    x = np.zeros((N, 32), np.float32)
+    x[N - 2, 31] = np.inf
+    model = build_model("gcn", in_channels=32, out_channels=3, seed=0).eval()
+    with pytest.raises(ValueError, match=rf"x must be finite, got inf at row {N - 2}, column 31"):
+        model.forward(x, g)
