@@ -10,6 +10,7 @@ fused kernel per parameter on the GPU, with the state created beside each parame
 import numpy as np
 
 from . import ops
+from .nn.flat import flat_span
 
 
 class Optimizer:
@@ -31,15 +32,30 @@ class Optimizer:
             self.groups.append(g)
         self.state = {}  # id(param) -> per-parameter buffers
         self.t = 0
+        # A group whose parameters tile one flat buffer, and whose gradients another
+        # (``nn.flat.flatten_parameters``), is updated and zeroed in one call on the two buffers: the
+        # updates are element-wise, so the bits are the per-parameter ones. (flat params, flat grads,
+        # state) per group, or None.
+        self._flat = []
+        for g in self.groups:
+            pairs = g["params"]
+            span = (flat_span([p for p, _ in pairs]), flat_span([gr for _, gr in pairs])) if pairs else (None, None)
+            self._flat.append(None if span[0] is None or span[1] is None else (span[0], span[1], {}))
 
     def zero_grad(self):
-        for g in self.groups:
+        for g, flat in zip(self.groups, self._flat):
+            if flat is not None:
+                ops.zero_(flat[1])
+                continue
             for _, grad in g["params"]:
                 ops.zero_(grad)
 
     def step(self):
         self.t += 1
-        for g in self.groups:
+        for g, flat in zip(self.groups, self._flat):
+            if flat is not None:
+                self._update(flat[0], flat[1], g, flat[2])
+                continue
             for p, grad in g["params"]:
                 self._update(p, grad, g, self.state.setdefault(id(p), {}))
 

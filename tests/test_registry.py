@@ -144,6 +144,9 @@ EXAMPLES = {
     "batch_norm_forward": lambda g: ((*_bn_stats(g), np.empty((N, F))), [6]),
     "batch_norm_backward": lambda g: ((_r(g, N, F), *_bn_stats(g)[:5], True, np.empty((N, F)),
                                        np.empty(F), np.empty(F)), [7, 8, 9]),
+    "batch_norm_relu_forward": lambda g: ((*_bn_stats(g), np.empty((N, F)), np.empty((N, F), np.bool_)), [6, 7]),
+    "batch_norm_relu_backward": lambda g: ((_r(g, N, F), _r(g, N, F) > 0, *_bn_stats(g)[:5], True, np.empty((N, F)),
+                                            np.empty(F), np.empty(F)), [8, 9, 10]),
     "mse": lambda g: ((_r(g, N, F), _r(g, N, F), np.empty(N), np.empty(1)), [2, 3]),
     "mse_backward": lambda g: ((_r(g, N, F), _r(g, N, F), np.empty((N, F))), [2]),
     "sigmoid": lambda g: ((_r(g, N, F) * 30, np.empty((N, F))), [1]),      # * 30: e^-x would overflow float32

@@ -13,7 +13,8 @@ Cutting each mini-batch out of the dataset is *inside* the timed epoch on both s
 each library's user does it:
 
 * ours -- ``GraphBatch.select(ids)`` on the batch of the whole dataset, then ``x[nodes]`` and
-  ``y[ids]`` (vectorised, no loop over graphs), then ``loop.train_step`` -- exactly ``train_fold``.
+  ``y[ids]`` (vectorised, no loop over graphs), then ``loop.train_step`` inside ``loop.input_is_data``
+  (the features are data: no input gradient, as PyG's x has no requires_grad) -- exactly ``train_fold``.
 * PyG, two forms, each its own model and optimiser; the faster one is compared (as in the models
   part):
   - ``index``: the same vectorised cut written in torch on the whole dataset's tensors (node and
@@ -137,7 +138,7 @@ class OursEpochSide:
         self.fns = {}
 
     def model(self, msg):
-        from ..loop import train_step
+        from ..loop import input_is_data, train_step
         from ..models import build_model
         from ..nn import SoftmaxCrossEntropy
         from ..optim import Adam
@@ -157,13 +158,15 @@ class OursEpochSide:
 
         def epoch():
             total = 0.0
-            for ids in batches:
-                sub, nodes = whole.select(ids)
-                total += float(train_step(model, x_all[nodes], sub, y_all[ids], None, opt, loss_fn))
+            with input_is_data(model):    # as train_fold: the features are data (PyG's x has no requires_grad)
+                for ids in batches:
+                    sub, nodes = whole.select(ids)
+                    total += float(train_step(model, x_all[nodes], sub, y_all[ids], None, opt, loss_fn))
             return total
 
         sub, nodes = whole.select(batches[0])        # compile, warm the allocator; PyG takes one step too
-        train_step(model, x_all[nodes], sub, y_all[batches[0]], None, opt, loss_fn)
+        with input_is_data(model):
+            train_step(model, x_all[nodes], sub, y_all[batches[0]], None, opt, loss_fn)
         self.fns = {"epoch": epoch}
         return dict(config=model.config, batches=digest(batches), check=digest(check), num_graphs=d.num_graphs,
                     num_nodes=int(whole.num_nodes), num_edges=int(whole.num_edges))

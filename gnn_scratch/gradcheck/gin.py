@@ -74,6 +74,19 @@ def batch_norm_rows():
     return rows
 
 
+@case("BatchNorm1d + ReLU fused")
+def batch_norm_relu_rows():
+    """Sequential(BatchNorm1d, ReLU) runs as one fused op (ops.batch_norm_relu / batch_norm_relu_backward):
+    its backward is the composition, checked here in both modes and without the affine transform."""
+    x = 1.5 + 2.0 * np.random.default_rng(4).standard_normal((9, 4))
+    rows = []
+    modes = (("train", {}, True), ("eval", {}, False), ("train, affine=False", dict(affine=False), True))
+    for label, kw, train in modes:
+        seq = Sequential(bn=batch_norm(4, seed=1, **kw), act=ReLU())
+        rows += check_module(f"BatchNorm1d + ReLU {label}", seq.train(train), x)
+    return rows
+
+
 def gin_mlp(F_in, F_hidden, F_out, seed):
     """PyG's GIN MLP: Linear - BatchNorm1d - ReLU - Linear, float64, biases drawn away from 0."""
     s = [int(q.generate_state(1)[0]) for q in np.random.SeedSequence(seed).spawn(3)]

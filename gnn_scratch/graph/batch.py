@@ -178,7 +178,7 @@ class GraphBatch(Graph):
         n = self.graph_ptr[ids + 1] - self.graph_ptr[ids]
         node_ptr = np.concatenate([[0], np.cumsum(n)])
         nodes = _ranges(self.graph_ptr[ids], n)                            # old node of each new node
-        indptr64 = host.indptr.astype(np.int64)
+        indptr64 = host.indptr.astype(np.int64, copy=False)                # the whole batch's: no copy
         deg = indptr64[nodes + 1] - indptr64[nodes]
         edges = _ranges(indptr64[nodes], deg)                              # old CSR position of each new edge
         shift = np.repeat(node_ptr[:-1] - self.graph_ptr[ids], n)          # new id = old id + shift, per graph
@@ -186,8 +186,21 @@ class GraphBatch(Graph):
         indptr = np.concatenate([[0], np.cumsum(deg)])
         indices = host.indices[edges].astype(np.int64) + edge_shift
         w = None if host.edge_weight is None else host.edge_weight[edges]
-        sub = GraphBatch(indptr.astype(INDPTR_DTYPE), indices.astype(INDEX_DTYPE), w, int(node_ptr[-1]),
+        sub = GraphBatch(indptr.astype(INDPTR_DTYPE, copy=False), indices.astype(INDEX_DTYPE), w, int(node_ptr[-1]),
                          np.arange(edges.size, dtype=np.int64), _validated=True, graph_ptr=node_ptr)
+        # The transpose (a backward's Aᵀ) cut the same way from the batch's own, cached once: the
+        # graphs are diagonal blocks, so graph k's block of Aᵀ is the batch's, ids shifted -- the
+        # arrays ``Graph._transposed`` would build by a stable argsort, without sorting per batch.
+        t_indptr, t_indices, t_perm = host._transposed()
+        t_indptr64 = t_indptr.astype(np.int64, copy=False)
+        t_deg = t_indptr64[nodes + 1] - t_indptr64[nodes]
+        t_edges = _ranges(t_indptr64[nodes], t_deg)                        # old transposed position of each edge
+        edge_ptr = indptr64[self.graph_ptr[ids]]                           # old CSR start of each chosen graph
+        new_edge_ptr = np.concatenate([[0], np.cumsum(indptr64[self.graph_ptr[ids + 1]] - edge_ptr)])
+        csr_shift = np.repeat(np.repeat(new_edge_ptr[:-1] - edge_ptr, n), t_deg)   # new CSR position = old + shift
+        sub._transpose = (np.concatenate([[0], np.cumsum(t_deg)]).astype(INDPTR_DTYPE, copy=False),
+                          (t_indices[t_edges].astype(np.int64) + np.repeat(shift, t_deg)).astype(INDEX_DTYPE),
+                          t_perm[t_edges] + csr_shift)
         return sub, nodes
 
     def graph(self, k):

@@ -144,3 +144,54 @@ def batch_norm_backward(G, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum
     col_sum(work, sum_gxhat)
     _launch(_backward_kernel, _flat_launch(X.size), G, X, mean, var, dt(eps), gamma, bool(batch_stats), sum_g,
             sum_gxhat, dX)
+
+
+# ------------------------------------------------------------------ fused with a following ReLU
+@_jit
+def _forward_relu_kernel(X, mean, var, eps, gamma, beta, out, pos):
+    F = X.shape[1]
+    one = X.dtype.type(1)
+    zero = X.dtype.type(0)
+    for k in range(cuda.grid(1), X.shape[0] * F, cuda.gridsize(1)):
+        r, f = k // F, k % F
+        y = (X[r, f] - mean[f]) * (one / math.sqrt(var[f] + eps))
+        if gamma.shape[0] > 0:
+            y = y * gamma[f] + beta[f]
+        p = y > zero
+        pos[r, f] = p
+        out[r, f] = y if p else zero
+
+
+@_jit
+def _mask_kernel(G, pos, out):
+    F = G.shape[1]
+    zero = G.dtype.type(0)
+    for k in range(cuda.grid(1), G.shape[0] * F, cuda.gridsize(1)):
+        r, f = k // F, k % F
+        out[r, f] = G[r, f] if pos[r, f] else zero
+
+
+def batch_norm_relu_forward(X, mean, var, eps, gamma, beta, out, pos):
+    """out = max(batch_norm(X), 0), pos = batch_norm(X) > 0 (``norm_reference``). pos (N, F) bool.
+
+    O(N F). Launch: one thread per element, grid-stride.
+    """
+    require_cuda()
+    X, mean, var, gamma, beta, out, pos = _device(X=X, mean=mean, var=var, gamma=gamma, beta=beta, out=out, pos=pos)
+    _check_features(X, [("mean", mean), ("var", var)], [("gamma", gamma), ("beta", beta)])
+    _check("out", out, X.shape)
+    _check("pos", pos, X.shape)
+    _check_float(("X", X), ("out", out))
+    _launch(_forward_relu_kernel, _flat_launch(X.size), X, mean, var, X.dtype.type(eps), gamma, beta, out, pos)
+
+
+def batch_norm_relu_backward(G, pos, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat):
+    """``batch_norm_backward`` of G * pos (``norm_reference``): a flat kernel writes the masked G into an
+    (N, F) workspace, then the norm's backward runs on it. O(N F)."""
+    require_cuda()
+    G, pos = _device(G=G, pos=pos)
+    _check("G", G, (None, None))
+    _check("pos", pos, G.shape)
+    work = cuda.device_array(G.shape, dtype=G.dtype)
+    _launch(_mask_kernel, _flat_launch(G.size), G, pos, work)
+    batch_norm_backward(work, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat)

@@ -18,6 +18,11 @@ preallocated and fully overwritten; the running statistics are updated in place.
         batch_stats (mean, var are X's own):  dX = gamma inv_std / N * (N G - sum_g - x_hat sum_gxhat)
         otherwise   (running statistics):     dX = gamma inv_std G
         sum_g and sum_gxhat are dbeta and dgamma (the layer adds them into its gradients).
+    batch_norm_relu_forward(X, mean, var, eps, gamma, beta, out, pos)
+        out = max(y, 0), pos = y > 0 (bool (N, F)) with y = batch_norm_forward's output: BatchNorm
+        followed by ReLU in one pass (GIN's MLP and its outer norm; ``BatchNorm1d.forward(relu=True)``)
+    batch_norm_relu_backward(G, pos, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat)
+        batch_norm_backward with G * pos in place of G: the ReLU's backward, then the norm's
 
 Derived in derivations/batch_norm.md.
 """
@@ -60,3 +65,16 @@ def batch_norm_backward(G, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum
         dX[:] = (scale / dt(N)) * (dt(N) * G - sum_g - x_hat * sum_gxhat)
     else:
         dX[:] = scale * G
+
+
+# ------------------------------------------------------------------ fused with a following ReLU
+def batch_norm_relu_forward(X, mean, var, eps, gamma, beta, out, pos):
+    """out = max(batch_norm(X), 0), pos = batch_norm(X) > 0: ``batch_norm_forward`` then ReLU. O(N F)."""
+    batch_norm_forward(X, mean, var, eps, gamma, beta, out)
+    pos[...] = out > 0
+    out[...] = np.where(pos, out, 0)
+
+
+def batch_norm_relu_backward(G, pos, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat):
+    """``batch_norm_backward`` of the ReLU's input gradient G * pos (the composition; pos from the forward)."""
+    batch_norm_backward(G * pos, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat)

@@ -85,6 +85,7 @@ register("loss", "cross_entropy", "cross_entropy_backward", "accuracy_counts", "
 register("optim", "sgd_update", "adam_update")
 register("pool", "pool_mean", "pool_max", "pool_sum_backward", "pool_mean_backward", "pool_max_backward")
 register("norm", "batch_norm_stats", "batch_norm_forward", "batch_norm_backward")
+register("norm", "batch_norm_relu_forward", "batch_norm_relu_backward")      # BatchNorm then ReLU, fused
 register("gin", "gin_aggregate")
 register("gates", "sigmoid", "tanh", "sigmoid_backward", "tanh_backward", "gru_state", "gru_state_backward",
          "lstm_gate", "lstm_state", "lstm_state_backward")

@@ -4,6 +4,7 @@ import numpy as np
 from .. import ops
 from ..nn import BatchNorm1d, Dropout, GINConv, GlobalAddPool, GlobalMeanPool, Linear, ReLU, Sequential
 from ..nn.checks import positive_int
+from ..nn.flat import flatten_parameters
 from ..nn.module import Module
 from .common import child_seeds
 from .registry import register
@@ -30,6 +31,10 @@ class GIN(Module):
     (B, out_channels). ``backward(G)``: G (B, out_channels) -> dx (N, F_in), every parameter's
     gradient added (derivations/gin_conv.md, pooling.md, batch_norm.md, linear.md).
     Raises TypeError when the graph is not a ``GraphBatch`` (there is no graph to read out from).
+
+    Speed without changing a bit: the parameters are views of one flat buffer (``nn.flat``, so the
+    optimiser updates and zeroes them in one call each), and each BatchNorm -> ReLU runs fused
+    (``BatchNorm1d.forward(relu=True)``; the ``act`` modules stay for the structure, unused).
     """
 
     name = "gin"
@@ -67,6 +72,8 @@ class GIN(Module):
         self.config = dict(model=self.name, in_channels=in_channels, out_channels=out_channels,
                            hidden_channels=hidden_channels, num_layers=num_layers, dropout=dropout, readout=readout,
                            eps=eps, train_eps=train_eps, seed=seed, dtype=dtype.name)
+        # ~40 small arrays: one flat buffer lets the optimiser update (and zero) them in one call each
+        flatten_parameters(self)
 
     # ``loop.input_is_data`` clears this while training on data features: conv1 then skips dx, and
     # backward returns None (only the input readout's weights need its gradient, not x).
@@ -74,13 +81,20 @@ class GIN(Module):
     def needs_input_grad(self):
         return self.conv1.needs_input_grad
 
+    # Without dx, conv1's MLP needs no gradient of its own input either (lin1's G Wᵀ), unless a
+    # trained eps reads it (deps = Σ dH ⊙ x): what autograd skips for features without requires_grad.
     @needs_input_grad.setter
     def needs_input_grad(self, value):
         self.conv1.needs_input_grad = bool(value)
+        self._first_mlp_layer().needs_input_grad = bool(value) or self.conv1.train_eps
 
     @needs_input_grad.deleter
     def needs_input_grad(self):
         self.conv1.needs_input_grad = True
+        self._first_mlp_layer().needs_input_grad = True
+
+    def _first_mlp_layer(self):
+        return self.conv1.nn.lin1
 
     def input_layer(self):
         """The model itself: x reaches two layers (conv1 and the input's readout), so the model decides."""
@@ -93,8 +107,8 @@ class GIN(Module):
         h = x
         score = None
         for l in range(self.num_layers):
-            if l > 0:
-                h = self._layer("act", l).forward(self._layer("norm", l).forward(self._layer("conv", l).forward(h, batch)))
+            if l > 0:      # norm -> act (a ReLU) as one fused pass: the same bits (BatchNorm1d.forward(relu=True))
+                h = self._layer("norm", l).forward(self._layer("conv", l).forward(h, batch), relu=True)
             s_l = self._layer("drop", l).forward(self._layer("lin", l).forward(self._layer("pool", l).forward(h, batch)))
             score = s_l if score is None else ops.add_(score, s_l)
         return score
@@ -108,5 +122,5 @@ class GIN(Module):
             d_read = self._layer("pool", l).backward(d_score)
             dh = d_read if dh is None else ops.add_(dh, d_read)      # h^(l) feeds its readout and layer l + 1
             if l > 0:
-                dh = self._layer("conv", l).backward(self._layer("norm", l).backward(self._layer("act", l).backward(dh)))
+                dh = self._layer("conv", l).backward(self._layer("norm", l).backward(dh))     # act's backward inside
         return dh

@@ -73,7 +73,10 @@ class BatchNorm1d(Module):
             copy_(self.buffers["running_var"], np.ones(self.in_channels, dtype=self.dtype))
         self.num_batches_tracked = 0
 
-    def forward(self, x, graph=None):
+    def forward(self, x, graph=None, relu=False):
+        """y = BN(x), or max(BN(x), 0) with ``relu=True`` -- a ``ReLU`` after this layer, fused into one pass
+        (``ops.batch_norm_relu``, the same bits; ``Sequential`` and the GIN model ask for it). The backward
+        then takes the gradient of the ReLU's output."""
         x = check_features(x, num_cols=self.in_channels, dtype=self.dtype)
         if issparse(x):
             raise TypeError("BatchNorm1d needs dense x, got a sparse matrix")
@@ -96,13 +99,20 @@ class BatchNorm1d(Module):
         else:
             mean, var = self.buffers["running_mean"], self.buffers["running_var"]
         gamma, beta = (self.params["gamma"], self.params["beta"]) if self.affine else (None, None)
-        self._cache = (x, mean, var, use_batch)
+        if relu:
+            out, pos = ops.batch_norm_relu(x, mean, var, self.eps, gamma, beta)
+            self._cache = (x, mean, var, use_batch, pos)
+            return out
+        self._cache = (x, mean, var, use_batch, None)
         return ops.batch_norm(x, mean, var, self.eps, gamma, beta)
 
     def backward(self, grad_out):
-        x, mean, var, batch_stats = self._saved()
+        x, mean, var, batch_stats, pos = self._saved()
         gamma = self.params["gamma"] if self.affine else None
-        dX, dbeta, dgamma = ops.batch_norm_backward(grad_out, x, mean, var, self.eps, gamma, batch_stats)
+        if pos is not None:     # the forward was fused with a ReLU: grad_out is the gradient of its output
+            dX, dbeta, dgamma = ops.batch_norm_relu_backward(grad_out, pos, x, mean, var, self.eps, gamma, batch_stats)
+        else:
+            dX, dbeta, dgamma = ops.batch_norm_backward(grad_out, x, mean, var, self.eps, gamma, batch_stats)
         if self.affine:
             ops.add_(self.grads["gamma"], dgamma)               # dgamma += Σ_n G[n] x_hat[n]
             ops.add_(self.grads["beta"], dbeta)                 # dbeta  += Σ_n G[n]

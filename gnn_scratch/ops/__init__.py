@@ -31,7 +31,7 @@ from .temporal import periods_first, periods_last, row_softmax, row_softmax_back
 from .dgi import (bce_with_logits, bce_with_logits_backward, bilinear_rows, bilinear_rows_backward,  # noqa: F401
                   prelu, prelu_backward)
 from .gin import gin_aggregate, gin_aggregate_backward  # noqa: F401
-from .norm import batch_norm, batch_norm_backward, batch_norm_stats  # noqa: F401
+from .norm import batch_norm, batch_norm_backward, batch_norm_relu, batch_norm_relu_backward, batch_norm_stats  # noqa: F401
 from .optim import adam_update, sgd_update  # noqa: F401
 from .pool import (global_add_pool, global_add_pool_backward, global_max_pool, global_max_pool_backward,  # noqa: F401
                    global_mean_pool, global_mean_pool_backward)

@@ -8,7 +8,12 @@ with it, ``Module.to``).
     batch_norm_stats(x, factor, running_mean, running_var) -> (mean, var)    biased var; updates the running ones
     batch_norm(x, mean, var, eps, gamma, beta) -> out                        (x - mean) / sqrt(var + eps) * gamma + beta
     batch_norm_backward(G, x, mean, var, eps, gamma, batch_stats) -> (dX, dbeta, dgamma)
+    batch_norm_relu(x, mean, var, eps, gamma, beta) -> (out, pos)             max(batch_norm(...), 0), one pass
+    batch_norm_relu_backward(G, pos, x, mean, var, eps, gamma, batch_stats) -> (dX, dbeta, dgamma)
+                                                                             batch_norm_backward of G * pos
 """
+import numpy as np
+
 from ..device import empty, empty_like
 from ..kernels.registry import run
 from .checks import dense, one_float, shape
@@ -21,12 +26,14 @@ def _rows(op, name, x):
 def _per_feature(op, x, **vectors):
     """Each given vector (F,) of x's dtype; None becomes the (0,) array the kernels read as "absent"."""
     out = []
+    F, dtype = x.shape[1], x.dtype
     for name, v in vectors.items():
         if v is None:
-            out.append(empty((0,), x.dtype, like=x))
+            out.append(empty((0,), dtype, like=x))
             continue
-        shape(op, name, v, x.shape[1])
-        one_float(op, x=x, **{name: v})
+        if getattr(v, "shape", None) != (F,) or getattr(v, "dtype", None) != dtype:
+            shape(op, name, v, F)                   # the checks that name what is wrong (x's dtype is checked)
+            one_float(op, x=x, **{name: v})
         out.append(v)
     return out
 
@@ -78,4 +85,37 @@ def batch_norm_backward(G, x, mean, var, eps, gamma=None, batch_stats=True):
     dX = empty_like(G)
     sum_g, sum_gxhat = empty((x.shape[1],), x.dtype, like=x), empty((x.shape[1],), x.dtype, like=x)
     run("batch_norm_backward", x.size, G, x, mean, var, float(eps), gamma, bool(batch_stats), dX, sum_g, sum_gxhat)
+    return dX, sum_g, sum_gxhat
+
+
+def batch_norm_relu(x, mean, var, eps, gamma=None, beta=None):
+    """(out, pos): out = max(batch_norm(x, ...), 0), pos = batch_norm(x, ...) > 0 (bool (N, F)), in one pass.
+
+    The composition ``relu(batch_norm(x, ...))`` (the same bits): BatchNorm followed by ReLU, as in
+    GIN's MLP, without the normalised array in between. Arguments as ``batch_norm``.
+    """
+    _rows("batch_norm_relu", "x", x)
+    one_float("batch_norm_relu", x=x)
+    if (gamma is None) != (beta is None):
+        raise ValueError("ops.batch_norm_relu: give both gamma and beta, or neither")
+    mean, var, gamma, beta = _per_feature("batch_norm_relu", x, mean=mean, var=var, gamma=gamma, beta=beta)
+    out, pos = empty_like(x), empty(x.shape, np.bool_, like=x)
+    run("batch_norm_relu_forward", x.size, x, mean, var, float(eps), gamma, beta, out, pos)
+    return out, pos
+
+
+def batch_norm_relu_backward(G, pos, x, mean, var, eps, gamma=None, batch_stats=True):
+    """(dX, dbeta, dgamma) of ``batch_norm_relu``: ``batch_norm_backward(G * pos, ...)`` (the ReLU's backward, then
+    the norm's -- the composition, derivations/batch_norm.md), the mask applied as G is read. pos (N, F) bool."""
+    _rows("batch_norm_relu_backward", "G", G)
+    shape("batch_norm_relu_backward", "x", dense("batch_norm_relu_backward", "x", x), G.shape[0], G.shape[1])
+    shape("batch_norm_relu_backward", "pos", pos, G.shape[0], G.shape[1])
+    if pos.dtype != np.bool_:
+        raise TypeError(f"ops.batch_norm_relu_backward: pos must be the forward's bool mask, got dtype {pos.dtype}")
+    one_float("batch_norm_relu_backward", G=G, x=x)
+    mean, var, gamma = _per_feature("batch_norm_relu_backward", x, mean=mean, var=var, gamma=gamma)
+    dX = empty_like(G)
+    sum_g, sum_gxhat = empty((x.shape[1],), x.dtype, like=x), empty((x.shape[1],), x.dtype, like=x)
+    run("batch_norm_relu_backward", x.size, G, pos, x, mean, var, float(eps), gamma, bool(batch_stats), dX, sum_g,
+        sum_gxhat)
     return dX, sum_g, sum_gxhat
