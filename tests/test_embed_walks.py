@@ -13,6 +13,7 @@ from gnn_scratch.embed import (AliasTable, DeepWalk, Node2Vec, SkipGramLoss, edg
                                random_walks, train_sgns, train_sgns_reference, transition_probabilities, walk_csr,
                                walk_lengths)
 from gnn_scratch.embed.alias import Stream, seed_key
+from gnn_scratch.embed.skipgram import init_tables
 from gnn_scratch.gradcheck import random_test_graph
 from gnn_scratch.graph import Graph
 from gnn_scratch.nn.embedding import Embedding, SparseRowGrad
@@ -380,6 +381,45 @@ def test_numba_single_thread_sgns_equals_the_numpy_reference():
     assert np.abs(other_in - nb_in).max() > 1e-6
     ref2, _ = train_sgns_reference(walks, g.num_nodes, noise=noise, **kw)
     np.testing.assert_allclose(other_in, ref2, rtol=0, atol=1e-12 * scale)
+
+
+def test_word2vec_roles_numba_equals_the_reference_and_differs_from_centre_input():
+    g = random_test_graph(3, 10, 30)
+    walks = random_walks(g, 9, 2, p=0.5, q=2, seed=1)
+    kw = dict(dim=5, window=3, negatives=3, lr=0.1, epochs=2, seed=4, init_range=1.0)
+    ref_in, ref_out = train_sgns_reference(walks, g.num_nodes, context_input=True, **kw)
+    nb_in, nb_out = train_sgns(walks, g.num_nodes, dtype=np.float64, deterministic=True, context_input=True, **kw)
+    scale = max(np.abs(ref_in).max(), np.abs(ref_out).max())
+    assert np.abs(ref_out).max() > 0.05
+    np.testing.assert_allclose(nb_in, ref_in, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(nb_out, ref_out, rtol=0, atol=1e-12 * scale)
+    centre, _ = train_sgns(walks, g.num_nodes, dtype=np.float64, deterministic=True, **kw)
+    assert np.abs(centre - nb_in).max() > 1e-6                # the roles change the updates
+
+
+def test_word2vec_roles_put_the_context_in_the_input_row():
+    # walk (0, 1), window 1, no negatives, lr 1 then 0.5 (linear decay over 2 tokens); W_out starts at 0, so
+    # each step moves only the target's output row: W_out[target] += lr (1 - sigma(0)) W_in[input].
+    walks = np.array([[0, 1]], dtype=np.int32)
+    kw = dict(dim=3, window=1, negatives=0, lr=1.0, epochs=1, seed=5, dtype=np.float64)
+    W0, _ = init_tables(2, 3, seed=5, dtype=np.float64)
+    for context_input, (first, second) in ((False, ((0, 1), (1, 0))), (True, ((1, 0), (0, 1)))):
+        for train in (train_sgns_reference, train_sgns):
+            extra = dict(deterministic=True) if train is train_sgns else {}
+            W_in, W_out = train(walks, 2, context_input=context_input, **kw, **extra)
+            np.testing.assert_array_equal(W_in, W0)                      # the input rows met zero outputs
+            (a1, t1), (a2, t2) = first, second                           # (input, target) of position 0, 1
+            np.testing.assert_allclose(W_out[t1], 0.5 * W0[a1], rtol=1e-12)
+            np.testing.assert_allclose(W_out[t2], 0.25 * W0[a2], rtol=1e-12)
+
+
+def test_init_range_scales_the_same_draws():
+    a, _ = init_tables(50, 8, seed=3, dtype=np.float64)
+    b, _ = init_tables(50, 8, seed=3, dtype=np.float64, init_range=1.0)
+    np.testing.assert_array_equal(b, 2.0 * a)
+    assert np.abs(a).max() < 0.5 / 8 and np.abs(b).max() > 0.5 / 8 and np.abs(b).max() < 1.0 / 8
+    with pytest.raises(ValueError, match="init_range"):
+        init_tables(5, 2, init_range=0.0)
 
 
 def test_hogwild_on_one_thread_is_the_deterministic_pass():

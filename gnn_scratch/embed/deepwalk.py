@@ -7,8 +7,12 @@ Defaults are the node2vec paper's settings, which it applies to DeepWalk too: d 
 per node, l = 80 nodes per walk, window k = 10, K = 5 negatives, one epoch, lr 0.025 decayed
 linearly (word2vec's defaults). DeepWalk's paper trained with hierarchical softmax; here both
 use negative sampling, as the issue asks and as node2vec's code does. node2vec with p = q = 1 is
-DeepWalk. The noise distribution is degree^0.75 (``alias.negative_table``; ``noise="walks"`` takes
-the walks' node counts^0.75, gensim's choice). Nodes a walk never leaves (isolated) keep their small
+DeepWalk. The skip-gram is word2vec's as gensim 4 runs it (what the node2vec reference code and PecanPy
+call): the context in the input role, input vectors started in U[-1/D, 1/D) (``train_sgns``'s
+``context_input=True, init_range=1.0``; on BlogCatalog these two bring our node2vec embeddings to
+gensim's Macro-F1 on the same walks: README, "Learning without labels"). The noise distribution is
+degree^0.75 (``alias.negative_table``; ``noise="walks"`` takes the walks' node counts^0.75, gensim's
+choice). Nodes a walk never leaves (isolated) keep their small
 random initial vector.
 """
 from __future__ import annotations
@@ -35,18 +39,20 @@ class Node2Vec:
     thread in walk order (bit-identical for a seed); otherwise Hogwild on the Numba threads
     (walks are bit-identical for a seed either way). progress: tqdm bars when tqdm is importable.
     direction: "in" (the CSR rows, the library's convention) or "out" (see walks.py).
+    context_input, init_range: ``train_sgns``'s (defaults: word2vec's roles, gensim 4's U[-1/D, 1/D) start).
     Raises as ``random_walks`` and ``train_sgns`` do (p, q <= 0, walk_length < 1, a graph without edges, ...).
     """
 
     def __init__(self, dim=128, walk_length=80, num_walks=10, window=10, negatives=5, epochs=1, lr=0.025,
                  p=1.0, q=1.0, seed=0, noise="degree", deterministic=False, direction="in", progress=False,
-                 keep_walks=False):
+                 keep_walks=False, context_input=True, init_range=1.0):
         if noise not in ("degree", "walks"):
             raise ValueError(f"noise must be 'degree' or 'walks', got {noise!r}")
         self.dim, self.walk_length, self.num_walks, self.window = dim, walk_length, num_walks, window
         self.negatives, self.epochs, self.lr, self.p, self.q, self.seed = negatives, epochs, lr, p, q, seed
         self.noise, self.deterministic, self.direction, self.progress = noise, deterministic, direction, progress
         self.keep_walks = keep_walks
+        self.context_input, self.init_range = bool(context_input), init_range
         self.embedding = self.walks = None
 
     def fit(self, graph):
@@ -55,7 +61,7 @@ class Node2Vec:
         noise = negative_table(counts=walk_degree(graph, self.direction)) if self.noise == "degree" else None
         W_in, _ = train_sgns(walks, graph.num_nodes, self.dim, self.window, self.negatives, self.lr, self.epochs,
                              seed=self.seed, noise=noise, dtype=np.float32, deterministic=self.deterministic,
-                             progress=self.progress)
+                             progress=self.progress, context_input=self.context_input, init_range=self.init_range)
         self.embedding = W_in
         self.walks = walks if self.keep_walks else None
         return self
@@ -65,9 +71,10 @@ class DeepWalk(Node2Vec):
     """DeepWalk: uniform first-order walks, then SGNS (node2vec with p = q = 1); see ``Node2Vec``."""
 
     def __init__(self, dim=128, walk_length=80, num_walks=10, window=10, negatives=5, epochs=1, lr=0.025, seed=0,
-                 noise="degree", deterministic=False, direction="in", progress=False, keep_walks=False):
+                 noise="degree", deterministic=False, direction="in", progress=False, keep_walks=False,
+                 context_input=True, init_range=1.0):
         super().__init__(dim, walk_length, num_walks, window, negatives, epochs, lr, 1.0, 1.0, seed, noise,
-                         deterministic, direction, progress, keep_walks)
+                         deterministic, direction, progress, keep_walks, context_input, init_range)
 
 
 def node2vec(graph, p=1.0, q=1.0, dim=128, walk_length=80, num_walks=10, window=10, negatives=5, epochs=1,
