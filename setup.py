@@ -17,7 +17,12 @@ setup(
         # PyG Temporal is a peer too, but not listed: it declares torch-sparse / torch-scatter, which
         # build from source for an hour; install it after this extra with
         # `pip install --no-deps torch-geometric-temporal==0.56.2` (its cells need neither; .ci/run does).
-        "bench": ["torch", "torch-geometric"],
+        # gensim (>= 4.4 works with numpy 2) is the word2vec beside which the embeddings part times skip-gram.
+        # PecanPy is NOT listed: its only release (2.0.9) needs nptyping 2.5, which pins numpy < 2 -- pip would
+        # downgrade numpy. Install it with `pip install --no-deps pecanpy==2.0.9 nptyping==2.5.0 numba-progress`
+        # (the bench's peer process shims the numpy aliases nptyping reads), or in its own venv given to
+        # `gnn-scratch bench --peer-python` / $GNN_SCRATCH_PEER_PYTHON.
+        "bench": ["torch", "torch-geometric", "gensim>=4.4"],
         "cuda": ["numba-cuda"],
         # layer-wise inference on a Dask cluster (gnn_scratch.distributed, `gnn-scratch embed`); tested with 2026.8.0
         "distributed": ["dask[distributed]>=2026.8.0"],

@@ -388,6 +388,100 @@ def test_tiny_temporal_smoke_run_times_epochs_beside_pyg_temporal(tmp_path):
     assert "| T-GCN | synthetic, 24 nodes | 20 windows, 3 × ≤ 8 |" in md
 
 
+# ----------------------------------------------------------------------------------- embeddings (node2vec vs PecanPy)
+
+
+def test_embeddings_synthetic_graph_is_undirected_and_labelled_by_block():
+    from gnn_scratch.bench.embeddings import synthetic_graph
+    ei, labels = synthetic_graph(120, blocks=4, seed=3)
+    key = set(zip(ei[0].tolist(), ei[1].tolist()))
+    assert key == {(b, a) for a, b in key} and all(a != b for a, b in key) and len(key) == ei.shape[1]
+    assert labels.shape == (120, 4) and (labels.sum(1) == 1).all()
+    same = labels[ei[0]].argmax(1) == labels[ei[1]].argmax(1)
+    assert same.mean() > 0.7                       # planted partition: most edges inside a block
+
+
+def test_embeddings_peer_missing_is_a_stated_reason(tmp_path):
+    from gnn_scratch.bench.embeddings import probe_peer
+    versions, why = probe_peer(str(tmp_path / "no-such-python"))
+    assert versions is None and "not found" in why and "GNN_SCRATCH_PEER_PYTHON" in why
+
+
+def test_embeddings_peer_shim_adds_only_missing_aliases():
+    import warnings
+
+    from gnn_scratch.bench import embeddings_peer
+
+    def present(k):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return hasattr(np, k)
+    had = {k: present(k) for k in embeddings_peer.ALIASES}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = {k: getattr(np, k) for k, v in had.items() if v}
+    try:
+        added = embeddings_peer._alias_shim()
+        assert set(added) == {k for k, v in had.items() if not v}
+        for old, new in embeddings_peer.ALIASES.items():
+            assert getattr(np, old) is (saved[old] if had[old] else getattr(np, new))
+    finally:
+        for k in added:
+            delattr(np, k)
+    assert {k: present(k) for k in embeddings_peer.ALIASES} == had
+
+
+def test_embeddings_report_table_and_targets():
+    t = lambda m: dict(median=m, min=0.9 * m, max=1.2 * m, n=3, times=[m] * 3)  # noqa: E731
+    row = dict(dataset="blogcatalog", dataset_label="BlogCatalog", p=0.25, q=0.25, peer_mode="PreComp",
+               walks={"ours": t(2.0), "peer": t(40.0)}, sgns={"ours": t(30.0), "peer": t(60.0)},
+               pipeline={"ours": t(32.0), "peer": t(100.0)},
+               f1={"ours": dict(macro_f1=0.230, repeats=3), "peer": dict(macro_f1=0.235, repeats=3)})
+    res = {"meta": {}, "embeddings": {"rows": [row], "threads": 1}}
+    text = report.render(res)
+    assert "## Shallow embeddings: node2vec walks and skip-gram beside PecanPy + gensim" in text
+    assert "| BlogCatalog | 0.25, 0.25 | walks (PreComp) | 2.00 s (1.80–2.40) | 40.00 s (36.00–48.00) | 0.05 |" in text
+    assert "| 0.32 | 0.32 (0.32–0.32) | 0.2300 / 0.2350 (3 splits) |" in text
+    assert ("| node2vec walks on BlogCatalog ≤ 1.0× PecanPy (p = 0.25, q = 0.25) | 2.00 s vs 40.00 s (PreComp) "
+            "| 0.05× | **PASS** |") in text
+    assert "Macro-F1 0.2300 vs 0.2350 | 0.32× | **PASS** |" in text
+    row["f1"]["peer"]["macro_f1"] = 0.245                          # faster but 0.015 worse: not equal quality
+    assert "| 0.32× | **MISS** | Macro-F1 differs by -0.0150 |" in report.render(res)
+    del row["walks"]["peer"]
+    res["embeddings"]["peer_skipped"] = "peer interpreter 'x' not found"
+    assert "| **not measured** | peer interpreter 'x' not found |" in report.render(res)
+    assert "| node2vec walks on BlogCatalog ≤ 1.0× PecanPy | – | – | **not measured** |" in report.render({"meta": {}})
+
+
+def test_tiny_embeddings_smoke_run_times_ours_and_the_peer_when_installed(tmp_path):
+    from gnn_scratch.bench.embeddings import peer_python, probe_peer
+    out = tmp_path / "r.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--tiny", "--only", "embeddings",
+                        "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert set(res) == {"meta", "embeddings"} and res["meta"]["parts"] == ["embeddings"]
+    sec = res["embeddings"]
+    (row,) = sec["rows"]
+    assert "error" not in row, row.get("error")
+    assert row["dataset"] == "synthetic" and (row["num_walks"], row["walk_length"], row["dim"]) == (2, 20, 16)
+    assert row["ours_setup"]["walks"] == 2 * 200 and row["ours_setup"]["tokens"] <= 2 * 200 * 20
+    for key in ("walks", "sgns", "pipeline"):
+        assert row[key]["ours"]["n"] >= 1 and row[key]["ours"]["median"] > 0
+    assert 0.0 <= row["f1"]["ours"]["macro_f1"] <= 1.0
+    versions, why = probe_peer(peer_python())
+    if versions is None:                                             # skipped, and the reason is written down
+        assert sec["peer"] is None and sec["peer_skipped"] == why and "peer" not in row["walks"]
+    else:
+        assert "peer_error" not in row, row.get("peer_error")
+        assert row["peer_mode"] == "FirstOrderUnweighted" and row["peer_setup"]["walk_steps"] == 19
+        for key in ("walks", "sgns", "pipeline"):
+            assert row[key]["peer"]["median"] > 0
+        assert 0.0 <= row["f1"]["peer"]["macro_f1"] <= 1.0
+    assert "| synthetic, 200 nodes | 1, 1 | walks" in (tmp_path / "r.md").read_text()
+
+
 # ---------------------------------------------------------------- the random-gather ceiling (issue 19 item 3)
 _FORMULA_KERNELS = ("spmm_sum", "spmm_sum_perm", "spmm_sum_t", "spmm_mean", "spmm_mean_backward", "spmm_max",
                     "spmm_max_backward", "sddmm_dot", "sddmm_dot_backward", "edge_softmax", "edge_softmax_backward",

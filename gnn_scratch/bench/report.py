@@ -133,6 +133,7 @@ def targets(results):
     out.append(_temporal_target(results.get("temporal")))
     out.append(_hetero_target(results.get("hetero")))
     out.append(_attention_target(results.get("attention")))
+    out += _embeddings_targets(results.get("embeddings"))
     return out
 
 
@@ -188,6 +189,39 @@ def _attention_target(a):
     mx, my = sum(x) / len(x), sum(y) / len(y)
     slope = sum((a - mx) * (b - my) for a, b in zip(x, y)) / sum((a - mx) ** 2 for a in x)   # least squares
     return _judge(label, f"N = {pts[0][0]:,} .. {pts[-1][0]:,}", slope, 1.1, "le", unit="")
+
+
+def _embeddings_targets(e):
+    """Issue 15: walks and the whole pipeline ≤ 1.0× PecanPy (+ gensim), Macro-F1 within 0.01, per (p, q)."""
+    rows = [r for r in (e or {}).get("rows", []) if r.get("dataset") == "blogcatalog"]
+    labels = ("node2vec walks on BlogCatalog ≤ 1.0× PecanPy", "node2vec pipeline (walks + skip-gram) on BlogCatalog "
+              "≤ 1.0× PecanPy + gensim, Macro-F1 within 0.01")
+    if not rows:
+        return [dict(target=label, status="not measured") for label in labels]
+    out = []
+    for r in rows:
+        pq = f" (p = {r.get('p', 1):g}, q = {r.get('q', 1):g})"
+        for key, label in zip(("walks", "pipeline"), labels):
+            res = r.get(key) or {}
+            if "error" in r or "ours" not in res:
+                out.append(dict(target=label + pq, status="not measured", note=r.get("error", "")))
+                continue
+            if "peer" not in res:
+                out.append(dict(target=label + pq, status="not measured",
+                                note=r.get("peer_error") or (e or {}).get("peer_skipped") or "no peer timing"))
+                continue
+            ours, peer = res["ours"]["median"], res["peer"]["median"]
+            t = _judge(label + pq, f"{ours:.2f} s vs {peer:.2f} s ({r.get('peer_mode', 'PecanPy')})", ours / peer,
+                       1.0, "le")
+            f1 = r.get("f1") or {}
+            if key == "pipeline" and "ours" in f1 and "peer" in f1:
+                gap = f1["ours"]["macro_f1"] - f1["peer"]["macro_f1"]
+                t["measured"] += f"; Macro-F1 {f1['ours']['macro_f1']:.4f} vs {f1['peer']['macro_f1']:.4f}"
+                if abs(gap) > 0.01:
+                    t["status"] = "MISS"
+                    t["note"] = (t.get("note", "") + "; " if t.get("note") else "") + f"Macro-F1 differs by {gap:+.4f}"
+            out.append(t)
+    return out
 
 
 def _judge(label, measured, value, goal, op, pct=False, unit="×"):
@@ -246,6 +280,7 @@ def render(results, plot_path=None):
     parts += _temporal_md(results.get("temporal"))
     parts += _hetero_md(results.get("hetero"))
     parts += _attention_md(results.get("attention"))
+    parts += _embeddings_md(results.get("embeddings"))
     parts += _memory_md(results.get("memory"))
     parts += _startup_md(results.get("startup"))
     parts += _scaling_md(results.get("scaling"))
@@ -486,6 +521,52 @@ def _hetero_md(h):
                      _round_ratios(res["ours"], pyg), check])
     out.append(table(["model", "dataset", "graph", "ours ms", "PyG ms", "speed-up", "ours / PyG",
                       "per round: median (min–max)", "mirror / loss / step diff"], rows))
+    out.append("")
+    return out
+
+
+def _embeddings_md(e):
+    if not e:
+        return []
+    threads = e.get("threads")
+    peer = e.get("peer") or {}
+    who = (f"PecanPy {peer.get('pecanpy')} + gensim {peer.get('gensim')} (numpy {peer.get('numpy')}, numba "
+           f"{peer.get('numba')}" + (f"; numpy aliases shimmed in the peer process: {', '.join(peer['shim'])}"
+                                     if peer.get("shim") else "") + ")") if peer else "PecanPy + gensim"
+    out = ["## Shallow embeddings: node2vec walks and skip-gram beside PecanPy + gensim\n",
+           "Per (p, q), with the node2vec paper's settings on BlogCatalog (10 walks per node of 80 nodes, window 10, "
+           "dimension 128, K = 5 negatives, one epoch; smaller on the synthetic graph) (`bench/embeddings.py`). *walks*: ours `embed.random_walks` vs PecanPy's `simulate_walks` in its fastest "
+           "mode for that (p, q) (FirstOrderUnweighted for p = q = 1, PreComp otherwise, its tables built inside "
+           "the timing; L − 1 steps = L nodes). *skip-gram*: the same walks (ours) trained by `embed.train_sgns` "
+           "(Hogwild) and by gensim `Word2Vec(sg=1, negative=5, sample=0, workers=threads)` — the same work. "
+           "*pipeline*: `Node2Vec(p, q).fit(graph)` vs PecanPy's `embed()` (its walks + Word2Vec with gensim's "
+           "defaults, sample = 1e-3). Seconds, median (min–max) over interleaved rounds, " +
+           (f"{threads} thread(s)" if threads else "the same threads") + f" on both sides; peer: {who}. Macro-F1: "
+           "the last pipeline round's embeddings through `embed.evaluate.evaluate_multilabel` at 50 % labelled "
+           "(the same splits for both).\n"]
+    if e.get("peer_skipped"):
+        out.append(f"Peer skipped: {e['peer_skipped']}.\n")
+    rows = []
+    for r in e.get("rows", []):
+        data = r.get("dataset_label", r.get("dataset"))
+        if "error" in r:
+            rows.append([data, "–", r["error"], "", "", "", "", ""])
+            continue
+        pq = f"{r.get('p', 1):g}, {r.get('q', 1):g}"
+        f1 = r.get("f1") or {}
+        f1s = " / ".join(f"{f1[k]['macro_f1']:.4f}" if k in f1 else "–" for k in ("ours", "peer"))
+        if f1:
+            f1s += f" ({next(iter(f1.values()))['repeats']} splits)"
+        for key, name in (("walks", "walks"), ("sgns", "skip-gram"), ("pipeline", "pipeline")):
+            res = r.get(key) or {}
+            peer_t = res.get("peer")
+            rat = res["ours"]["median"] / peer_t["median"] if peer_t and "ours" in res else None
+            rows.append([data, pq, name + (f" ({r.get('peer_mode')})" if key == "walks" and r.get("peer_mode") else ""),
+                         span(res.get("ours"), "s") if "ours" in res else "–", span(peer_t, "s") if peer_t else "–",
+                         f"{rat:.2f}" if rat else "–", _round_ratios(res.get("ours"), peer_t),
+                         f1s if key == "pipeline" else ""])
+    out.append(table(["dataset", "p, q", "timed", "ours", "PecanPy / gensim", "ours / peer",
+                      "per round: median (min–max)", "Macro-F1 ours / peer"], rows))
     out.append("")
     return out
 

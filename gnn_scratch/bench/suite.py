@@ -1,7 +1,7 @@
 """The benchmark command line: ``gnn-scratch bench`` and ``scripts/bench.py`` both call ``main``.
 
 Parts (``--only``, repeatable or comma-separated): kernels, models, memory, startup, scaling, graphs, temporal,
-hetero, attention.
+hetero, attention, embeddings.
 Sizes per mode:
 
     full      kernels on the 100k / 1M graph at widths 16, 64, 256 and on the 1M-node / 10M-edge graph
@@ -11,15 +11,19 @@ Sizes per mode:
               temporal: T-GCN and GConvGRU training epochs on Los-loop (1597 windows, batches of 32),
               1 warm-up + 5 rounds; hetero: HAN and RGCN training steps on DBLP, 1 warm-up + 5 rounds;
               attention: fused / dense / torch SDPA full attention on one graph, memory at N = 1k .. 64k, time
-              at N = 1k .. 16k on 1 thread and on all (about 25 min)
+              at N = 1k .. 16k on 1 thread and on all; embeddings: node2vec walks, skip-gram and the whole
+              pipeline on BlogCatalog for p = q = 1 and p = q = 0.25 beside PecanPy + gensim, 5 / 3 / 3 rounds,
+              Macro-F1 over 10 splits (about 25 min + 25 min on 2 threads)
     --quick   kernels on 10k / 100k; models on Cora and a 10k / 100k graph (2 rounds, PyG's edge_index
               and CSR forms); memory of GCN on Cora; scaling 1e4 .. 1e5 edges; graphs: PROTEINS epochs,
               1 warm-up + 3 rounds; temporal: T-GCN epochs on Los-loop, 1 warm-up + 3 rounds; hetero: HAN steps
               on DBLP, 2 rounds (after the servers' own warm-up step); attention: memory and time at N = 1k ..
-              4k, one thread; no start-up, no 1M graph  (a few minutes on an idle 2-core machine)
+              4k, one thread; embeddings: p = q = 1 on BlogCatalog, walks 3 rounds, skip-gram and pipeline
+              1 round, Macro-F1 over 3 splits; no start-up, no 1M graph  (a few minutes on an idle 2-core machine)
     --tiny    (hidden, for the tests) a 500-node graph, one width, two repeats; graphs: 40 synthetic
               graphs, epochs of 3 steps of 8 graphs; temporal: a synthetic 24-node signal, 20 windows in
-              batches of 8; hetero: a synthetic DBLP-like graph of 60 authors; attention: N = 256, 512
+              batches of 8; hetero: a synthetic DBLP-like graph of 60 authors; attention: N = 256, 512;
+              embeddings: a 200-node planted-partition graph, 2 walks of 20, dimension 16
 
 The JSON (``--out``) keeps one section per part; a run of some parts replaces those sections and
 keeps the others, then BENCHMARKS.md (``--md``) and the plot (``--plot``) are regenerated from the
@@ -36,7 +40,8 @@ import shlex
 import sys
 import time
 
-PARTS = ("kernels", "models", "memory", "startup", "scaling", "graphs", "temporal", "hetero", "attention")
+PARTS = ("kernels", "models", "memory", "startup", "scaling", "graphs", "temporal", "hetero", "attention",
+         "embeddings")
 GRAPH_PARTS = ("models", "memory")    # the parts whose rows are per graph (``--graphs``)
 NO_PYG = ("PyG not installed: the vs-PyG columns are skipped; "
           "pip install torch==2.13.0 && pip install '.[bench]'")   # said once, on standard error
@@ -63,6 +68,9 @@ def add_arguments(p):
                    help="data root holding planetoid/ind.cora.*, tu/PROTEINS/, temporal/ (Los-loop) and hetero/dblp/ "
                         "(default $GNN_SCRATCH_DATA, then the data cache)")
     p.add_argument("--report-only", action="store_true", help="regenerate the Markdown and the plot from --out")
+    p.add_argument("--peer-python", default=None, metavar="PYTHON",
+                   help="embeddings part: the interpreter that runs PecanPy + gensim (default $GNN_SCRATCH_PEER_PYTHON, "
+                        "then this one; PecanPy pins numpy < 2, so it may live in its own venv)")
     return p
 
 
@@ -118,6 +126,7 @@ def _paths(args):
 
 def plan(mode):
     """The graphs and sizes of each part in a mode (see the module docstring)."""
+    from .embeddings import EmbedSpec
     from .graphs import DatasetSpec
     from .harness import GraphSpec, random_spec
     from .hetero import HeteroSpec
@@ -135,7 +144,10 @@ def plan(mode):
                     temporal=dict(specs=[TemporalSpec("synthetic", "synthetic", windows=20, num_nodes=24,
                                                       num_steps=80)], batch_size=8, warmup=1, repeats=2),
                     hetero=dict(specs=[HeteroSpec("synthetic", "synthetic", num_authors=60)], warmup=1, repeats=2),
-                    attention=dict(sizes=(256, 512), time_sizes=(256,), repeats=1, threads=(1,)))
+                    attention=dict(sizes=(256, 512), time_sizes=(256,), repeats=1, threads=(1,)),
+                    embeddings=dict(specs=[EmbedSpec("synthetic", "synthetic", num_nodes=200)], num_walks=2,
+                                    walk_length=20, dim=16, window=5, repeats=dict(walks=2, sgns=2, pipeline=1),
+                                    eval_repeats=2))
     if mode == "quick":
         return dict(kernels=dict(specs=[random_spec(10_000, 100_000)], widths=(16, 64, 256), repeats=3, warmup=1,
                                  copy_mb=32, min_time=0.0),
@@ -145,7 +157,9 @@ def plan(mode):
                     graphs=dict(specs=[proteins], iters=50, batch_size=32, warmup=1, repeats=3, max_time=120.0),
                     temporal=dict(specs=[los_loop], models=("tgcn",), warmup=1, repeats=3, max_time=120.0),
                     hetero=dict(specs=[dblp], models=("han",), warmup=0, repeats=2, max_time=120.0),
-                    attention=dict(sizes=(1024, 2048, 4096), time_sizes=(1024, 2048, 4096), repeats=3, threads=(1,)))
+                    attention=dict(sizes=(1024, 2048, 4096), time_sizes=(1024, 2048, 4096), repeats=3, threads=(1,)),
+                    embeddings=dict(specs=[EmbedSpec()], configs=((1.0, 1.0),), max_time=300.0,
+                                    repeats=dict(walks=3, sgns=1, pipeline=1), eval_repeats=3))
     big = random_spec(1_000_000, 10_000_000)
     return dict(kernels=dict(specs=[random_spec(100_000, 1_000_000), big], widths=(16, 64, 256), repeats=5,
                              warmup=1, copy_mb=256, widths_by_graph={big.name: (64,)}, max_time=60.0),
@@ -156,7 +170,9 @@ def plan(mode):
                 graphs=dict(specs=[proteins], iters=50, batch_size=32, warmup=2, repeats=10, max_time=600.0),
                 temporal=dict(specs=[los_loop], warmup=1, repeats=5, max_time=600.0),
                 hetero=dict(specs=[dblp], warmup=1, repeats=5, max_time=600.0),
-                attention=dict())         # bench/attention.py's SIZES, TIME_SIZES, 3 repeats, 1 thread and all
+                attention=dict(),         # bench/attention.py's SIZES, TIME_SIZES, 3 repeats, 1 thread and all
+                embeddings=dict(specs=[EmbedSpec()], configs=((1.0, 1.0), (0.25, 0.25)), max_time=600.0,
+                                repeats=dict(walks=5, sgns=3, pipeline=3), eval_repeats=10))
 
 
 def _planetoid_dir(args):
@@ -262,6 +278,11 @@ def run(args):
             from .attention import run as run_attention
             contenders = CONTENDERS if pyg else tuple(c for c in CONTENDERS if c != "torch")
             section = dict(rows=run_attention(contenders=contenders, log=log, **cfg["attention"]))
+        elif part == "embeddings":
+            from .embeddings import run as run_embeddings
+            c = dict(cfg["embeddings"])
+            section = run_embeddings(c.pop("specs"), peer=not args.no_pyg, python=getattr(args, "peer_python", None),
+                                     data_root=args.data_root, log=log, **c)
         else:
             from .scaling import run as run_scaling
             section = run_scaling(edges=cfg["scaling"]["edges"], pyg=pyg, quick=mode != "full", log=log,

@@ -1,6 +1,7 @@
 """``python -m gnn_scratch.bench.worker CONFIG_JSON``: one benchmark configuration in a fresh process;
 ``python -m gnn_scratch.bench.worker serve CONFIG_JSON``: a long-lived timing server (``models.serve``,
-with the side classes of the config's ``part``: "models" by default, "graphs", "temporal" or "hetero").
+with the side classes of the config's ``part``: "models" by default, "graphs", "temporal", "hetero",
+"embeddings").
 
 The parent (``bench/models.py``, ``bench/scaling.py``) passes a JSON config whose ``task`` is
 "memory" (``models.memory_config``); the worker prints ``BENCH_RESULT <json>`` as its last line of stdout
@@ -23,6 +24,9 @@ def _sides(part):
     if part == "hetero":
         from .hetero import OursHeteroSide, PyGHeteroSide
         return OursHeteroSide, PyGHeteroSide
+    if part == "embeddings":   # the peer (PecanPy + gensim) runs embeddings_peer.py, not this worker
+        from .embeddings import OursEmbedSide
+        return OursEmbedSide, OursEmbedSide
     if part != "models":
         raise ValueError(f"no benchmark server for part {part!r}")
     from .models import OursSide, PyGSide
