@@ -1,7 +1,7 @@
 """PinSAGE vs popularity vs features-only on generated user-item graphs (issue 18), 5 seeds, with and without
 the hard-negative curriculum. Writes a Markdown table (stdout, and --out).
 
-    NUMBA_NUM_THREADS=1 nice python scripts/pinsage_generated.py --out /work/notes/pinsage_table.md
+    NUMBA_NUM_THREADS=1 nice python scripts/pinsage_generated.py --out pinsage_table.md
 
 Protocol: for each seed, ``generate_bipartite`` (sizes below; the seed also seeds training); held-out
 (query, positive) pairs = two items of one user, the (user, positive) interaction removed from training;
