@@ -29,7 +29,7 @@ import time
 import numpy as np
 from numba import get_num_threads, njit, prange, set_num_threads
 
-from gnn_scratch.kernels.prefetch import prefetch_row
+from gnn_scratch.bench.kernels import gather_rows   # the bench's yardstick, with the prefetch distance as an argument
 
 _PAR = dict(parallel=True, nogil=True, cache=True)
 _SER = dict(nogil=True, cache=True)
@@ -89,24 +89,6 @@ def stream_copy(src, dst, n_chunks):
 
 
 # ------------------------------------------------------------------------------------ random gather
-@njit(**_PAR)
-def gather_rows(X, idx, d, n_chunks, out):
-    """out[c] = sum of the rows X[idx[k]] of chunk c; a prefetch ``d`` rows ahead when d > 0."""
-    M = idx.size
-    F = X.shape[1]
-    for c in prange(n_chunks):
-        lo, hi = M * c // n_chunks, M * (c + 1) // n_chunks
-        orow = out[c]
-        for f in range(F):
-            orow[f] = 0
-        for k in range(lo, hi):
-            if d > 0 and k + d < hi:
-                prefetch_row(X, idx[k + d])
-            xrow = X[idx[k]]
-            for f in range(F):
-                orow[f] += xrow[f]
-
-
 @njit(**_PAR)
 def chase(Xi, starts, steps, n_chunks):
     """k = starts.shape[1] pointer chains per chunk through Xi[:, 0]; each step reads the whole row."""

@@ -34,20 +34,19 @@ GATHER_ROWS = 2_000_000   # rows per timing of the random-gather yardstick (fewe
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _gather_rows(X, idx, out):
-    """out[c] = sum of the rows X[idx[k]] of chunk c of idx: a row gather with nothing else to do."""
+def gather_rows(X, idx, d, n_chunks, out):
+    """out[c] = sum of the rows X[idx[k]] of chunk c of idx (c < n_chunks): a row gather with nothing else to
+    do, a software prefetch ``d`` rows ahead when d > 0 (the kernels' ``prefetch_distance(X)``)."""
     M = idx.size
     F = X.shape[1]
-    n_chunks = out.shape[0]
-    pd = prefetch_distance(X)
     for c in prange(n_chunks):
         lo, hi = M * c // n_chunks, M * (c + 1) // n_chunks
         orow = out[c]
         for f in range(F):
             orow[f] = 0
         for k in range(lo, hi):
-            if k + pd < hi:
-                prefetch_row(X, idx[k + pd])
+            if d > 0 and k + d < hi:
+                prefetch_row(X, idx[k + d])
             xrow = X[idx[k]]
             for f in range(F):
                 orow[f] += xrow[f]
@@ -67,9 +66,10 @@ class GatherBandwidth:
         self.idx = rng.integers(0, n_rows, max(1, min(rows, GATHER_ROWS))).astype(np.int32)
         self.out = np.empty((64, F), dtype=np.float32)
         self.bytes = self.idx.size * F * 4
+        self.ahead = prefetch_distance(self.X)
 
     def fn(self):
-        _gather_rows(self.X, self.idx, self.out)
+        gather_rows(self.X, self.idx, self.ahead, self.out.shape[0], self.out)
 
     def bandwidth(self, summary):
         """Bytes per second from the ``summarize`` dict of ``fn``'s timings (median time)."""
