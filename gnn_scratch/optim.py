@@ -30,7 +30,7 @@ class Optimizer:
                 if g[k] < 0:
                     raise ValueError(f"{k} must be non-negative, got {g[k]}")
             self.groups.append(g)
-        self.state = {}  # id(param) -> per-parameter buffers
+        self.state = {}  # id(param) -> per-parameter buffers (a flat group's are in self._flat, one set per group)
         self.t = 0
         # A group whose parameters tile one flat buffer, and whose gradients another
         # (``nn.flat.flatten_parameters``), is updated and zeroed in one call on the two buffers: the

@@ -95,37 +95,48 @@ def blas_threads(n=1):
                 api[1](_saved)
 
 
-_split_products = 0   # > 0 inside ``parallel_products``: large dense products are split into row blocks
+# The evaluation-mode policy is per Python thread: a forward on one thread (an inference server, a
+# Dask task) must not change how another thread's training products are computed, and bits would.
+_local = threading.local()
 
 
 def products_split():
-    """True inside ``parallel_products`` (an evaluation-mode forward): ``kernels/dense_cpu`` splits big products."""
-    return _split_products > 0
+    """True inside ``parallel_products`` (an evaluation-mode forward) on this thread: ``kernels/dense_cpu``
+    splits big products."""
+    return getattr(_local, "split", False)
 
 
 @contextmanager
-def parallel_products():
-    """OpenBLAS on one thread, large dense products split into row blocks over Python threads, and
-    Numba kernels below ``INFERENCE_GRAIN`` on one thread (an evaluation-mode forward)."""
-    global _split_products, _grain
+def _policy(split, grain):
+    saved = (getattr(_local, "split", False), getattr(_local, "grain", SERIAL_GRAIN))
     with blas_threads(1):
-        _split_products += 1
-        saved, _grain = _grain, max(_grain, INFERENCE_GRAIN)
+        _local.split, _local.grain = split, grain
         try:
             yield
         finally:
-            _split_products -= 1
-            _grain = saved
+            _local.split, _local.grain = saved
+
+
+def parallel_products():
+    """OpenBLAS on one thread, large dense products split into row blocks over Python threads, and
+    Numba kernels below ``INFERENCE_GRAIN`` on one thread (an evaluation-mode forward), on this thread."""
+    return _policy(True, INFERENCE_GRAIN)
+
+
+def training_products():
+    """OpenBLAS on one thread, products unsplit, the training grain (``SERIAL_GRAIN``) on this thread -- also
+    inside an evaluation-mode forward (a training-mode layer nested in an eval one keeps training's bits)."""
+    return _policy(False, SERIAL_GRAIN)
 
 
 def layer_blas_pool(fn):
-    """Decorator of a layer's ``forward``: ``single_blas_pool`` in training mode, ``parallel_products`` in
+    """Decorator of a layer's ``forward``: ``training_products`` in training mode, ``parallel_products`` in
     evaluation mode (``self.training`` False): inference products use the thread count, training's do not."""
     import functools
 
     @functools.wraps(fn)
     def wrapped(self, *args, **kwargs):
-        with (blas_threads(1) if self.training else parallel_products()):
+        with (training_products() if self.training else parallel_products()):
             return fn(self, *args, **kwargs)
     return wrapped
 
@@ -150,6 +161,17 @@ def _workers(n):
             if _pool is None or _pool_size < n:
                 _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="gnn_scratch"), n
     return _pool
+
+
+def _after_fork_in_child():
+    # a forked child has the parent's pool object but none of its threads, and maybe a lock another
+    # thread held at the fork: start both afresh (row_blocks would wait forever on the dead workers)
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def row_blocks(fn, n_rows, block=PRODUCT_BLOCK):
@@ -197,7 +219,6 @@ SERIAL_GRAIN = 1 << 18
 # and another process (another library's spinning OpenMP pool, as in the benchmark) holds a core. Kernels
 # give the same bits for any thread count, so the grain changes time only.
 INFERENCE_GRAIN = 1 << 20
-_grain = SERIAL_GRAIN
 
 
 _numba_api = None   # (get, set) of Numba's thread count
@@ -226,7 +247,7 @@ def _numba_threads():
 def call_numba(kernel, work, *args):
     """``kernel(*args)``, a parallel Numba kernel, on one thread when ``work < SERIAL_GRAIN`` (``INFERENCE_GRAIN``
     in an evaluation-mode forward)."""
-    if work < _grain:
+    if work < getattr(_local, "grain", SERIAL_GRAIN):
         get, set_ = _numba_api or _numba_threads()
         n_threads = get()
         if n_threads > 1:

@@ -480,3 +480,21 @@ def test_skipgram_derivation_snippet_runs():
     namespace = {}
     for code in blocks:
         exec(compile(code, "derivations/skipgram.md", "exec"), namespace)
+
+
+def test_skipgram_role_and_start_arguments_are_checked_before_any_work():
+    from gnn_scratch.embed import Node2Vec
+    from gnn_scratch.embed.skipgram import init_tables, train_sgns
+    walks = np.array([[0, 1, 2, 1]], dtype=np.int32)
+    for bad in ("False", None, 2):
+        with pytest.raises(TypeError, match="context_input"):
+            Node2Vec(context_input=bad)
+        with pytest.raises(TypeError, match="context_input"):
+            train_sgns(walks, 3, dim=4, window=1, context_input=bad)
+    for bad in (-1, 0, "x", float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="init_range"):
+            Node2Vec(init_range=bad)
+        with pytest.raises(ValueError, match="init_range"):
+            train_sgns(walks, 3, dim=4, window=1, init_range=bad, tables=init_tables(3, 4))
+    with pytest.raises(ValueError, match="overflows float32"):
+        init_tables(3, 4, init_range=1e39)

@@ -4,6 +4,8 @@ Evaluation mode must compute what training mode computes (dropout off): float64 
 float32 to a few ulps; training-mode products stay the unsplit one-thread BLAS call (same bits as
 before); the split products give the same bits for any thread count; bad input is still refused.
 """
+import os
+
 import numba
 import numpy as np
 import pytest
@@ -219,3 +221,49 @@ def test_layer_refuses_non_finite_input_of_a_big_graph():
     model = build_model("gcn", in_channels=32, out_channels=3, seed=0).eval()
     with pytest.raises(ValueError, match=rf"x must be finite, got inf at row {N - 2}, column 31"):
         model.forward(x, g)
+
+
+def test_the_evaluation_policy_is_per_thread_and_a_nested_training_layer_keeps_training_bits():
+    import threading
+    from gnn_scratch.nn import Linear
+    lin = Linear(512, 64, seed=0)
+    x = np.random.default_rng(0).standard_normal((20000, 512)).astype(np.float32)
+    ref = lin.forward(x).copy()                                   # training mode: one unsplit product
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        with threads.parallel_products():
+            inside.set()
+            release.wait()
+    t = threading.Thread(target=other)
+    t.start()
+    inside.wait()
+    try:
+        assert not threads.products_split()                       # another thread's eval forward is not ours
+        assert np.array_equal(lin.forward(x), ref)
+    finally:
+        release.set()
+        t.join()
+    with threads.parallel_products():
+        assert threads.products_split()
+        assert np.array_equal(lin.forward(x), ref)                # a training-mode layer inside an eval one
+        assert threads.products_split()
+    assert not threads.products_split()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_row_blocks_work_in_a_forked_child():
+    threads.row_blocks(lambda lo, hi: None, 5 * threads.PRODUCT_BLOCK)     # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:                                                            # the child: its pool must be new
+        code = 1
+        try:
+            import signal
+            signal.alarm(20)
+            seen = []
+            threads.row_blocks(lambda lo, hi: seen.append(lo), 5 * threads.PRODUCT_BLOCK)
+            code = 0 if sorted(seen) == [k * threads.PRODUCT_BLOCK for k in range(5)] else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

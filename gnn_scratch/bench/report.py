@@ -40,10 +40,15 @@ def span(summary, unit="ms"):
     return f"{ms(summary['median'])} ({ms(summary['min'])}–{ms(summary['max'])})"
 
 
+def _cell(c):
+    # an error message may span lines or hold a "|": either would break the table's row
+    return " ".join(str(c).split()).replace("|", "\\|")
+
+
 def table(header, rows):
-    """A Markdown table from a header list and rows of cells."""
+    """A Markdown table from a header list and rows of cells (each on one line, "|" escaped)."""
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 

@@ -50,7 +50,7 @@ NO_PYG = ("PyG not installed: the vs-PyG columns are skipped; "
 def add_arguments(p):
     """The benchmark's options, on ``p`` (also used by the ``gnn-scratch bench`` subparser)."""
     p.add_argument("--quick", action="store_true",
-                   help="small graphs, fewer repeats, no 1M-node graph and no start-up (under two minutes)")
+                   help="small graphs, fewer repeats, no 1M-node graph and no start-up (a few minutes)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--only", action="append", default=None, metavar="PART",
                    help=f"run only these parts: {', '.join(PARTS)} (repeat or separate with commas)")
@@ -63,9 +63,12 @@ def add_arguments(p):
                    help="Markdown report to regenerate (default BENCHMARKS.md; --quick/--tiny: beside the JSON)")
     p.add_argument("--plot", default=None, metavar="FILE.png",
                    help="plot (default benchmarks/bench.png; --quick/--tiny: beside the JSON)")
-    p.add_argument("--no-pyg", action="store_true", help="skip the PyG peer (it is skipped anyway when not installed)")
+    p.add_argument("--no-pyg", action="store_true",
+                   help="skip the peers: PyG, PyG Temporal, and PecanPy + gensim in the embeddings part (each is skipped "
+                        "anyway when not installed)")
     p.add_argument("--data-root", default=None,
-                   help="data root holding planetoid/ind.cora.*, tu/PROTEINS/, temporal/ (Los-loop) and hetero/dblp/ "
+                   help="data root holding planetoid/ind.cora.*, tu/PROTEINS/, temporal/ (Los-loop), hetero/dblp/ and "
+                        "blogcatalog/ "
                         "(default $GNN_SCRATCH_DATA, then the data cache)")
     p.add_argument("--report-only", action="store_true", help="regenerate the Markdown and the plot from --out")
     p.add_argument("--peer-python", default=None, metavar="PYTHON",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .alias import negative_table
-from .skipgram import train_sgns
+from .skipgram import check_options, train_sgns
 from .walks import random_walks
 
 
@@ -52,7 +52,7 @@ class Node2Vec:
         self.negatives, self.epochs, self.lr, self.p, self.q, self.seed = negatives, epochs, lr, p, q, seed
         self.noise, self.deterministic, self.direction, self.progress = noise, deterministic, direction, progress
         self.keep_walks = keep_walks
-        self.context_input, self.init_range = bool(context_input), init_range
+        self.context_input, self.init_range = check_options(context_input, init_range)   # before the walks
         self.embedding = self.walks = None
 
     def fit(self, graph):

@@ -160,15 +160,28 @@ def _prepare(walks, num_nodes, dim, window, negatives, lr, epochs, noise):
     return walks, lengths, offsets, window, negatives, epochs, float(lr), noise
 
 
+def check_options(context_input, init_range):
+    """(context_input, init_range) checked: a bool, and a finite real number > 0. Raises TypeError / ValueError."""
+    if not isinstance(context_input, (bool, np.bool_)):
+        raise TypeError(f"context_input must be True or False, got {context_input!r}")
+    if isinstance(init_range, (bool, np.bool_)) or not isinstance(init_range, numbers.Real) \
+            or not np.isfinite(init_range) or init_range <= 0:
+        raise ValueError(f"init_range must be a finite number > 0, got {init_range!r}")
+    return bool(context_input), float(init_range)
+
+
 def init_tables(num_nodes, dim, seed=0, dtype=np.float32, init_range=0.5):
     """(W_in, W_out): W_in ~ U[-r/D, r/D) with r = ``init_range`` (seeded; 0.5: word2vec.c's start, 1.0:
-    gensim 4's), W_out = 0; (N, D) each. Raises ValueError for a non-positive or non-finite r."""
-    if not (isinstance(init_range, numbers.Real) and np.isfinite(init_range) and init_range > 0):
-        raise ValueError(f"init_range must be a finite number > 0, got {init_range!r}")
+    gensim 4's), W_out = 0; (N, D) each. Raises ValueError for a non-positive or non-finite r, or one so
+    large that the vectors overflow ``dtype``."""
+    check_options(False, init_range)
     seed_seq = [*np.atleast_1d(seed).tolist(), INIT_PURPOSE]
     W_in = Embedding(num_nodes, dim, init="uniform", seed=seed_seq, dtype=dtype).params["weight"]
     if init_range != 0.5:                       # Embedding's "uniform" is U[-0.5/D, 0.5/D): same draws, scaled
-        W_in = (W_in * (2.0 * init_range)).astype(W_in.dtype)
+        with np.errstate(over="ignore"):
+            W_in = (W_in * (2.0 * init_range)).astype(W_in.dtype)
+        if not np.isfinite(W_in).all():
+            raise ValueError(f"init_range {init_range!r} overflows {np.dtype(dtype).name} initial vectors")
     return W_in, np.zeros((num_nodes, dim), dtype=dtype)
 
 
@@ -180,6 +193,7 @@ def train_sgns_reference(walks, num_nodes, dim=128, window=10, negatives=5, lr=0
     The readable truth the Numba trainer is tested against (pure Python loops: small inputs only).
     Arguments as ``train_sgns``; ``tables`` = (W_in, W_out) to start from (copied).
     """
+    context_input, init_range = check_options(context_input, init_range)
     walks, lengths, offsets, window, K, epochs, lr, noise = _prepare(walks, num_nodes, dim, window, negatives, lr,
                                                                      epochs, noise)
     emb_in = Embedding(num_nodes, dim, init="zeros", dtype=dtype)
@@ -316,9 +330,11 @@ def train_sgns(walks, num_nodes, dim=128, window=10, negatives=5, lr=0.025, epoc
     in place); progress: a tqdm bar over ``num_batches`` batches per epoch when tqdm is importable;
     context_input: word2vec.c's / gensim's roles (the context is the input row, the centre the target);
     init_range: W_in ~ U[-r/D, r/D) (0.5 word2vec.c, 1.0 gensim 4; ignored with ``tables``).
-    Raises TypeError / ValueError for bad sizes, lr <= 0, walks with ids outside [0, N) or values
+    Raises TypeError / ValueError for bad sizes, lr <= 0, a context_input that is not a bool, an init_range
+    that is not a finite number > 0 (checked even with ``tables``), walks with ids outside [0, N) or values
     after a -1, a noise table of the wrong size.
     """
+    context_input, init_range = check_options(context_input, init_range)
     walks, lengths, offsets, window, K, epochs, lr, noise = _prepare(walks, num_nodes, dim, window, negatives, lr,
                                                                      epochs, noise)
     if tables is None:
@@ -337,7 +353,7 @@ def train_sgns(walks, num_nodes, dim=128, window=10, negatives=5, lr=0.025, epoc
     for epoch in range(epochs):
         for a, b in zip(bounds[:-1], bounds[1:]):
             sgns_kernel(walks, lengths, offsets, a, b, W_in, W_out, noise.prob, noise.alias, window, K, lr,
-                        MIN_LR_RATIO, epoch * T, epochs * T, key, epoch * W, n_chunks, bool(context_input))
+                        MIN_LR_RATIO, epoch * T, epochs * T, key, epoch * W, n_chunks, context_input)
             if bar is not None:
                 bar.update(1)
     if bar is not None:

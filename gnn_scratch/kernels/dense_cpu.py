@@ -22,7 +22,9 @@ def matmul(A, B, out, accumulate=False):
     """out = A @ B (or +=), as ``dense_reference.matmul``; inside ``threads.parallel_products`` (an
     evaluation-mode forward) a large dense product runs as one-thread BLAS calls on fixed blocks of
     ``PRODUCT_BLOCK`` rows spread over the threads (``threads.row_blocks``): the same bits for any
-    thread count, a few float32 ulps from the unsplit product (BLAS rounds a block's rows differently)."""
+    thread count, a few float32 ulps from the unsplit product (BLAS rounds a block's rows differently). So
+    a node's evaluation-mode output can differ by those ulps between a graph above the split's size and a
+    subgraph below it."""
     if (not accumulate and products_split() and isinstance(A, np.ndarray) and A.ndim == 2
             and A.shape[0] > PRODUCT_BLOCK and A.shape[0] * A.shape[1] * B.shape[1] >= PRODUCT_GRAIN):
         row_blocks(lambda lo, hi: np.matmul(A[lo:hi], B, out=out[lo:hi]), A.shape[0])
