@@ -154,39 +154,15 @@ def batch_norm_relu_forward(X, mean, var, eps, gamma, beta, out, pos):
 
 @njit(**_SERIAL)
 def _backward_relu(G, pos, X, mean, inv_std, gamma, batch_stats, dX, sum_g, sum_gxhat):
-    N, F = X.shape
-    n = X.dtype.type(N)
     zero = X.dtype.type(0)
-    affine = gamma.shape[0] > 0
-    for f in range(F):
-        sum_g[f] = 0
-        sum_gxhat[f] = 0
-    for r in range(N):
+    for r in range(X.shape[0]):             # the ReLU's backward, into dX (read back by _backward)
         g = G[r]
         q = pos[r]
-        x = X[r]
         d = dX[r]
-        for f in range(F):                  # the ReLU's backward, into dX's row (read back below)
+        for f in range(X.shape[1]):
             d[f] = g[f] if q[f] else zero
-        for f in range(F):                  # a separate loop: with the mask inside, the sums stayed scalar
-            sum_g[f] += d[f]
-            sum_gxhat[f] += d[f] * ((x[f] - mean[f]) * inv_std[f])
-    for r in range(N):
-        x = X[r]
-        d = dX[r]                           # holds the masked G of the row; overwritten element by element
-        if batch_stats and affine:
-            for f in range(F):
-                d[f] = ((gamma[f] * inv_std[f]) / n) * (n * d[f] - sum_g[f] - ((x[f] - mean[f]) * inv_std[f])
-                                                        * sum_gxhat[f])
-        elif batch_stats:
-            for f in range(F):
-                d[f] = (inv_std[f] / n) * (n * d[f] - sum_g[f] - ((x[f] - mean[f]) * inv_std[f]) * sum_gxhat[f])
-        elif affine:
-            for f in range(F):
-                d[f] = (gamma[f] * inv_std[f]) * d[f]
-        else:
-            for f in range(F):
-                d[f] = inv_std[f] * d[f]
+    # _backward with G = dX: each element is read before it is overwritten, so the aliasing is safe
+    _backward(dX, X, mean, inv_std, gamma, batch_stats, dX, sum_g, sum_gxhat)
 
 
 def batch_norm_relu_backward(G, pos, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat):
