@@ -176,30 +176,9 @@ def load_graph(N, E, seed=0):
     return g
 
 
-def kernel_cases(g, F, rng):
-    from gnn_scratch.bench.harness import Shape
-    from gnn_scratch.kernels import cpu
-    N, E = g.num_dst, g.num_edges
-    ti, tx, tp = g.t_indptr, g.t_indices, g.t_perm
-    w = rng.random(E, dtype=np.float32) + np.float32(0.5)
-    w_t = np.ascontiguousarray(w[tp])
-    X = rng.standard_normal((g.num_src, F), dtype=np.float32)
-    G = rng.standard_normal((N, F), dtype=np.float32)
-    out_d = np.empty((N, F), dtype=np.float32)
-    out_s = np.empty((g.num_src, F), dtype=np.float32)
-    argmax = np.empty((N, F), dtype=np.int64)
-    cpu.spmm_max(g.indptr, g.indices, X, out_d, argmax)
-    am = argmax.copy()
-    shape = Shape(N, g.num_src, E, F)
-    return shape, {
-        "weighted-sum fwd": (lambda: cpu.spmm_sum(g.indptr, g.indices, w, X, out_d), "spmm_sum"),
-        "weighted-sum bwd": (lambda: cpu.spmm_sum_perm(ti, tx, tp, w, G, out_s), "spmm_sum_perm"),
-        "weighted-sum bwd (pre-permuted)": (lambda: cpu.spmm_sum(ti, tx, w_t, G, out_s), "spmm_sum_t"),
-        "mean fwd": (lambda: cpu.spmm_mean(g.indptr, g.indices, X, out_d), "spmm_mean"),
-        "mean bwd": (lambda: cpu.spmm_mean_backward(ti, tx, g.indptr, G, out_s), "spmm_mean_backward"),
-        "max fwd": (lambda: cpu.spmm_max(g.indptr, g.indices, X, out_d, argmax), "spmm_max"),
-        "max bwd": (lambda: cpu.spmm_max_backward(ti, tx, am, G, out_s), "spmm_max_backward"),
-    }
+# The aggregation kernels of the bench's kernel groups (bench.kernels.kernel_cases: the same inputs).
+AGGREGATION = ("weighted-sum fwd", "weighted-sum bwd", "weighted-sum bwd (pre-permuted)", "mean fwd", "mean bwd",
+               "max fwd", "max bwd")
 
 
 def kernels(args, log, gather_bw=None):
@@ -209,16 +188,17 @@ def kernels(args, log, gather_bw=None):
     g.t_perm
     log(f"graph {args.nodes} nodes / {g.num_edges} edges ready in {time.perf_counter() - t0:.1f} s")
     rng = np.random.default_rng(0)
-    shape, cases = kernel_cases(g, args.width, rng)
+    from gnn_scratch.bench.kernels import kernel_cases
+    cases = {k: v for k, v in kernel_cases(g, args.width, rng).items() if k in AGGREGATION}
     copy = CopyBandwidth(256 * 2 ** 20)
     rows = []
     for t in args.threads:
         set_num_threads(t)
-        for name, (fn, kind) in cases.items():
+        for name, (fn, _, kinds, shape) in cases.items():
             if args.only and not any(o in name for o in args.only):
                 continue
             m = interleaved({"k": fn, "copy": copy.fn}, args.repeats)
-            nbytes = bytes_moved(kind, shape)
+            nbytes = sum(bytes_moved(k, shape) for k in kinds)
             bw_copy = copy.bytes / m["copy"]
             ach = nbytes / m["k"]
             extra = f"  {100 * ach / gather_bw[t]:5.1f} % of random-gather" if gather_bw else ""

@@ -83,7 +83,7 @@ def _gat_module():
         return None
 
 
-def _cases(graph, F, rng, gat):
+def kernel_cases(graph, F, rng, gat=None):
     """name -> (ours fn, scipy fn or None, bytes-moved kernel name(s), Shape) for width F."""
     from ..kernels import cpu
     g = graph
@@ -233,7 +233,7 @@ def run(specs, widths=WIDTHS, repeats=5, warmup=1, copy_mb=256, min_time=0.2, lo
         rng = np.random.default_rng(0)
         copy = CopyBandwidth(copy_mb * 2 ** 20)
         for F in (widths_by_graph or {}).get(spec.name, widths):
-            cases = _cases(graph, F, rng, gat)
+            cases = kernel_cases(graph, F, rng, gat)
             gather = GatherBandwidth(graph.num_src, F, graph.num_edges)
             rows += _measure(cases, F, copy, repeats, warmup, log, spec.label, min_time, max_time, gather)
             del cases, gather
