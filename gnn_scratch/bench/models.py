@@ -425,6 +425,15 @@ class Pair:
         srv = self.servers.get(lib)
         return srv is not None and srv.p.poll() is None
 
+    def drop_models(self):
+        """Ask every live server to drop its current model (a dead one, or one that fails to answer, is left)."""
+        for lib in list(self.servers):
+            if self.alive(lib):
+                try:
+                    self.servers[lib].call(cmd="drop")
+                except ServerError:
+                    pass
+
     def close(self):
         for srv in self.servers.values():
             srv.close()
@@ -476,12 +485,7 @@ def time_graph(spec, models, phases=("train", "infer"), quick=False, pyg=True, f
                     pair.load(spec)   # restart what died, for the next model
                     ours = pair.servers["ours"]
             finally:
-                for lib in list(pair.servers):
-                    if pair.alive(lib):
-                        try:
-                            pair.servers[lib].call(cmd="drop")
-                        except ServerError:
-                            pass
+                pair.drop_models()
             row["wall_s"] = time.perf_counter() - t1
     finally:
         if own:

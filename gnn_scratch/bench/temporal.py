@@ -408,12 +408,7 @@ def time_model(pair, spec, name, info_base, batch_size, warmup, repeats, max_tim
         row["error"] = str(e)
         log(f"temporal {name} on {spec.label}: {e}")
     finally:
-        for lib in list(pair.servers):
-            if pair.alive(lib):
-                try:
-                    pair.servers[lib].call(cmd="drop")
-                except ServerError:
-                    pass
+        pair.drop_models()
     row["wall_s"] = time.perf_counter() - t0
     return row
 
