@@ -32,7 +32,7 @@ from numba import njit, prange
 
 from ..graph import Graph
 from .alias import next_below, next_uniform, seed_key, stream_start
-from .walks import random_walks
+from .walks import random_walks, run_lengths
 
 _KERNEL = dict(nogil=True, cache=True)
 RWR_PURPOSE = 11          # seed_key purpose tag of the RWR streams
@@ -76,14 +76,7 @@ def rwr_kernel(indptr, indices, node_type, k_per_type, col_offset, restart, walk
         # distinct visited nodes and their counts
         uniq = np.empty(nv, dtype=np.int64)
         cnt = np.empty(nv, dtype=np.int64)
-        m = 0
-        for i in range(nv):
-            if m > 0 and uniq[m - 1] == seen[i]:
-                cnt[m - 1] += 1
-            else:
-                uniq[m] = seen[i]
-                cnt[m] = 1
-                m += 1
+        m = run_lengths(seen, uniq, cnt)
         # per type: most visited first, ties by smaller id -> key (L - count) * N + id ascending
         for t in range(T):
             k = k_per_type[t]

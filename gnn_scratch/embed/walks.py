@@ -201,6 +201,21 @@ def _second_order(indptr, indices, weighted, weight, alias_prob, alias_idx, row_
             return x, state
 
 
+@njit(inline="always")
+def run_lengths(sorted_ids, ids, counts):
+    """The distinct values of the ascending ``sorted_ids`` into ``ids[:m]`` and how often each occurs into
+    ``counts[:m]``; returns m (the visit counts of a walk-based neighbourhood: PinSage's, HetGNN's)."""
+    m = 0
+    for a in range(sorted_ids.size):
+        if m > 0 and ids[m - 1] == sorted_ids[a]:
+            counts[m - 1] += 1
+        else:
+            ids[m] = sorted_ids[a]
+            counts[m] = 1
+            m += 1
+    return m
+
+
 @njit(parallel=True, **_KERNEL)
 def walks_kernel(indptr, indices, weighted, weight, alias_prob, alias_idx, row_weight, starts, first_walk,
                  p, q, key, walks):

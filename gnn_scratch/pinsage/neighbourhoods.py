@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..embed.alias import alias_draw, next_below, seed_key, stream_start
-from ..embed.walks import walk_csr
+from ..embed.walks import run_lengths, walk_csr
 from ..graph import Graph
 
 _KERNEL = dict(nogil=True, cache=True)
@@ -94,14 +94,7 @@ def importance_kernel(indptr, indices, weighted, alias_prob, alias_idx, nodes, n
         # below leaves equal counts in increasing id order (the tie rule)
         ids = np.empty(nv, dtype=np.int64)
         cnt = np.empty(nv, dtype=np.int64)
-        nd = 0
-        for a in range(nv):
-            if nd > 0 and ids[nd - 1] == v[a]:
-                cnt[nd - 1] += 1
-            else:
-                ids[nd] = v[a]
-                cnt[nd] = 1
-                nd += 1
+        nd = run_lengths(v, ids, cnt)
         order = np.argsort(-cnt[:nd], kind="mergesort")
         m = min(k, nd)
         for a in range(m):
