@@ -541,3 +541,25 @@ def test_kernel_rows_carry_the_gather_bound_and_the_report_shows_it():
 def test_kernels_table_without_gather_rows_keeps_its_old_columns():
     md = "\n".join(report._kernels_md(_fake_results()["kernels"]))
     assert "| bound ms | of bound |\n" in md and "gather bound" not in md
+
+
+def test_openblas_corename_follows_openblas_coretype():
+    """The recorded BLAS kernels are OpenBLAS's own answer, and OPENBLAS_CORETYPE changes it."""
+    from gnn_scratch.threads import get_blas_threads, openblas_corename
+    if get_blas_threads() is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS this process can query")
+    core = openblas_corename()
+    assert isinstance(core, str) and core
+    code = "from gnn_scratch.threads import openblas_corename; print(openblas_corename())"
+    env = dict(os.environ, OPENBLAS_CORETYPE="Nehalem")   # SSE4.2 kernels: any x86-64 CPU of the last 15 years
+    got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    if os.uname().machine in ("x86_64", "AMD64"):
+        assert got.stdout.strip() == "Nehalem"
+
+
+def test_report_says_whether_the_blas_kernels_were_forced():
+    assert report._blas(None) == "not recorded"
+    assert report._blas(dict(openblas_core="Haswell", OPENBLAS_CORETYPE="Haswell")) == \
+        "OpenBLAS Haswell (forced by OPENBLAS_CORETYPE=Haswell)"
+    assert report._blas(dict(openblas_core="SkylakeX", OPENBLAS_CORETYPE=None)) == \
+        "OpenBLAS SkylakeX (chosen by OpenBLAS for this CPU)"

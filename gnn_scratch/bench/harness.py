@@ -351,6 +351,9 @@ def machine():
         info["numba_threading_layer"] = numba.threading_layer()
     except ValueError:   # no parallel function has run yet
         info["numba_threading_layer"] = None
+    from ..threads import openblas_corename
+    # NumPy's BLAS kernels set the speed of every dense product; an environment may force older ones
+    info["blas"] = dict(openblas_core=openblas_corename(), OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"))
     try:
         info["loadavg"] = list(os.getloadavg())
     except OSError:

@@ -244,6 +244,15 @@ def _judge(label, measured, value, goal, op, pct=False, unit="×"):
 # ----------------------------------------------------------------------------------- rendering
 
 
+def _blas(blas):
+    """OpenBLAS's kernel family, and whether the environment forced it (``OPENBLAS_CORETYPE``)."""
+    if not blas:
+        return "not recorded"
+    core, forced = blas.get("openblas_core"), blas.get("OPENBLAS_CORETYPE")
+    text = f"OpenBLAS {core}" if core else "not OpenBLAS"
+    return text + (f" (forced by OPENBLAS_CORETYPE={forced})" if forced else " (chosen by OpenBLAS for this CPU)")
+
+
 def render(results, plot_path=None):
     """The generated part of BENCHMARKS.md (Markdown)."""
     meta = results.get("meta", {})
@@ -256,6 +265,7 @@ def render(results, plot_path=None):
         ["cores / threads used", f"{mach.get('cores', '?')} / {mach.get('threads', '?')} (Numba threading layer "
                                  f"{mach.get('numba_threading_layer')}; torch.set_num_threads({mach.get('threads', '?')}))"],
         ["date", mach.get("date", "?")],
+        ["NumPy's BLAS kernels", _blas(mach.get("blas"))],
         ["load average at start / end", f"{_load(mach.get('loadavg'))} / {_load(meta.get('loadavg_end'))}"],
         ["versions", ", ".join(f"{k} {v[k]}" for k in v if v[k])],
         ["command", f"`{meta.get('command', '?')}`"],
@@ -267,8 +277,10 @@ def render(results, plot_path=None):
     if len(runs) > 1:   # the file holds numbers from several runs: say which came from which
         parts.append("The numbers below come from these runs (a later run replaced the parts or graphs it names; "
                      "a ratio is only ever taken within one run):\n")
-        parts.append(table(["date", "CPU", "command", "parts", "graphs", "load average at start / end", "wall time"], [
-            [r.get("date", "?"), r.get("cpu") or "not recorded", f"`{r.get('command', '?')}`", ", ".join(r.get("parts") or []),
+        parts.append(table(["date", "CPU", "NumPy's BLAS kernels", "command", "parts", "graphs",
+                            "load average at start / end", "wall time"], [
+            [r.get("date", "?"), r.get("cpu") or "not recorded", _blas(r.get("blas")), f"`{r.get('command', '?')}`",
+             ", ".join(r.get("parts") or []),
              ", ".join(r.get("graphs") or []) or "all", f"{_load(r.get('loadavg'))} / {_load(r.get('loadavg_end'))}",
              f"{(r.get('wall_s') or 0) / 60:.1f} min"] for r in runs]))
         parts.append("")
