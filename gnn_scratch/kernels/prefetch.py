@@ -8,7 +8,7 @@ later, while the current one is summed, raises that number without changing any 
 * ``prefetch_line(arr, row, offset)`` -- a Numba ``intrinsic`` emitting ``llvm.prefetch`` (read,
   high temporal locality = ``prefetcht0``, data cache) for byte ``offset`` of row ``row`` of a
   C-contiguous 2-D or 3-D array. A hint only: it never faults, even past the end of the array.
-* ``prefetch_row(X, j)`` -- every cache line of row ``j``.
+* ``prefetch_row(X, j)`` -- every cache line row ``j`` touches, whether or not it starts on one.
 * ``prefetch_distance(X)`` -- how many edges ahead: about ``PREFETCH_BYTES`` of rows, 4 to 64 edges.
 """
 from llvmlite import ir
@@ -58,6 +58,9 @@ def prefetch_distance(X):
 
 @njit(**_SERIAL)
 def prefetch_row(X, j):
-    """Prefetch every cache line of row ``j`` of the C-contiguous array ``X``."""
+    """Prefetch every cache line of row ``j`` of the C-contiguous array ``X``, aligned or not."""
     for offset in range(0, X.strides[0], CACHE_LINE):
         prefetch_line(X, j, offset)
+    # a row that does not start on a line ends in one line more (NumPy's large arrays start 16 bytes
+    # past a line): without this hint every gather of such a row waits for that line from DRAM
+    prefetch_line(X, j, X.strides[0] - 1)
