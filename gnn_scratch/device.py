@@ -171,11 +171,33 @@ def to(a, device):
 
 
 # ================================================================================ allocating
+# Host arrays of at least this many bytes start on a cache-line boundary. NumPy's large arrays come
+# from glibc's mmap'd chunks, which start 16 bytes past a page, so a gathered row of 64 bytes (16
+# float32) spans two cache lines and a row of 256 bytes five instead of four: on a graph beyond the
+# caches every edge of an SpMM pays those extra DRAM lines.
+CACHE_LINE = 64
+ALIGN_MIN_BYTES = 1 << 16
+
+
+def host_empty(shape, dtype):
+    """``np.empty(shape, dtype)`` starting on a ``CACHE_LINE`` boundary when it holds ``ALIGN_MIN_BYTES`` or more
+    (a C-contiguous view of a slightly larger buffer; smaller arrays are NumPy's own)."""
+    dtype = np.dtype(dtype)
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+    nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    if nbytes < ALIGN_MIN_BYTES:
+        return np.empty(shape, dtype=dtype)
+    buf = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
+    start = -buf.ctypes.data % CACHE_LINE
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def empty(shape, dtype, like=None):
-    """Uninitialised array of ``shape`` on the device of ``like`` (the host when like is None or on the host)."""
+    """Uninitialised array of ``shape`` on the device of ``like`` (the host when like is None or on the host);
+    a large host array starts on a cache line (``host_empty``)."""
     if like is not None and is_device(like):
         return _cuda().device_array(tuple(shape), dtype=np.dtype(dtype))
-    return np.empty(shape, dtype=dtype)
+    return host_empty(shape, dtype)
 
 
 def empty_like(a):
@@ -184,7 +206,7 @@ def empty_like(a):
     Always row-major, whatever a's layout: the kernels write outputs as flat row-major buffers
     (NumPy's ``empty_like`` keeps a transposed input's column-major layout, and a kernel writing
     through a reshaped copy of such an output would leave the caller's array unwritten)."""
-    return empty(a.shape, a.dtype, like=a) if is_device(a) else np.empty(a.shape, a.dtype)
+    return empty(a.shape, a.dtype, like=a) if is_device(a) else host_empty(a.shape, a.dtype)
 
 
 def zeros(shape, dtype, like=None):

@@ -357,8 +357,10 @@ def test_fused_memory_grows_linearly_and_dense_quadratically():
     from gnn_scratch.bench import attention as bench
     peaks = {impl: [bench.measure_memory(impl, N, H=1, d=16)["traced_peak_bytes"] for N in (512, 2048)]
              for impl in ("fused", "dense")}
+    from gnn_scratch.device import CACHE_LINE
+    slack = 4096 + 32 * CACHE_LINE   # Python objects, and each large array's padding to a cache line (device.host_empty)
     for N, peak in zip((512, 2048), peaks["fused"]):
-        assert abs(peak - bench.fused_bytes(N, 1, 16, 4)) < 4096, (N, peak, bench.fused_bytes(N, 1, 16, 4))
+        assert abs(peak - bench.fused_bytes(N, 1, 16, 4)) < slack, (N, peak, bench.fused_bytes(N, 1, 16, 4))
     assert peaks["dense"][1] / peaks["dense"][0] > 12                  # ~16 for 4x the nodes
     assert peaks["fused"][1] / peaks["fused"][0] < 4.1
     assert peaks["dense"][1] > bench.dense_bytes(2048, 1, 4) > 20 * peaks["fused"][1]

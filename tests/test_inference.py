@@ -267,3 +267,35 @@ def test_row_blocks_work_in_a_forked_child():
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+# ------------------------------------------------------------------- cache-line-aligned op outputs
+def test_host_empty_starts_large_arrays_on_a_cache_line():
+    from gnn_scratch.device import ALIGN_MIN_BYTES, CACHE_LINE, empty, empty_like, host_empty
+    for shape, dtype in [((100_000, 16), np.float32), ((3000, 7), np.float64), ((ALIGN_MIN_BYTES,), np.uint8),
+                         (50_000, np.int64), ((40, 30, 20), np.float32)]:
+        arrays = [host_empty(shape, dtype) for _ in range(4)] + [empty(shape, dtype)]
+        arrays.append(empty_like(arrays[0]))
+        for a in arrays:
+            assert a.shape == ((shape,) if np.isscalar(shape) else shape) and a.dtype == dtype
+            assert a.flags.c_contiguous and a.flags.writeable
+            assert a.ctypes.data % CACHE_LINE == 0
+        arrays[0][...] = 1        # separate buffers: writing one leaves the others alone
+        arrays[1][...] = 2
+        assert (arrays[0] == 1).all()
+    small = host_empty((3, 5), np.float32)    # below the threshold: NumPy's own array
+    assert small.shape == (3, 5) and small.base is None
+    assert host_empty((0, 64), np.float32).shape == (0, 64)
+
+
+def test_op_outputs_that_kernels_gather_are_aligned():
+    from gnn_scratch.device import CACHE_LINE
+    rng = np.random.default_rng(0)
+    g = _graph(5000, 40_000)
+    X = rng.standard_normal((5000, 32), dtype=np.float32)
+    W = rng.standard_normal((32, 16), dtype=np.float32)
+    Z = ops.matmul(X, W)
+    out = ops.spmm(g, ops.ones_on_edges(g, np.float32), Z)
+    for a in (Z, out):
+        assert a.ctypes.data % CACHE_LINE == 0
+    np.testing.assert_allclose(out, g.to_scipy() @ (X.astype(np.float64) @ W), rtol=1e-4, atol=1e-4)

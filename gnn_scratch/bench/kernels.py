@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+from ..device import host_empty
 from ..kernels.prefetch import prefetch_distance, prefetch_row
 from .harness import CopyBandwidth, Shape, bytes_moved, gathered_bytes, interleave, ratio
 
@@ -52,6 +53,14 @@ def gather_rows(X, idx, d, n_chunks, out):
                 orow[f] += xrow[f]
 
 
+def aligned(a):
+    """A copy of ``a`` starting on a cache line, as the layers' arrays do (``device.host_empty``): timed kernels
+    and the gather yardstick read rows laid out as in a model's forward."""
+    out = host_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 class GatherBandwidth:
     """A random row gather from an (n_rows, F) float32 matrix: the ceiling of a row-gathering kernel on a
     graph with no locality (uniform random ids, so it is cached exactly as much as the graph's rows are).
@@ -62,7 +71,7 @@ class GatherBandwidth:
 
     def __init__(self, n_rows, F, rows, seed=0):
         rng = np.random.default_rng(seed)
-        self.X = rng.standard_normal((n_rows, F), dtype=np.float32)
+        self.X = aligned(rng.standard_normal((n_rows, F), dtype=np.float32))
         self.idx = rng.integers(0, n_rows, max(1, min(rows, GATHER_ROWS))).astype(np.int32)
         self.out = np.empty((64, F), dtype=np.float32)
         self.bytes = self.idx.size * F * 4
@@ -91,10 +100,10 @@ def kernel_cases(graph, F, rng, gat=None):
     t_indptr, t_indices, t_perm = g.t_indptr, g.t_indices, g.t_perm
     w = rng.random(E, dtype=np.float32) + np.float32(0.5)
     w_t = np.ascontiguousarray(w[t_perm])
-    X = rng.standard_normal((g.num_src, F), dtype=np.float32)
-    G = rng.standard_normal((N, F), dtype=np.float32)
-    out_d = np.empty((N, F), dtype=np.float32)
-    out_s = np.empty((g.num_src, F), dtype=np.float32)
+    X = aligned(rng.standard_normal((g.num_src, F), dtype=np.float32))
+    G = aligned(rng.standard_normal((N, F), dtype=np.float32))
+    out_d = host_empty((N, F), np.float32)
+    out_s = host_empty((g.num_src, F), np.float32)
     argmax = np.empty((N, F), dtype=np.int64)
     A = sp.csr_matrix((w, g.indices, g.indptr), shape=(N, g.num_src))
     deg = np.maximum(np.diff(g.indptr), 1).astype(np.float32)
@@ -129,8 +138,8 @@ def kernel_cases(graph, F, rng, gat=None):
     if gat is not None and F % SOFTMAX_HEADS == 0:
         H, Fh = SOFTMAX_HEADS, F // SOFTMAX_HEADS
         Z = X.reshape(g.num_src, H, Fh)
-        a_src = rng.standard_normal((g.num_src, H), dtype=np.float32)
-        a_dst = rng.standard_normal((N, H), dtype=np.float32)
+        a_src = aligned(rng.standard_normal((g.num_src, H), dtype=np.float32))
+        a_dst = aligned(rng.standard_normal((N, H), dtype=np.float32))
         no_mask = np.zeros((0, H), dtype=np.uint8)
         one, slope = np.float32(1.0), np.float32(0.2)
         out3 = np.empty((N, H, Fh), dtype=np.float32)

@@ -19,6 +19,10 @@ Read the contract at the top of ``reference.py`` first. What this module adds is
   keeps several loads in flight per core. On a random graph they run at 50-85 % of a pure random
   row gather's bandwidth (DRAM latency x rows in flight), which is ~1/4 of the copy bandwidth
   here; ``scripts/measure_memory_bounds.py`` measures both.
+* **Rows on cache lines.** A gathered row costs as many DRAM lines as it spans, so the ops allocate
+  their outputs -- the matrices the next kernel gathers -- starting on a 64-byte line
+  (``device.host_empty``); NumPy's own large arrays start 16 bytes past one, which made a 64-byte
+  row (16 float32) two lines and a 256-byte row five. Same arithmetic, same bits.
 * **No allocation** inside a kernel: ``out`` is preallocated by the caller and fully overwritten.
 
 Arrays must be C-contiguous (``indptr`` int64, ``indices`` int32, float32 or float64 values).
