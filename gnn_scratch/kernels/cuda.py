@@ -42,6 +42,14 @@ import math
 
 import numpy as np
 
+import numpy as _np
+
+if not hasattr(_np, "row_stack"):
+    # numba-cuda 0.30.4 registers an overload of np.row_stack, which NumPy 2.5 removed (numba itself checks
+    # first), so its array module fails to import and every kernel compile on a GPU raises AttributeError
+    # (seen on an H200 with NumPy 2.5.2). Until 2.5 np.row_stack was np.vstack itself: restore that alias.
+    _np.row_stack = _np.vstack
+
 try:
     import numba
     from numba import cuda
