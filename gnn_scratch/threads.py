@@ -36,20 +36,25 @@ _depth = 0       # nesting of blas_threads blocks (the outermost one restores)
 _saved = None
 
 
-def _find():
-    """(get_num_threads, set_num_threads) of the OpenBLAS that NumPy uses, or False."""
+def _libraries():
+    """The loaded libraries that may be NumPy's OpenBLAS: its bundled ``scipy_openblas``, then the process."""
     import numpy as np
     libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    candidates = sorted(glob.glob(os.path.join(libdir, "libscipy_openblas*.so*")))
-    names = [("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-             ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-             ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-             ("openblas_get_num_threads", "openblas_set_num_threads")]
-    for path in candidates + [None]:
+    for path in sorted(glob.glob(os.path.join(libdir, "libscipy_openblas*.so*"))) + [None]:
         try:
             lib = ctypes.CDLL(path) if path else ctypes.CDLL(None)   # None: symbols already in the process
         except OSError:
             continue
+        yield lib
+
+
+def _find():
+    """(get_num_threads, set_num_threads) of the OpenBLAS that NumPy uses, or False."""
+    names = [("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+             ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+             ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+             ("openblas_get_num_threads", "openblas_set_num_threads")]
+    for lib in _libraries():
         for get, set_ in names:
             if hasattr(lib, get) and hasattr(lib, set_):
                 g, s = getattr(lib, get), getattr(lib, set_)
@@ -73,13 +78,7 @@ def openblas_corename():
     that forces ``Haswell`` (AVX2) on an AVX-512 CPU runs NumPy's products at about half their speed
     (a 100k x 128 by 128 x 64 float32 product: 21 ms against 10 ms on one Zen 5 core).
     """
-    import numpy as np
-    libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libdir, "libscipy_openblas*.so*"))) + [None]:
-        try:
-            lib = ctypes.CDLL(path) if path else ctypes.CDLL(None)
-        except OSError:
-            continue
+    for lib in _libraries():
         for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
                      "openblas_get_corename64_", "openblas_get_corename"):
             fn = getattr(lib, name, None)
