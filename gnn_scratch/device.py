@@ -13,6 +13,9 @@ knows no graph.
 
 numba.cuda is imported on first device use, so the CPU path never imports it.
 """
+import math
+import operator
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -171,9 +174,9 @@ def to(a, device):
 
 
 # ================================================================================ allocating
-# Host arrays of at least this many bytes start on a cache-line boundary. NumPy's large arrays come
-# from glibc's mmap'd chunks, which start 16 bytes past a page, so a gathered row of 64 bytes (16
-# float32) spans two cache lines and a row of 256 bytes five instead of four: on a graph beyond the
+# Host arrays of at least this many bytes start on a cache-line boundary. NumPy's arrays start wherever
+# malloc puts them (16-byte aligned: a large mmap'd chunk starts 16 bytes past a page), so a gathered row
+# of 64 bytes (16 float32) often spans two cache lines and a row of 256 bytes five: on a graph beyond the
 # caches every edge of an SpMM pays those extra DRAM lines.
 CACHE_LINE = 64
 ALIGN_MIN_BYTES = 1 << 16
@@ -181,10 +184,13 @@ ALIGN_MIN_BYTES = 1 << 16
 
 def host_empty(shape, dtype):
     """``np.empty(shape, dtype)`` starting on a ``CACHE_LINE`` boundary when it holds ``ALIGN_MIN_BYTES`` or more
-    (a C-contiguous view of a slightly larger buffer; smaller arrays are NumPy's own)."""
+    (a C-contiguous view of a slightly larger uint8 buffer). Smaller arrays, and dtypes a byte buffer cannot
+    be viewed as (object, sub-array), are NumPy's own; NumPy validates the shape (TypeError, ValueError)."""
     dtype = np.dtype(dtype)
-    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
-    nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    shape = (operator.index(shape),) if np.ndim(shape) == 0 else tuple(operator.index(s) for s in shape)
+    if dtype.hasobject or dtype.subdtype is not None or any(s < 0 for s in shape):
+        return np.empty(shape, dtype=dtype)
+    nbytes = dtype.itemsize * math.prod(shape)    # Python ints: no silent wrap-around
     if nbytes < ALIGN_MIN_BYTES:
         return np.empty(shape, dtype=dtype)
     buf = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)

@@ -283,6 +283,14 @@ def test_host_empty_starts_large_arrays_on_a_cache_line():
         arrays[0][...] = 1        # separate buffers: writing one leaves the others alone
         arrays[1][...] = 2
         assert (arrays[0] == 1).all()
+    for dtype, shape in [(object, (100_000, 2)), (np.dtype(("f4", (3,))), (10_000,))]:   # no uint8 view: NumPy's
+        a = host_empty(shape, dtype)
+        assert a.shape == np.empty(shape, dtype).shape and a.dtype == np.empty(shape, dtype).dtype
+    big_endian = host_empty((100_000, 4), ">f4")
+    assert big_endian.dtype == np.dtype(">f4") and big_endian.ctypes.data % CACHE_LINE == 0
+    for shape, error in [((3.5, 2), TypeError), ((-1, 70_000), ValueError), ((-2, -2), ValueError)]:
+        with pytest.raises(error):
+            host_empty(shape, np.float32)
     small = host_empty((3, 5), np.float32)    # below the threshold: NumPy's own array
     assert small.shape == (3, 5) and small.base is None
     assert host_empty((0, 64), np.float32).shape == (0, 64)
