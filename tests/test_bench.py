@@ -563,3 +563,12 @@ def test_report_says_whether_the_blas_kernels_were_forced():
         "OpenBLAS Haswell (forced by OPENBLAS_CORETYPE=Haswell)"
     assert report._blas(dict(openblas_core="SkylakeX", OPENBLAS_CORETYPE=None)) == \
         "OpenBLAS SkylakeX (chosen by OpenBLAS for this CPU)"
+    # OpenBLAS reads the name case-insensitively and ignores one it does not know
+    assert report.blas_forced(dict(openblas_core="Haswell", OPENBLAS_CORETYPE="haswell"))
+    assert not report.blas_forced(dict(openblas_core="SkylakeX", OPENBLAS_CORETYPE="foo"))
+    assert report._blas(dict(openblas_core="SkylakeX", OPENBLAS_CORETYPE="foo")) == \
+        "OpenBLAS SkylakeX (OPENBLAS_CORETYPE=foo set, not what OpenBLAS runs)"
+    for env in (None, "Haswell"):   # no OpenBLAS found: neither forced nor chosen
+        assert report._blas(dict(openblas_core=None, OPENBLAS_CORETYPE=env)) == \
+            "unknown (not an OpenBLAS this process can query)"
+        assert not report.blas_forced(dict(openblas_core=None, OPENBLAS_CORETYPE=env))

@@ -244,13 +244,26 @@ def _judge(label, measured, value, goal, op, pct=False, unit="×"):
 # ----------------------------------------------------------------------------------- rendering
 
 
+def blas_forced(blas):
+    """True when ``OPENBLAS_CORETYPE`` is set and OpenBLAS runs the kernels it names (OpenBLAS ignores an
+    unknown name, and reads it case-insensitively)."""
+    blas = blas or {}
+    core, env = blas.get("openblas_core"), blas.get("OPENBLAS_CORETYPE")
+    return bool(core and env and core.lower() == env.strip().lower())
+
+
 def _blas(blas):
     """OpenBLAS's kernel family, and whether the environment forced it (``OPENBLAS_CORETYPE``)."""
     if not blas:
         return "not recorded"
-    core, forced = blas.get("openblas_core"), blas.get("OPENBLAS_CORETYPE")
-    text = f"OpenBLAS {core}" if core else "not OpenBLAS"
-    return text + (f" (forced by OPENBLAS_CORETYPE={forced})" if forced else " (chosen by OpenBLAS for this CPU)")
+    core, env = blas.get("openblas_core"), blas.get("OPENBLAS_CORETYPE")
+    if not core:
+        return "unknown (not an OpenBLAS this process can query)"
+    if blas_forced(blas):
+        return f"OpenBLAS {core} (forced by OPENBLAS_CORETYPE={env})"
+    if env:
+        return f"OpenBLAS {core} (OPENBLAS_CORETYPE={env} set, not what OpenBLAS runs)"
+    return f"OpenBLAS {core} (chosen by OpenBLAS for this CPU)"
 
 
 def render(results, plot_path=None):

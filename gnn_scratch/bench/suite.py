@@ -220,9 +220,10 @@ def run(args):
     meta.update(machine=mach, command=command.strip(), mode=mode, parts=parts, pyg=pyg)
     this_run = dict(command=command.strip(), date=mach.get("date"), parts=parts, cpu=mach.get("cpu"),
                     graphs=sorted(graphs) if graphs else None, loadavg=mach.get("loadavg"), blas=mach.get("blas"))
-    forced = (mach.get("blas") or {}).get("OPENBLAS_CORETYPE")
-    if forced:   # said at the start, since it halves NumPy's products on a CPU with AVX-512
-        print(f"note: OPENBLAS_CORETYPE={forced} forces OpenBLAS's {forced} kernels for NumPy's dense products; "
+    from .report import blas_forced
+    if blas_forced(mach.get("blas")):   # said at the start: forcing older kernels can halve NumPy's products
+        core = mach["blas"]["openblas_core"]
+        print(f"note: OPENBLAS_CORETYPE forces OpenBLAS's {core} kernels for NumPy's dense products; "
               f"unset it to let OpenBLAS choose for this CPU", flush=True)
     complete = set(parts) == set(PARTS) and graphs is None
     meta["runs"] = ([] if complete or "runs" not in meta else meta["runs"]) + [this_run]
