@@ -4,17 +4,17 @@ import sys
 
 import pytest
 
-pytest.importorskip("numba.cuda")
+pytest.importorskip("numba_cuda")   # numba-cuda itself: numba's built-in numba.cuda has no np/ package
 
 # NumPy 2.5 removed np.row_stack; numba-cuda 0.30.4's array module registers an overload of it at import
 # (on a GPU every kernel compile imports that module). Here NumPy may still have the alias, so the child
 # process deletes it -- after SciPy, which reads it at import in older releases -- before gnn_scratch
-# loads numba.cuda.
+# is imported.
 CHILD = """
-import numpy as np, scipy.sparse, gnn_scratch
+import numpy as np, scipy.sparse
 if hasattr(np, "row_stack"):
     del np.row_stack
-import gnn_scratch.kernels.cuda
+import gnn_scratch, gnn_scratch.kernels.cuda
 import numba.cuda.np.arrayobj
 assert np.row_stack is np.vstack
 print("ok")

@@ -42,6 +42,7 @@ if not ck._simulator_enabled():
     pytest.skip("records the launches under the simulator", allow_module_level=True)
 
 _PROBE = r'''
+import gnn_scratch.kernels.cuda  # noqa: F401  (first, as gnn_scratch loads numba.cuda: its NumPy 2.5 shim)
 from numba import cuda, types
 def k(a):
     i = cuda.grid(1)

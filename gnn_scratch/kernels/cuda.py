@@ -42,13 +42,12 @@ import math
 
 import numpy as np
 
-import numpy as _np
-
-if not hasattr(_np, "row_stack"):
+if not hasattr(np, "row_stack"):
     # numba-cuda 0.30.4 registers an overload of np.row_stack, which NumPy 2.5 removed (numba itself checks
     # first), so its array module fails to import and every kernel compile on a GPU raises AttributeError
-    # (seen on an H200 with NumPy 2.5.2). Until 2.5 np.row_stack was np.vstack itself: restore that alias.
-    _np.row_stack = _np.vstack
+    # (seen on an H200 with NumPy 2.5.2). Until 2.5 np.row_stack was a deprecated wrapper of np.vstack; the
+    # alias np.vstack itself is what ran there (numba-cuda then registers its vstack typing on it once more).
+    np.row_stack = np.vstack
 
 try:
     import numba
