@@ -21,8 +21,8 @@ Read the contract at the top of ``reference.py`` first. What this module adds is
   here; ``scripts/measure_memory_bounds.py`` measures both.
 * **Rows on cache lines.** A gathered row costs as many DRAM lines as it spans, so the ops allocate
   their outputs -- the matrices the next kernel gathers -- starting on a 64-byte line
-  (``device.host_empty``); NumPy's own large arrays start 16 bytes past one, which made a 64-byte
-  row (16 float32) two lines and a 256-byte row five. Same arithmetic, same bits.
+  (``device.host_empty``); NumPy's arrays are only 16-byte aligned (malloc's), which often made a
+  64-byte row (16 float32) two lines and a 256-byte row five. Same arithmetic, same bits.
 * **No allocation** inside a kernel: ``out`` is preallocated by the caller and fully overwritten.
 
 Arrays must be C-contiguous (``indptr`` int64, ``indices`` int32, float32 or float64 values).
