@@ -16,6 +16,16 @@ from gnn_scratch.graph import Graph
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _run_bench(out, *args, timeout=600):
+    """``scripts/bench.py *args --out out`` in a child process from this checkout: asserts it exits 0 and
+    returns the JSON it wrote."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), *args, "--out", str(out)],
+                       env=env, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
 def test_summarize_median_min_max_of_known_lists():
     s = summarize([3.0, 1.0, 2.0])
     assert (s["median"], s["min"], s["max"], s["n"]) == (2.0, 1.0, 3.0, 3)
@@ -97,12 +107,7 @@ def test_report_writes_markdown_tables_and_keeps_hand_written_text(tmp_path):
 
 
 def test_quick_tiny_kernels_smoke_run_writes_the_json(tmp_path):
-    out = tmp_path / "r.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--quick", "--tiny", "--only", "kernels",
-                        "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
-    res = json.loads(out.read_text())
+    res = _run_bench(tmp_path / "r.json", "--quick", "--tiny", "--only", "kernels", timeout=120)
     assert set(res) == {"meta", "kernels"}
     assert res["meta"]["mode"] == "tiny" and res["meta"]["parts"] == ["kernels"]
     assert {"cpu", "cores", "threads", "date", "versions"} <= set(res["meta"]["machine"])
@@ -243,12 +248,7 @@ def test_graphs_report_table_and_target():
 
 def test_tiny_graphs_smoke_run_times_gin_epochs_beside_pyg(tmp_path):
     from gnn_scratch.bench.harness import torch_available
-    out = tmp_path / "r.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--tiny", "--only", "graphs",
-                        "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    res = json.loads(out.read_text())
+    res = _run_bench(tmp_path / "r.json", "--tiny", "--only", "graphs")
     assert set(res) == {"meta", "graphs"} and res["meta"]["parts"] == ["graphs"]
     (row,) = res["graphs"]["rows"]
     assert "error" not in row, row.get("error")
@@ -366,12 +366,7 @@ def test_temporal_report_table_and_target():
 
 def test_tiny_temporal_smoke_run_times_epochs_beside_pyg_temporal(tmp_path):
     from gnn_scratch.bench.harness import torch_available
-    out = tmp_path / "r.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--tiny", "--only", "temporal",
-                        "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    res = json.loads(out.read_text())
+    res = _run_bench(tmp_path / "r.json", "--tiny", "--only", "temporal")
     assert set(res) == {"meta", "temporal"} and res["meta"]["parts"] == ["temporal"]
     rows = res["temporal"]["rows"]
     assert [r["model"] for r in rows] == ["tgcn", "gconv_gru"]
@@ -455,12 +450,7 @@ def test_embeddings_report_table_and_targets():
 
 def test_tiny_embeddings_smoke_run_times_ours_and_the_peer_when_installed(tmp_path):
     from gnn_scratch.bench.embeddings import peer_python, probe_peer
-    out = tmp_path / "r.json"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    p = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), "--tiny", "--only", "embeddings",
-                        "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
-    res = json.loads(out.read_text())
+    res = _run_bench(tmp_path / "r.json", "--tiny", "--only", "embeddings")
     assert set(res) == {"meta", "embeddings"} and res["meta"]["parts"] == ["embeddings"]
     sec = res["embeddings"]
     (row,) = sec["rows"]
