@@ -61,6 +61,6 @@ def prefetch_row(X, j):
     """Prefetch every cache line of row ``j`` of the C-contiguous array ``X``, aligned or not."""
     for offset in range(0, X.strides[0], CACHE_LINE):
         prefetch_line(X, j, offset)
-    # a row that does not start on a line ends in one line more (NumPy's large arrays start 16 bytes
-    # past a line): without this hint every gather of such a row waits for that line from DRAM
+    # a row that does not start on a line ends in one line more (NumPy's arrays are only 16-byte
+    # aligned): without this hint every gather of such a row waits for that line from DRAM
     prefetch_line(X, j, X.strides[0] - 1)
