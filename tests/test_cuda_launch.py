@@ -89,19 +89,57 @@ def test_reductions_and_products_with_the_gpus_block_sizes(monkeypatch):
 
 
 def test_row_owners_with_a_whole_block_per_row(monkeypatch):
-    """F = 300 > 128: 256 lanes (the GPU's block) own one row and stride over its features."""
+    """F = 300 > 128: 256 lanes (the GPU's block) own one row and stride over its features (spmm_max)."""
     monkeypatch.setattr(ck, "_BLOCK_THREADS", 256)
     monkeypatch.setattr(ck, "_MAX_BLOCKS", 2)
     rng = np.random.default_rng(3)
     indptr = np.array([0, 2, 2, 5], dtype=np.int64)
     indices = np.array([1, 3, 0, 2, 3], dtype=np.int32)
-    val = rng.random(5).astype(np.float32)
     X = rng.standard_normal((4, 300)).astype(np.float32)
     assert ck._row_launch(3, 300)[1] == (256, 1)
     out = cuda.device_array((3, 300), dtype=np.float32)
-    ck.spmm_sum(cuda.to_device(indptr), cuda.to_device(indices), cuda.to_device(val), cuda.to_device(X), out)
+    argmax = cuda.device_array((3, 300), dtype=np.int64)
+    ck.spmm_max(cuda.to_device(indptr), cuda.to_device(indices), cuda.to_device(X), out, argmax)
     want = np.zeros((3, 300), dtype=np.float32)
     for i in range(3):
-        for e in range(indptr[i], indptr[i + 1]):
-            want[i] += val[e] * X[indices[e]]
-    np.testing.assert_allclose(out.copy_to_host(), want, rtol=1e-5, atol=1e-6)
+        if indptr[i] < indptr[i + 1]:
+            want[i] = X[indices[indptr[i]:indptr[i + 1]]].max(axis=0)
+    np.testing.assert_array_equal(out.copy_to_host(), want)
+
+
+@pytest.mark.parametrize("F", [1, 3, 4, 8, 9, 17, 64, 70, 300])
+def test_gather_kernels_with_the_gpu_block_on_long_rows(monkeypatch, F):
+    """The four gather aggregations with 256-thread blocks: lanes = the power of two covering F / 4 (at most a
+    warp), the four-edge unrolled pass and the one-edge tail, rows of degree 0 to 13 (repeats, self-loops):
+    in float64 and with the additions in CSR order, the means equal the NumPy reference exactly and the
+    weighted sums to the last bits (a GPU contracts acc + w * x into an FMA)."""
+    from gnn_scratch.kernels import reference as ref
+    monkeypatch.setattr(ck, "_BLOCK_THREADS", 256)
+    monkeypatch.setattr(ck, "_MAX_BLOCKS", 3)           # fewer blocks than rows: the grid-stride loop runs
+    lanes, rows = ck._gather_launch(40, F)[1]
+    assert lanes == min(32, 1 << max(0, int(np.ceil(np.log2(F / 4))))) and lanes * rows == 256
+    rng = np.random.default_rng(F)
+    deg = np.arange(14)[rng.permutation(40) % 14]
+    indptr = np.concatenate([[0], np.cumsum(deg)]).astype(np.int64)
+    indices = rng.integers(0, 40, size=indptr[-1]).astype(np.int32)
+    val = rng.random(indptr[-1])
+    X = rng.standard_normal((40, F))
+    d = {k: cuda.to_device(v) for k, v in dict(indptr=indptr, indices=indices, val=val, X=X).items()}
+    out = cuda.device_array((40, F))
+    want = np.empty((40, F))
+    ck.spmm_sum(d["indptr"], d["indices"], d["val"], d["X"], out)
+    ref.spmm_sum(indptr, indices, val, X, want)
+    np.testing.assert_allclose(out.copy_to_host(), want, rtol=1e-13, atol=1e-14)   # a GPU may fuse w * x + acc
+    ck.spmm_mean(d["indptr"], d["indices"], d["X"], out)
+    ref.spmm_mean(indptr, indices, X, want)
+    np.testing.assert_array_equal(out.copy_to_host(), want)
+    perm = rng.permutation(indptr[-1]).astype(np.int64)
+    ck.spmm_sum_perm(d["indptr"], d["indices"], cuda.to_device(perm), d["val"], d["X"], out)
+    ref.spmm_sum_perm(indptr, indices, perm, val, X, want)
+    np.testing.assert_allclose(out.copy_to_host(), want, rtol=1e-13, atol=1e-14)
+    # the mean's backward over this graph read as a transpose (sources' rows) of a 40-destination graph
+    dst_deg = rng.integers(0, 5, size=40)
+    dst_indptr = np.concatenate([[0], np.cumsum(dst_deg)]).astype(np.int64)
+    ck.spmm_mean_backward(d["indptr"], d["indices"], cuda.to_device(dst_indptr), d["X"], out)
+    ref.spmm_mean_backward(indptr, indices, dst_indptr, X, want)
+    np.testing.assert_array_equal(out.copy_to_host(), want)

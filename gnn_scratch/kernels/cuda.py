@@ -14,6 +14,9 @@ Launch shapes
   (``f = lane; f < F; f += lanes``) or, for per-edge outputs, the row's (edge, head) pairs. Every
   output element is written by exactly one thread that reads its edges in CSR order, so forward
   kernels use no atomics and repeat bit for bit.
+* **Gather kernels** (``_gather_launch``: ``spmm_sum``, ``spmm_sum_perm``, ``spmm_mean`` and its
+  backward): the same row-owner layout with up to a warp per row and four features per lane, each
+  lane loading four edges' rows before it adds them (``_make_gather_kernel`` says why).
 * **Per-(row, head) kernels** (``_flat_launch``): one thread per (row, head) pair loops over the
   row's edges (segment sums, edge softmax and its backward).
 * Both use grid-stride loops, so any grid size is correct; the grid is capped at ``_MAX_BLOCKS``.
@@ -177,17 +180,172 @@ def _check_csr(indptr, indices, ptr="indptr", idx="indices"):
 
 
 # ================================================================================ SpMM (node <- edges)
-@_jit
-def _spmm_sum_kernel(indptr, indices, edge_val, X, out):
-    lanes = cuda.blockDim.x
-    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
-                   cuda.gridDim.x * cuda.blockDim.y):
-        lo, hi = indptr[i], indptr[i + 1]
-        for f in range(cuda.threadIdx.x, out.shape[1], lanes):
-            acc = out.dtype.type(0)
-            for e in range(lo, hi):
-                acc += edge_val[e] * X[indices[e], f]
-            out[i, f] = acc
+# The four weighted-gather aggregations share one kernel body; ``mode`` is a compile-time constant of each
+# specialisation, so the branches below fold away.
+_SUM, _PERM, _MEAN, _DIVIDE = 0, 1, 2, 3
+_FEATURES_PER_LANE = 4
+
+
+def _gather_launch(n_rows, width):
+    """(grid, block) of the gather kernels: ``lanes`` threads per row, each owning up to 4 features per pass.
+
+    lanes = the smallest power of two with ``4 * lanes >= width``, at most a warp (32); rows per block =
+    ``_BLOCK_THREADS // lanes`` (F = 64: 16 lanes, 16 rows per block; F = 8: 2 lanes, 128 rows).
+    """
+    if n_rows <= 0:
+        return None
+    lanes = 1
+    while lanes * _FEATURES_PER_LANE < width and lanes < _WARP:
+        lanes *= 2
+    rows = max(1, _BLOCK_THREADS // lanes)
+    return min((n_rows + rows - 1) // rows, _MAX_BLOCKS), (lanes, rows)
+
+
+def _make_gather_kernel(mode):
+    """out[i] = sum over row i's edges e, in CSR order, of term(e) -- one specialisation per ``mode``:
+
+    _SUM     edge_val[e] * X[indices[e]]                      (spmm_sum)
+    _PERM    edge_val[aux[e]] * X[indices[e]]                 (spmm_sum_perm, aux = perm)
+    _MEAN    X[indices[e]], the sum divided by max(deg_i, 1)  (spmm_mean)
+    _DIVIDE  X[j] / max(deg_j, 1), j = indices[e]             (spmm_mean_backward, aux = indptr of the degrees)
+
+    Why this shape: the old kernel (a lane per feature, one edge at a time) kept one gathered row in
+    flight per destination, 2.1x cuSPARSE on an H200. Here a lane owns four features (f, f + L, f + 2L,
+    f + 3L for L lanes) and, while those four are all in range, loads four edges' rows before it adds
+    any: 16 independent loads in flight per lane. The additions stay in CSR order, one output element
+    per thread, so the result is the old kernel's bit for bit (and the reference's, up to the FMA
+    contraction of ``acc + w * x`` noted in the module docstring).
+    """
+    _weight, _add = _MODES[mode]
+
+    @_jit
+    def kernel(indptr, indices, aux, edge_val, X, out):
+        L = cuda.blockDim.x
+        F = out.shape[1]
+        z = out.dtype.type(0)
+        one = out.dtype.type(1)
+        for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
+                       cuda.gridDim.x * cuda.blockDim.y):
+            lo = indptr[i]
+            hi = indptr[i + 1]
+            for f0 in range(cuda.threadIdx.x, F, _FEATURES_PER_LANE * L):
+                f1 = f0 + L
+                f2 = f1 + L
+                f3 = f2 + L
+                full = f3 < F
+                a0 = z
+                a1 = z
+                a2 = z
+                a3 = z
+                e = lo
+                if full:
+                    while e + 4 <= hi:
+                        s0 = indices[e]
+                        s1 = indices[e + 1]
+                        s2 = indices[e + 2]
+                        s3 = indices[e + 3]
+                        w0 = _weight(e, s0, aux, edge_val, X, one)
+                        w1 = _weight(e + 1, s1, aux, edge_val, X, one)
+                        w2 = _weight(e + 2, s2, aux, edge_val, X, one)
+                        w3 = _weight(e + 3, s3, aux, edge_val, X, one)
+                        p0 = X[s0, f0]
+                        p1 = X[s1, f0]
+                        p2 = X[s2, f0]
+                        p3 = X[s3, f0]
+                        q0 = X[s0, f1]
+                        q1 = X[s1, f1]
+                        q2 = X[s2, f1]
+                        q3 = X[s3, f1]
+                        r0 = X[s0, f2]
+                        r1 = X[s1, f2]
+                        r2 = X[s2, f2]
+                        r3 = X[s3, f2]
+                        t0 = X[s0, f3]
+                        t1 = X[s1, f3]
+                        t2 = X[s2, f3]
+                        t3 = X[s3, f3]
+                        a0 = _add(_add(_add(_add(a0, w0, p0), w1, p1), w2, p2), w3, p3)
+                        a1 = _add(_add(_add(_add(a1, w0, q0), w1, q1), w2, q2), w3, q3)
+                        a2 = _add(_add(_add(_add(a2, w0, r0), w1, r1), w2, r2), w3, r3)
+                        a3 = _add(_add(_add(_add(a3, w0, t0), w1, t1), w2, t2), w3, t3)
+                        e += 4
+                while e < hi:                  # the row's last edges, or every edge of a partial pass
+                    s0 = indices[e]
+                    w0 = _weight(e, s0, aux, edge_val, X, one)
+                    a0 = _add(a0, w0, X[s0, f0])
+                    if f1 < F:
+                        a1 = _add(a1, w0, X[s0, f1])
+                    if f2 < F:
+                        a2 = _add(a2, w0, X[s0, f2])
+                    if full:
+                        a3 = _add(a3, w0, X[s0, f3])
+                    e += 1
+                if mode == _MEAN:
+                    deg = out.dtype.type(max(hi - lo, 1))
+                    a0 = a0 / deg
+                    a1 = a1 / deg
+                    a2 = a2 / deg
+                    a3 = a3 / deg
+                out[i, f0] = a0
+                if f1 < F:
+                    out[i, f1] = a1
+                if f2 < F:
+                    out[i, f2] = a2
+                if full:
+                    out[i, f3] = a3
+    return kernel
+
+
+def _device_fn(fn):
+    """``cuda.jit(device=True, inline=True)``, or the plain function without numba-cuda."""
+    return cuda.jit(device=True, inline=True)(fn) if cuda is not None else fn
+
+
+# edge e's factor (s = indices[e]) and how a term joins the sum, per mode: the factory picks the functions,
+# so each specialisation types only its own (in the mean modes ``edge_val`` is a stand-in, never read)
+@_device_fn
+def _edge_weight(e, s, aux, edge_val, X, one):
+    return edge_val[e]
+
+
+@_device_fn
+def _permuted_weight(e, s, aux, edge_val, X, one):
+    return edge_val[aux[e]]
+
+
+@_device_fn
+def _unit_weight(e, s, aux, edge_val, X, one):
+    return one
+
+
+@_device_fn
+def _source_degree(e, s, aux, edge_val, X, one):
+    return X.dtype.type(max(aux[s + 1] - aux[s], 1))
+
+
+@_device_fn
+def _multiply_add(acc, w, x):
+    return acc + w * x
+
+
+@_device_fn
+def _plain_add(acc, w, x):
+    return acc + x
+
+
+@_device_fn
+def _divide_add(acc, w, x):
+    return acc + x / w
+
+
+_MODES = {_SUM: (_edge_weight, _multiply_add), _PERM: (_permuted_weight, _multiply_add),
+          _MEAN: (_unit_weight, _plain_add), _DIVIDE: (_source_degree, _divide_add)}
+
+
+_spmm_sum_kernel = _make_gather_kernel(_SUM)
+_spmm_sum_perm_kernel = _make_gather_kernel(_PERM)
+_spmm_mean_kernel = _make_gather_kernel(_MEAN)
+_spmm_mean_backward_kernel = _make_gather_kernel(_DIVIDE)
 
 
 def spmm_sum(indptr, indices, edge_val, X, out):
@@ -195,7 +353,8 @@ def spmm_sum(indptr, indices, edge_val, X, out):
 
     indptr (N_dst+1,) int, indices (E,) int, edge_val (E,), X (N_src, F), out (N_dst, F); floats of
     one dtype. out is overwritten; an empty row gives 0. O(E * F) work.
-    Launch: a warp (up to a block, for F > 32) per destination row, features across lanes; no atomics.
+    Launch (``_gather_launch``): up to a warp per destination row, four features per lane, four
+    edges' rows loaded before they are added; no atomics.
     """
     require_cuda()
     indptr, indices, edge_val, X, out = _device(indptr=indptr, indices=indices, edge_val=edge_val, X=X, out=out)
@@ -204,20 +363,7 @@ def spmm_sum(indptr, indices, edge_val, X, out):
     _check("X", X, (None, None))
     _check("out", out, (n_dst, X.shape[1]))
     _check_float(("X", X), ("edge_val", edge_val), ("out", out))
-    _launch(_spmm_sum_kernel, _row_launch(n_dst, X.shape[1]), indptr, indices, edge_val, X, out)
-
-
-@_jit
-def _spmm_sum_perm_kernel(indptr, indices, perm, edge_val, X, out):
-    lanes = cuda.blockDim.x
-    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
-                   cuda.gridDim.x * cuda.blockDim.y):
-        lo, hi = indptr[i], indptr[i + 1]
-        for f in range(cuda.threadIdx.x, out.shape[1], lanes):
-            acc = out.dtype.type(0)
-            for e in range(lo, hi):
-                acc += edge_val[perm[e]] * X[indices[e], f]
-            out[i, f] = acc
+    _launch(_spmm_sum_kernel, _gather_launch(n_dst, X.shape[1]), indptr, indices, indices, edge_val, X, out)
 
 
 def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
@@ -226,7 +372,7 @@ def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
     Called on the transpose (t_indptr, t_indices, t_perm) it computes A^T @ X with the weights kept
     in CSR order. indptr (R+1,), indices (E,), perm (E,) int, edge_val (E,), X (C, F), out (R, F).
     out is overwritten; an empty row gives 0. O(E * F) work.
-    Launch: a warp (up to a block, for F > 32) per row, features across lanes; no atomics.
+    Launch: as ``spmm_sum``; no atomics.
     """
     require_cuda()
     indptr, indices, perm, edge_val, X, out = _device(
@@ -237,28 +383,14 @@ def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
     _check("X", X, (None, None))
     _check("out", out, (n_rows, X.shape[1]))
     _check_float(("X", X), ("edge_val", edge_val), ("out", out))
-    _launch(_spmm_sum_perm_kernel, _row_launch(n_rows, X.shape[1]), indptr, indices, perm, edge_val, X, out)
-
-
-@_jit
-def _spmm_mean_kernel(indptr, indices, X, out):
-    lanes = cuda.blockDim.x
-    for i in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, out.shape[0],
-                   cuda.gridDim.x * cuda.blockDim.y):
-        lo, hi = indptr[i], indptr[i + 1]
-        deg = out.dtype.type(max(hi - lo, 1))
-        for f in range(cuda.threadIdx.x, out.shape[1], lanes):
-            acc = out.dtype.type(0)
-            for e in range(lo, hi):
-                acc += X[indices[e], f]
-            out[i, f] = acc / deg
+    _launch(_spmm_sum_perm_kernel, _gather_launch(n_rows, X.shape[1]), indptr, indices, perm, edge_val, X, out)
 
 
 def spmm_mean(indptr, indices, X, out):
     """Mean aggregation: out[i] = (1/deg_i) sum_{e in row i} X[indices[e]]; 0 when deg_i = 0.
 
     indptr (N_dst+1,), indices (E,), X (N_src, F), out (N_dst, F). out is overwritten. O(E * F) work.
-    Launch: a warp (up to a block, for F > 32) per destination row, features across lanes; no atomics.
+    Launch: as ``spmm_sum``; no atomics.
     """
     require_cuda()
     indptr, indices, X, out = _device(indptr=indptr, indices=indices, X=X, out=out)
@@ -266,21 +398,8 @@ def spmm_mean(indptr, indices, X, out):
     _check("X", X, (None, None))
     _check("out", out, (n_dst, X.shape[1]))
     _check_float(("X", X), ("out", out))
-    _launch(_spmm_mean_kernel, _row_launch(n_dst, X.shape[1]), indptr, indices, X, out)
-
-
-@_jit
-def _spmm_mean_backward_kernel(t_indptr, t_indices, indptr, grad_out, grad_X):
-    lanes = cuda.blockDim.x
-    for j in range(cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y, grad_X.shape[0],
-                   cuda.gridDim.x * cuda.blockDim.y):
-        lo, hi = t_indptr[j], t_indptr[j + 1]
-        for f in range(cuda.threadIdx.x, grad_X.shape[1], lanes):
-            acc = grad_X.dtype.type(0)
-            for e in range(lo, hi):
-                i = t_indices[e]
-                acc += grad_out[i, f] / grad_X.dtype.type(max(indptr[i + 1] - indptr[i], 1))
-            grad_X[j, f] = acc
+    # edge_val is unused in this mode; X stands in so that every specialisation has one signature
+    _launch(_spmm_mean_kernel, _gather_launch(n_dst, X.shape[1]), indptr, indices, indices, X, X, out)
 
 
 def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
@@ -288,8 +407,8 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
 
     t_indptr (N_src+1,), t_indices (E,) destination ids, indptr (N_dst+1,) for the degrees,
     grad_out (N_dst, F), grad_X (N_src, F). grad_X is overwritten. O(E * F) work.
-    Launch: a warp (up to a block, for F > 32) per *source* row of the transpose, features across
-    lanes: each grad_X row has one owner, so no atomics.
+    Launch: as ``spmm_sum``, over the *source* rows of the transpose: each grad_X row has one owner,
+    so no atomics.
     """
     require_cuda()
     t_indptr, t_indices, indptr, grad_out, grad_X = _device(
@@ -299,8 +418,8 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
     _check("grad_out", grad_out, (indptr.shape[0] - 1, None))
     _check("grad_X", grad_X, (n_src, grad_out.shape[1]))
     _check_float(("grad_out", grad_out), ("grad_X", grad_X))
-    _launch(_spmm_mean_backward_kernel, _row_launch(n_src, grad_X.shape[1]),
-            t_indptr, t_indices, indptr, grad_out, grad_X)
+    _launch(_spmm_mean_backward_kernel, _gather_launch(n_src, grad_X.shape[1]),
+            t_indptr, t_indices, indptr, grad_out, grad_out, grad_X)
 
 
 @_jit
