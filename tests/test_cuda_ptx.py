@@ -72,7 +72,9 @@ MODULES = {m.__name__: m for m in (ck, dc, ec, gc_, lc, oc)}
 def kernel(rec):
     q, c = rec["qualname"], rec["closure"]
     if q.startswith("_matmul_kernel."):
-        return dc._matmul_kernel(c["dtype"], c["trans_a"], c["trans_b"], dc._TILE)
+        return dc._matmul_kernel(c["dtype"], c["trans_a"], c["trans_b"], dc._TILE, c["RN"])
+    if q.startswith("_make_gather_kernel."):
+        return ck._make_gather_kernel(c["mode"])
     if q.startswith("_col_sum_kernel."):
         return dc._col_sum_kernel(c["dtype"], dc._BLOCK_THREADS, c["weighted"])
     if q.startswith("_mask_kernels."):       # built around rng's device hash on first use
@@ -146,6 +148,8 @@ def _record(monkeypatch):
                     closure["dtype"] = str(v)
                 elif name in ("trans_a", "trans_b", "weighted"):
                     closure[name] = bool(v)
+                elif name in ("mode", "RN"):               # the gather kernels' mode, matmul's columns per thread
+                    closure[name] = int(v)
             seen.add(json.dumps(dict(module=fn.__module__, qualname=fn.__qualname__, closure=closure,
                                      types=[_type_of(a) for a in args]), sort_keys=True))
         return orig(self, *args)

@@ -20,7 +20,8 @@ Conventions (as in ``kernels/cuda.py``)
 Launch shapes and determinism
 -----------------------------
 * **Tiled matmul** (``matmul``, ``matmul_tn``, ``matmul_nt``): a ``_TILE x _TILE`` block owns a
-  tile of the output; the A and B tiles are staged through shared memory, loaded so that
+  tile of the output, ``_ROWS_PER_THREAD x _cols_per_thread(N)`` outputs per thread held in
+  registers (64 x 64 for the layers' 64-wide products); the A and B tiles are staged through shared memory, loaded so that
   neighbouring threads read neighbouring addresses whichever operand is transposed. ``A^T B``
   (the weight gradient H^T dZ, whose reduction runs over all N nodes and whose output is tiny) is
   **split over K**: ``blockIdx.y`` takes a chunk of ``_SPLIT_K`` rows and writes its own partial
@@ -84,20 +85,39 @@ def _nb_type(dtype):
 
 
 # ================================================================================== matrix products
-@functools.lru_cache(maxsize=None)
-def _matmul_kernel(dtype_name, trans_a, trans_b, tile):
-    """The tiled kernel out[z] (+)= op(A)[:, Kz] op(B)[Kz, :] for one dtype, transpose pattern and tile.
+_ROWS_PER_THREAD = 4                      # matmul register tile: outputs per thread along i ...
 
-    Built per (dtype, transposes, tile) because shared arrays need a constant dtype and shape.
+
+def _cols_per_thread(N):
+    """... and along j: 4 for N > 32 (the layers' 64-wide products), 2 up to 32, 1 up to a tile."""
+    return 4 if N > 2 * _TILE else (2 if N > _TILE else 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _matmul_kernel(dtype_name, trans_a, trans_b, tile, cols=1):
+    """The tiled kernel out[z] (+)= op(A)[:, Kz] op(B)[Kz, :] for one dtype, transpose pattern, tile and width.
+
+    A (tile x tile) block owns an output tile of (_ROWS_PER_THREAD tile) x (cols tile): each thread
+    keeps _ROWS_PER_THREAD x cols sums in registers, rows i0 + r tile + ty and columns j0 + c tile + tx.
+    Why: with one output per thread (the first version) every product read two shared values per
+    multiply-add and a 64-wide product read A once per 16 columns; here a 64 x 64 tile reads A once
+    and each shared value feeds 4 multiply-adds (1M x 64 by 64 x 64 on an H200: see BENCHMARKS.md).
+    Each output still adds its K terms in ascending k, so the bits are the first version's.
+    Built per (dtype, transposes, tile, cols) because shared and local arrays need constant shapes.
     """
     T = tile
-    SHAPE = (T, T + 1)                     # +1 column: no shared-memory bank conflicts on the transposed store
+    RM, RN = _ROWS_PER_THREAD, cols
+    SHAPE_A = (T, RM * T + 1)              # +1 column: no shared-memory bank conflicts on the transposed store
+    SHAPE_B = (T, RN * T + 1)
     nbt = _nb_type(dtype_name)
 
     @_jit
     def kernel(A, B, out, k_chunk, accumulate):
-        sA = cuda.shared.array(SHAPE, nbt)  # sA[k, i] = op(A)[i0 + i, k0 + k]
-        sB = cuda.shared.array(SHAPE, nbt)  # sB[k, j] = op(B)[k0 + k, j0 + j]
+        sA = cuda.shared.array(SHAPE_A, nbt)  # sA[k, i] = op(A)[i0 + i, k0 + k]
+        sB = cuda.shared.array(SHAPE_B, nbt)  # sB[k, j] = op(B)[k0 + k, j0 + j]
+        acc = cuda.local.array((RM, RN), nbt)
+        a = cuda.local.array(RM, nbt)
+        b = cuda.local.array(RN, nbt)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         M = out.shape[1]
@@ -107,39 +127,51 @@ def _matmul_kernel(dtype_name, trans_a, trans_b, tile):
         z = cuda.blockIdx.y
         k_lo = z * k_chunk
         k_hi = min(K, k_lo + k_chunk)
-        tiles_n = (N + T - 1) // T
-        for t in range(cuda.blockIdx.x, ((M + T - 1) // T) * tiles_n, cuda.gridDim.x):
-            i0 = (t // tiles_n) * T
-            j0 = (t % tiles_n) * T
-            acc = zero
+        tiles_n = (N + RN * T - 1) // (RN * T)
+        for t in range(cuda.blockIdx.x, ((M + RM * T - 1) // (RM * T)) * tiles_n, cuda.gridDim.x):
+            i0 = (t // tiles_n) * (RM * T)
+            j0 = (t % tiles_n) * (RN * T)
+            for r in range(RM):
+                for c in range(RN):
+                    acc[r, c] = zero
             for k0 in range(k_lo, k_hi, T):
-                if trans_a:                  # A is (K, M), contiguous along i
-                    k = k0 + ty
-                    i = i0 + tx
-                    sA[ty, tx] = A[k, i] if (k < k_hi and i < M) else zero
-                else:                        # A is (M, K), contiguous along k
-                    i = i0 + ty
-                    k = k0 + tx
-                    sA[tx, ty] = A[i, k] if (i < M and k < k_hi) else zero
-                if trans_b:                  # B is (N, K), contiguous along k
-                    j = j0 + ty
-                    k = k0 + tx
-                    sB[tx, ty] = B[j, k] if (j < N and k < k_hi) else zero
-                else:                        # B is (K, N), contiguous along j
-                    k = k0 + ty
-                    j = j0 + tx
-                    sB[ty, tx] = B[k, j] if (k < k_hi and j < N) else zero
+                for r in range(RM):
+                    if trans_a:              # A is (K, M), contiguous along i
+                        k = k0 + ty
+                        i = i0 + r * T + tx
+                        sA[ty, r * T + tx] = A[k, i] if (k < k_hi and i < M) else zero
+                    else:                    # A is (M, K), contiguous along k
+                        i = i0 + r * T + ty
+                        k = k0 + tx
+                        sA[tx, r * T + ty] = A[i, k] if (i < M and k < k_hi) else zero
+                for c in range(RN):
+                    if trans_b:              # B is (N, K), contiguous along k
+                        j = j0 + c * T + ty
+                        k = k0 + tx
+                        sB[tx, c * T + ty] = B[j, k] if (j < N and k < k_hi) else zero
+                    else:                    # B is (K, N), contiguous along j
+                        k = k0 + ty
+                        j = j0 + c * T + tx
+                        sB[ty, c * T + tx] = B[k, j] if (k < k_hi and j < N) else zero
                 cuda.syncthreads()
                 for kk in range(T):
-                    acc += sA[kk, ty] * sB[kk, tx]
+                    for r in range(RM):
+                        a[r] = sA[kk, r * T + ty]
+                    for c in range(RN):
+                        b[c] = sB[kk, c * T + tx]
+                    for r in range(RM):
+                        for c in range(RN):
+                            acc[r, c] += a[r] * b[c]
                 cuda.syncthreads()
-            i = i0 + ty
-            j = j0 + tx
-            if i < M and j < N:
-                if accumulate:
-                    out[z, i, j] += acc
-                else:
-                    out[z, i, j] = acc
+            for r in range(RM):
+                i = i0 + r * T + ty
+                for c in range(RN):
+                    j = j0 + c * T + tx
+                    if i < M and j < N:
+                        if accumulate:
+                            out[z, i, j] += acc[r, c]
+                        else:
+                            out[z, i, j] = acc[r, c]
 
     return kernel
 
@@ -166,8 +198,9 @@ def _matmul(A, B, out, trans_a, trans_b, accumulate, names):
             fill(out, 0)
         return
     T = _TILE
-    kernel = _matmul_kernel(out.dtype.name, trans_a, trans_b, T)
-    tiles = ((M + T - 1) // T) * ((N + T - 1) // T)
+    cols = _cols_per_thread(N)
+    kernel = _matmul_kernel(out.dtype.name, trans_a, trans_b, T, cols)
+    tiles = -(-M // (_ROWS_PER_THREAD * T)) * -(-N // (cols * T))
     grid_x = min(tiles, _MAX_BLOCKS)
     splits = 1
     k_chunk = K
@@ -206,7 +239,8 @@ def matmul(A, B, out, accumulate=False):
 
     A (M, K), B (K, N), out (M, N): device arrays of one float dtype, C-contiguous. out is
     preallocated and overwritten (or added to). O(M N K) work, O((M N K) / _TILE) global reads.
-    Launch: a _TILE x _TILE block per output tile, tiles staged in shared memory; no atomics.
+    Launch: a _TILE x _TILE block per output tile of up to (4 _TILE) x (4 _TILE), each thread
+    holding its outputs in registers; tiles staged in shared memory; no atomics.
     The layers' X W (N x F_in times F_in x F_out) and S W.
     """
     if _is_sparse(A):
