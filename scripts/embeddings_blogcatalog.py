@@ -11,9 +11,14 @@ cut once more (a seeded permutation, ``default_rng((eval_seed, r, 1))``) into an
 nodes) and a validation half (25 %); each grid point's embedding is scored by the validation Macro-F1 of a
 classifier fitted on the inner half, and that split's test nodes are then scored with the embedding of the best
 grid point, refitted on the whole training half (nested selection: one choice per split, reported with the
-table). The paper instead cross-validates on 10 % labelled data; its grid is {0.25, 0.5, 1, 2, 4}^2, the default
-here {0.25, 1, 4}^2 (``--grid``). The grid point p = q = 1 is node2vec's DeepWalk: the DeepWalk embedding is
-reused for it.
+table; ``embed.evaluate.select_and_evaluate``). The paper instead cross-validates on 10 % labelled data; its
+grid is {0.25, 0.5, 1, 2, 4}^2, the default here {0.25, 1, 4}^2 (``--grid``). The grid point p = q = 1 is
+node2vec's DeepWalk: the DeepWalk embedding is reused for it.
+
+The classifier: C = 1 and raw embeddings by default (the DeepWalk scoring protocol). ``--C 0.1,1,10,100`` and
+``--normalize l2`` (or a list such as ``none,l2,standardize``) make C and the normalisation part of the same
+validation choice -- jointly with (p, q) for node2vec, alone for DeepWalk and LINE -- never looking at test nodes.
+The node2vec paper says only "one-vs-rest logistic regression with L2 regularization"; its C is not given.
 
 Cora (public Planetoid split, ``embed.evaluate.classify_split``: multinomial logistic regression C = 1 on the 140
 training nodes, accuracy on the 1000 test nodes): DeepWalk, node2vec with p, q chosen by accuracy on the 500
@@ -24,7 +29,7 @@ Skip-gram training is Hogwild on NUMBA_NUM_THREADS threads (lock-free, nondeterm
 bit-identical for a seed) unless ``--deterministic``. LINE uses one worker (deterministic).
 
     GNN_SCRATCH_DATA=/work/shared/datasets NUMBA_NUM_THREADS=2 nice python scripts/embeddings_blogcatalog.py \\
-        [--grid 0.25,1,4] [--no-line] [--no-cora] [--cache DIR] [--json results.json]
+        [--grid 0.25,1,4] [--C 1] [--normalize none] [--no-line] [--no-cora] [--cache DIR] [--json results.json]
 """
 from __future__ import annotations
 
@@ -38,8 +43,7 @@ import numpy as np
 
 from gnn_scratch.data import load_blogcatalog, load_planetoid
 from gnn_scratch.embed import DeepWalk, Node2Vec
-from gnn_scratch.embed.evaluate import (OneVsRestLogisticRegression, classify_split, evaluate_multilabel,
-                                        f1_scores, random_splits)
+from gnn_scratch.embed.evaluate import NORMALIZATIONS, classify_split, select_and_evaluate
 from gnn_scratch.embed.line import line_embedding
 from gnn_scratch.graph import Graph
 from gnn_scratch.tasks.embedding import _line_samples
@@ -83,21 +87,8 @@ class Embedder:
         return self._cached("line", lambda: line_embedding(self.graph, 128, "1+2", samples, seed=self.seed)), samples
 
 
-def inner_splits(n, repeats, eval_seed):
-    """Per outer split r: (inner train, validation, outer train, outer test) index arrays; see the docstring."""
-    out = []
-    ntr = int(FRACTION * n)
-    for r, perm in enumerate(random_splits(n, repeats, eval_seed)):
-        train, test = perm[:ntr], perm[ntr:]
-        inner = np.random.default_rng((eval_seed, r, 1)).permutation(train)
-        half = inner.size // 2
-        out.append((inner[:half], inner[half:], train, test))
-    return out
-
-
-def multilabel_f1(Z, Y, fit_idx, score_idx):
-    clf = OneVsRestLogisticRegression(1.0, True, 1000).fit(Z[fit_idx], Y[fit_idx])
-    return f1_scores(Y[score_idx], clf.predict_top_k(Z[score_idx], Y[score_idx].sum(axis=1)))
+def _classifier_label(n, c):
+    return f"{'raw' if n is None else n}, C = {c:g}"
 
 
 def blogcatalog(args, grid):
@@ -110,48 +101,49 @@ def blogcatalog(args, grid):
     n = graph.num_nodes
     res = dict(dataset="blogcatalog", num_nodes=n, num_edges=int(graph.num_edges), rows={})
 
-    def score(Z):
+    def score(embeddings):
+        """select_and_evaluate over the embeddings x args.normalize x args.C (validation only), timed."""
         t0 = time.perf_counter()
-        r = evaluate_multilabel(Z, Y, (FRACTION,), repeats=args.repeats, seed=args.eval_seed)[FRACTION]
-        return dict(macro=r["macro_f1"], micro=r["micro_f1"], eval_seconds=time.perf_counter() - t0)
+        r = select_and_evaluate(embeddings, Y, FRACTION, args.repeats, args.eval_seed, args.C, args.normalize)
+        return r, time.perf_counter() - t0
+
+    several = len(args.C) > 1 or len(args.normalize) > 1
+
+    def row(r, seconds, eval_seconds):
+        counts = {}
+        for key, nm, c in r["choices"]:
+            label = "; ".join(([f"p={key[0]:g}, q={key[1]:g}"] if isinstance(key, tuple) else [])
+                              + ([_classifier_label(nm, c)] if several else []))
+            counts[label] = counts.get(label, 0) + 1
+        return dict(macro=r["macro_f1"], micro=r["micro_f1"], eval_seconds=eval_seconds, choices=counts,
+                    seconds=seconds)
 
     print("BlogCatalog: DeepWalk", flush=True)
-    res["rows"]["deepwalk"] = dict(score(emb.walks(1.0, 1.0)), seconds=emb.seconds["deepwalk"])
+    r, t = score({"deepwalk": emb.walks(1.0, 1.0)})
+    res["rows"]["deepwalk"] = row(r, emb.seconds["deepwalk"], t)
 
-    print(f"BlogCatalog: node2vec grid {grid} x {grid}, validation inside each training half", flush=True)
-    splits = inner_splits(n, args.repeats, args.eval_seed)
-    val = {}                                           # (p, q) -> per-split validation Macro-F1
-    t_val = 0.0
-    for p, q in itertools.product(grid, grid):
-        Z = emb.walks(p, q)
-        t0 = time.perf_counter()
-        val[(p, q)] = [multilabel_f1(Z, Y, itr, iva)[0] for itr, iva, _, _ in splits]
-        t_val += time.perf_counter() - t0
-        print(f"  p={p:g} q={q:g}: validation Macro-F1 {np.mean(val[(p, q)]):.4f}", flush=True)
-    keys = list(val)
-    choice = [keys[int(np.argmax([val[k][r] for k in keys]))] for r in range(args.repeats)]
-    t0 = time.perf_counter()
-    macro, micro = [], []
-    for r, (_, _, tr, te) in enumerate(splits):     # nested: split r's test nodes, its own choice
-        ma, mi = multilabel_f1(emb.walks(*choice[r]), Y, tr, te)
-        macro.append(ma)
-        micro.append(mi)
-    counts = {f"p={p:g}, q={q:g}": choice.count((p, q)) for p, q in dict.fromkeys(choice)}
-    res["rows"]["node2vec"] = dict(
-        macro=dict(mean=float(np.mean(macro)), std=float(np.std(macro)), all=macro),
-        micro=dict(mean=float(np.mean(micro)), std=float(np.std(micro)), all=micro),
-        eval_seconds=time.perf_counter() - t0, choices=counts,
-        seconds=float(np.mean([emb.seconds[k] for k in emb.seconds if k.startswith("node2vec")] or [np.nan])))
-    res["validation"] = {f"{p:g},{q:g}": dict(mean=float(np.mean(v)), std=float(np.std(v)), all=v)
-                         for (p, q), v in val.items()}
-    res["validation_seconds"] = t_val
-    best_mean = max(val, key=lambda k: np.mean(val[k]))
-    res["best_mean_validation"] = f"p={best_mean[0]:g}, q={best_mean[1]:g}"
+    print(f"BlogCatalog: node2vec grid {grid} x {grid} x normalize {args.normalize} x C {args.C}, validation "
+          f"inside each training half", flush=True)
+    r, t = score({(p, q): emb.walks(p, q) for p, q in itertools.product(grid, grid)})
+    res["rows"]["node2vec"] = row(r, float(np.mean([emb.seconds[k] for k in emb.seconds
+                                                     if k.startswith("node2vec")] or [np.nan])), t)
+    # the (p, q) table shows each grid point's best classifier setting (validation Macro-F1, mean over splits)
+    val = {}
+    for (pq, nm, c), v in r["validation"].items():
+        if pq not in val or np.mean(v) > np.mean(val[pq][0]):
+            val[pq] = (v, _classifier_label(nm, c))
+    res["validation"] = {f"{p:g},{q:g}": dict(mean=float(np.mean(v)), std=float(np.std(v)), all=v, classifier=lab)
+                         for (p, q), (v, lab) in val.items()}
+    res["validation_seconds"] = t
+    if val:                                            # empty when there was a single candidate
+        best_mean = max(val, key=lambda k: np.mean(val[k][0]))
+        res["best_mean_validation"] = f"p={best_mean[0]:g}, q={best_mean[1]:g} ({val[best_mean][1]})"
 
     if args.line:
         print("BlogCatalog: LINE(1st+2nd)", flush=True)
         Z, samples = emb.line()
-        res["rows"]["line"] = dict(score(Z), seconds=emb.seconds["line"], samples_per_order=samples)
+        r, t = score({"line": Z})
+        res["rows"]["line"] = dict(row(r, emb.seconds["line"], t), samples_per_order=samples)
     res["embed_seconds"] = emb.seconds
     return res
 
@@ -184,30 +176,40 @@ def markdown(bc, co, args, grid):
             f"Hogwild skip-gram on {os.environ.get('NUMBA_NUM_THREADS', 'all')} Numba threads (nondeterministic)")
     lines = []
     if bc:
-        lines += [f"**BlogCatalog**, {int(FRACTION * 100)} % labelled, one-vs-rest logistic regression (C = 1), top-k "
+        clf = (f"C = {args.C[0]:g}" if len(args.C) == 1 else f"C from {{{', '.join(f'{c:g}' for c in args.C)}}}")
+        clf += "" if args.normalize == [None] else (", features " + " / ".join(
+            "raw" if nm is None else nm for nm in args.normalize))
+        clf += " (chosen on validation)" if len(args.C) > 1 or len(args.normalize) > 1 else ""
+        lines += [f"**BlogCatalog**, {int(FRACTION * 100)} % labelled, one-vs-rest logistic regression ({clf}), top-k "
                   f"prediction, mean ± std over {args.repeats} random splits (eval seed {args.eval_seed}); embeddings "
                   f"d = 128, seed {args.seed}; walks 10 per node × 80 nodes, window 10, K = 5, 1 epoch; {mode}.", "",
                   "| method | settings | Macro-F1 | Micro-F1 | paper Macro-F1 | issue floor | embedding time (s) |",
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         for name, r in bc["rows"].items():
-            setting = dict(deepwalk="p = q = 1",
-                           node2vec="p, q per split on validation: " + "; ".join(
-                               f"{k} ×{c}" for k, c in r.get("choices", {}).items()),
-                           line=f"1st+2nd, 64 + 64, {r.get('samples_per_order', 0):.3g} samples per order")[name]
+            chosen = "; ".join(f"{k} ×{c}" for k, c in r.get("choices", {}).items() if k)
+            chosen = f" (chosen on validation: {chosen})" if chosen and name != "node2vec" else chosen
+            setting = dict(deepwalk=f"p = q = 1{chosen}",
+                           node2vec="p, q per split on validation: " + chosen,
+                           line=f"1st+2nd, 64 + 64, {r.get('samples_per_order', 0):.3g} samples per order"
+                                f"{chosen}")[name]
             lines.append(f"| {name} | {setting} | {r['macro']['mean']:.4f} ± {r['macro']['std']:.4f} | "
                          f"{r['micro']['mean']:.4f} ± {r['micro']['std']:.4f} | {PAPER[name]:.4f} | "
                          f"{FLOOR.get(name, float('nan')):.3f} | {r['seconds']:.0f} |".replace("| nan |", "| — |"))
         lines += ["| sdne (quoted, not re-run) | 10312-1000-100, β = 10, α = 1, 60 epochs of 128 (line-sdne notes) | "
-                  "0.1657 ± 0.0029 | 0.3215 ± 0.0034 | — | — | 1682 |", "",
-                  "node2vec validation Macro-F1 (mean ± std over the 10 inner splits: inner train = 25 % of the "
-                  "nodes, "
-                  "validation = the other 25 % of each split's training half; test nodes never seen):", "",
+                  "0.1657 ± 0.0029 | 0.3215 ± 0.0034 | — | — | 1682 |", ""]
+    if bc and bc["validation"]:
+        several = len(args.C) > 1 or len(args.normalize) > 1
+        lines += [f"node2vec validation Macro-F1 (mean ± std over the {args.repeats} inner splits: inner train = "
+                  "25 % of the nodes, "
+                  "validation = the other 25 % of each split's training half; test nodes never seen"
+                  + ("; each cell at its best classifier setting" if several else "") + "):", "",
                   "| p \\ q | " + " | ".join(f"{q:g}" for q in grid) + " |",
                   "| ---: | " + " | ".join("---:" for _ in grid) + " |"]
         for p in grid:
             cells = [bc["validation"][f"{p:g},{q:g}"] for q in grid]
-            lines.append(f"| {p:g} | " + " | ".join(f"{c['mean']:.4f} ± {c['std']:.4f}" for c in cells) + " |")
-        lines += ["", f"Best mean validation Macro-F1: {bc['best_mean_validation']}. Validation fits: "
+            lines.append(f"| {p:g} | " + " | ".join(f"{c['mean']:.4f} ± {c['std']:.4f}" + (
+                f" ({c['classifier']})" if several else "") for c in cells) + " |")
+        lines += ["", f"Best mean validation Macro-F1: {bc['best_mean_validation']}. Selection and test fits: "
                       f"{bc['validation_seconds']:.0f} s.", ""]
     if co:
         lines += [f"**Cora**, public Planetoid split (140 train / 500 val / 1000 test), multinomial logistic "
@@ -234,6 +236,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="embedding seed (walks, skip-gram, LINE)")
     ap.add_argument("--eval-seed", type=int, default=0, help="seed of the random splits")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--C", default="1", help="comma-separated C values of the logistic regression, chosen on "
+                    "validation with (p, q) when several (default 1: the DeepWalk scoring protocol)")
+    ap.add_argument("--normalize", default="none", help="comma-separated feature normalisations among none, l2, "
+                    "standardize, chosen on validation when several (default none)")
     ap.add_argument("--deterministic", action="store_true", help="single-thread skip-gram, same bits per seed")
     ap.add_argument("--no-line", dest="line", action="store_false")
     ap.add_argument("--no-cora", dest="cora", action="store_false")
@@ -242,6 +248,10 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write every number here as well")
     args = ap.parse_args(argv)
     grid = [float(v) for v in args.grid.split(",")]
+    args.C = [float(c) for c in args.C.split(",")]
+    args.normalize = [None if v == "none" else v for v in args.normalize.split(",")]
+    if any(v not in NORMALIZATIONS for v in args.normalize) or any(not c > 0 for c in args.C):
+        ap.error(f"--normalize takes none / l2 / standardize and --C positive numbers, got {args.normalize}, {args.C}")
     if args.cache:
         os.makedirs(args.cache, exist_ok=True)
     t0 = time.perf_counter()

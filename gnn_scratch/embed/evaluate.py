@@ -14,6 +14,15 @@ Leskovec 2016, Table 2 -- DeepWalk's ``example_graphs/scoring.py``):
   it makes the scores comparable with the published ones and nothing more;
 * Macro-F1 and Micro-F1 over the labels (``f1_scores``), averaged over the repeats.
 
+Two options the papers leave open ("one-vs-rest logistic regression with L2 regularization" is all
+node2vec says): ``normalize`` ("l2": each embedding row scaled to unit length; "standardize": each
+column to mean 0 / std 1 with the statistics of the training rows) and the regularisation C. Both
+default to the plain protocol (no normalisation, C = 1). ``select_and_evaluate`` chooses among
+several embeddings (node2vec's p, q grid), normalisations and C values **on validation data only**:
+per split, the training part is cut in two (``validation_splits``), every candidate is fitted on one
+half and scored by Macro-F1 on the other, and the split's test nodes are scored once, with the
+winner refitted on the whole training part.
+
 Single-label classification (Cora): a multinomial logistic regression
 (``unsupervised.LogisticRegressionProbe``) with the same C = 1 penalty; accuracy = Micro-F1.
 
@@ -72,6 +81,33 @@ def _positive_int(name, v):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name} must be a positive int, got {v!r}")
     return int(v)
+
+
+NORMALIZATIONS = (None, "l2", "standardize")
+
+
+def normalize_embedding(Z, normalize=None, fit_rows=None):
+    """Z (N, d) float -> (N, d) float64 features for the classifier.
+
+    normalize None: Z unchanged (as float64); "l2": row i divided by ||z_i||₂ (a zero row stays zero);
+    "standardize": column j mapped to (z_ij - μ_j) / σ_j with μ, σ the mean and standard deviation of
+    the rows ``fit_rows`` (the classifier's training rows; all rows when None), a constant column
+    (σ = 0) only centred -- so the held-out rows never shape the transform. "l2" is row-wise and needs
+    no statistics. Raises ValueError for another ``normalize`` or an empty ``fit_rows``.
+    """
+    Z = _as_embedding(Z)
+    if normalize is None:
+        return Z
+    if normalize == "l2":
+        norm = np.linalg.norm(Z, axis=1, keepdims=True)
+        return Z / np.where(norm > 0, norm, 1.0)
+    if normalize == "standardize":
+        F = Z if fit_rows is None else Z[np.asarray(fit_rows)]
+        if F.shape[0] == 0:
+            raise ValueError("fit_rows must select at least one row to standardize with")
+        mu, sd = F.mean(axis=0), F.std(axis=0)
+        return (Z - mu) / np.where(sd > 0, sd, 1.0)
+    raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
 
 
 # =============================================================================== F1
@@ -253,14 +289,18 @@ def _summary(values):
 
 
 def evaluate_multilabel(Z, Y, train_fractions=TRAIN_FRACTIONS, repeats=10, seed=0, C=1.0, penalize_intercept=True,
-                        max_iter=1000, empty="skip"):
+                        max_iter=1000, empty="skip", normalize=None):
     """The node2vec / DeepWalk multi-label protocol (module docstring): {fraction: {"macro_f1": ..., "micro_f1": ...}}.
 
     Z: (N, d) float embeddings; Y: (N, L) bool labels (a node may have several; rows without any
-    label are left out of training and testing -- BlogCatalog has none). Each metric is a dict
-    ``mean``, ``std`` (over the repeats), ``all`` (the per-repeat values). Raises ValueError on
-    shapes, non-finite embeddings, fractions outside (0, 1), or a split with an empty side.
+    label are left out of training and testing -- BlogCatalog has none). normalize: see
+    ``normalize_embedding`` ("standardize" takes each split's training rows' statistics). Each metric
+    is a dict ``mean``, ``std`` (over the repeats), ``all`` (the per-repeat values). Raises ValueError
+    on shapes, non-finite embeddings, fractions outside (0, 1), a split with an empty side, or an
+    unknown ``normalize``.
     """
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     Z = _as_embedding(Z)
     Y = _as_bool_matrix(Y, "Y")
     if Y.shape[0] != Z.shape[0]:
@@ -278,13 +318,93 @@ def evaluate_multilabel(Z, Y, train_fractions=TRAIN_FRACTIONS, repeats=10, seed=
         macro, micro = [], []
         for perm in perms:
             tr, te = perm[:ntr], perm[ntr:]
-            clf = OneVsRestLogisticRegression(C, penalize_intercept, max_iter).fit(Zk[tr], Yk[tr])
-            pred = clf.predict_top_k(Zk[te], Yk[te].sum(axis=1))
+            X = normalize_embedding(Zk, normalize, tr)
+            clf = OneVsRestLogisticRegression(C, penalize_intercept, max_iter).fit(X[tr], Yk[tr])
+            pred = clf.predict_top_k(X[te], Yk[te].sum(axis=1))
             ma, mi = f1_scores(Yk[te], pred, empty=empty)
             macro.append(ma)
             micro.append(mi)
         out[f] = dict(macro_f1=_summary(macro), micro_f1=_summary(micro))
     return out
+
+
+def validation_splits(num_nodes, train_fraction=0.5, repeats=10, seed=0):
+    """Per repeat r: (inner_train, validation, train, test) int64 index arrays over ``num_nodes`` nodes.
+
+    train / test are ``evaluate_multilabel``'s cut of ``random_splits(num_nodes, repeats, seed)[r]`` at
+    ``train_fraction``; the train part is permuted by ``default_rng((seed, r, 1))`` and cut in two:
+    inner_train = the first ⌊|train| / 2⌋, validation = the rest. Both lie inside train, so a choice
+    made on them never sees a test node. Raises ValueError when a part would be empty.
+    """
+    num_nodes = _positive_int("num_nodes", num_nodes)
+    (f,) = _check_fractions(train_fraction)
+    ntr = int(f * num_nodes)
+    if ntr < 2 or ntr == num_nodes:
+        raise ValueError(f"train fraction {f} of {num_nodes} nodes leaves no room for a validation half or a test set")
+    out = []
+    for r, perm in enumerate(random_splits(num_nodes, repeats, seed)):
+        train, test = perm[:ntr], perm[ntr:]
+        inner = np.random.default_rng((seed, r, 1)).permutation(train)
+        half = inner.size // 2
+        out.append((inner[:half], inner[half:], train, test))
+    return out
+
+
+def _fit_score(Z, Y, normalize, C, fit_idx, score_idx, penalize_intercept, max_iter, empty):
+    X = normalize_embedding(Z, normalize, fit_idx)
+    clf = OneVsRestLogisticRegression(C, penalize_intercept, max_iter).fit(X[fit_idx], Y[fit_idx])
+    return f1_scores(Y[score_idx], clf.predict_top_k(X[score_idx], Y[score_idx].sum(axis=1)), empty=empty)
+
+
+def select_and_evaluate(embeddings, Y, train_fraction=0.5, repeats=10, seed=0, C=1.0, normalize=None,
+                        penalize_intercept=True, max_iter=1000, empty="skip"):
+    """Choose (embedding, normalisation, C) on validation data per split, then score the split's test nodes.
+
+    embeddings: {key: (N, d) float} (e.g. node2vec's (p, q) grid; one entry to tune only the
+    classifier); Y: (N, L) bool labels, every node labelled; C: a float or a sequence of them;
+    normalize: one of ``NORMALIZATIONS`` or a sequence of them. For each repeat r of
+    ``validation_splits(N, train_fraction, repeats, seed)``: every candidate (key, normalize, C), in
+    that nested order, is fitted on inner_train and scored by Macro-F1 on validation; the first
+    highest wins; the winner is refitted on the whole train part and scored on the test nodes. No test
+    node is seen before that last fit (nor do "standardize"'s statistics come from outside the fitted
+    rows). Returns {"macro_f1", "micro_f1": dict mean / std / all over the repeats, "choices": [(key,
+    normalize, C)] per repeat, "validation": {(key, normalize, C): [Macro-F1 per repeat]}}.
+    Raises ValueError for no embeddings, shapes that differ, unlabelled nodes, C <= 0, an unknown
+    normalisation, or the errors of ``validation_splits``.
+    """
+    if not embeddings:
+        raise ValueError("embeddings must hold at least one (N, d) embedding")
+    Y = _as_bool_matrix(Y, "Y")
+    Zs = {k: _as_embedding(Z, f"embeddings[{k!r}]") for k, Z in embeddings.items()}
+    for k, Z in Zs.items():
+        if Z.shape[0] != Y.shape[0]:
+            raise ValueError(f"embeddings[{k!r}] must have one row per node ({Y.shape[0]}), got {Z.shape[0]}")
+    if not Y.any(axis=1).all():
+        raise ValueError("every node must carry at least one label (the splits index all nodes)")
+    Cs = tuple(float(c) for c in np.atleast_1d(C))
+    if not Cs or any(not np.isfinite(c) or c <= 0 for c in Cs):
+        raise ValueError(f"C must be positive finite floats, got {C!r}")
+    norms = (normalize,) if normalize is None or isinstance(normalize, str) else tuple(normalize)
+    if not norms or any(n not in NORMALIZATIONS for n in norms):
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS} or a sequence of them, got {normalize!r}")
+    cands = [(k, n, c) for k in Zs for n in norms for c in Cs]
+    opts = (penalize_intercept, max_iter, empty)
+    validation = {cand: [] for cand in cands}
+    macro, micro, choices = [], [], []
+    for inner, val, train, test in validation_splits(Y.shape[0], train_fraction, repeats, seed):
+        if len(cands) == 1:                    # nothing to choose: no validation fit
+            best = cands[0]
+        else:
+            scores = [_fit_score(Zs[k], Y, n, c, inner, val, *opts)[0] for k, n, c in cands]
+            for cand, v in zip(cands, scores):
+                validation[cand].append(v)
+            best = cands[int(np.argmax(scores))]
+        ma, mi = _fit_score(Zs[best[0]], Y, best[1], best[2], train, test, *opts)
+        macro.append(ma)
+        micro.append(mi)
+        choices.append(best)
+    return dict(macro_f1=_summary(macro), micro_f1=_summary(micro), choices=choices,
+                validation={k: v for k, v in validation.items() if v})
 
 
 def classify_split(Z, y, train_idx, test_idx, C=1.0, max_iter=500):
