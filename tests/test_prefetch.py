@@ -6,7 +6,8 @@ import pytest
 from numba import njit
 
 from gnn_scratch.kernels import cpu, reference
-from gnn_scratch.kernels.prefetch import CACHE_LINE, prefetch_distance, prefetch_line, prefetch_row
+from gnn_scratch.kernels.prefetch import (CACHE_LINE, NO_PREFETCH, PREFETCH_MIN_BYTES, prefetch_distance,
+                                         prefetch_line, prefetch_row)
 
 
 @njit(cache=False)
@@ -37,10 +38,20 @@ def test_prefetch_emits_the_llvm_intrinsic():
 
 
 def test_prefetch_distance_is_about_4kb_of_rows_clamped_to_4_64():
-    assert prefetch_distance(np.zeros((3, 64), np.float32)) == 16      # 256 B rows
-    assert prefetch_distance(np.zeros((3, 1024), np.float32)) == 4     # 4 KB rows: at least 4
-    assert prefetch_distance(np.zeros((3, 2), np.float32)) == 64       # 8 B rows: at most 64
-    assert prefetch_distance(np.zeros((3, 64), np.int64)) == 8
+    # arrays just past PREFETCH_MIN_BYTES (smaller ones are not prefetched at all: next test)
+    assert prefetch_distance(np.zeros((4097, 64), np.float32)) == 16      # 256 B rows
+    assert prefetch_distance(np.zeros((257, 1024), np.float32)) == 4      # 4 KB rows: at least 4
+    assert prefetch_distance(np.zeros((131073, 2), np.float32)) == 64     # 8 B rows: at most 64
+    assert prefetch_distance(np.zeros((2049, 64), np.int64)) == 8
+
+
+def test_arrays_that_fit_in_cache_are_not_prefetched():
+    assert PREFETCH_MIN_BYTES == 1 << 20
+    assert prefetch_distance(np.zeros((4096, 64), np.float32)) == NO_PREFETCH     # exactly 1 MB
+    assert prefetch_distance(np.zeros((3, 2), np.float32)) == NO_PREFETCH
+    assert prefetch_distance(np.zeros((0, 64), np.float32)) == NO_PREFETCH
+    # the kernels' test ``e + pd < E`` is then false for any edge list that fits in memory
+    assert NO_PREFETCH > 1 << 48
 
 
 def _big_random_csr(n, e, seed):

@@ -29,9 +29,7 @@ def gin_aggregate(indptr, indices, X, eps, out):
         r0 = _chunk_start(indptr, c, n_chunks)
         r1 = _chunk_start(indptr, c + 1, n_chunks)
         for i in range(r0, r1):
-            orow = out[i]
-            _weighted_row_sum(orow, X, indices, indptr[i], indptr[i + 1], None, None, pd)   # SpMM's gather
+            _weighted_row_sum(out, i, X, indices, indptr[i], indptr[i + 1], None, None, pd)   # SpMM's gather
             if i < n_root:
-                xrow = X[i]
                 for f in range(F):
-                    orow[f] += scale * xrow[f]
+                    out[i, f] += scale * X[i, f]
