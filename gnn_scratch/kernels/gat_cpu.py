@@ -59,22 +59,20 @@ def gat_forward(indptr, indices, a_dst, a_src, Z, negative_slope, keep_mask, kee
     dropout = keep_mask.shape[0] > 0
     one = out.dtype.type(1)
     n_chunks = _num_chunks(n_dst)
+    # out[i, h, f], Z[j, h, f], ... indexed directly: a row view per edge is an array struct Numba builds
+    # and reference-counts (the one-head layer on Cora: 0.89x its time with views)
     for c in prange(n_chunks):
         r0 = _chunk_start(indptr, c, n_chunks)
         r1 = _chunk_start(indptr, c + 1, n_chunks)
         for i in range(r0, r1):
             lo, hi = indptr[i], indptr[i + 1]
-            o = out[i]
-            m = row_max[i]
-            l = row_sum[i]
             for h in range(H):
-                m[h] = 0
-                l[h] = 0
+                row_max[i, h] = 0
+                row_sum[i, h] = 0
                 for f in range(F):
-                    o[h, f] = 0
+                    out[i, h, f] = 0
             for e in range(lo, hi):
                 j = indices[e]
-                z = Z[j]
                 for h in range(H):
                     s = a_dst[i, h] + a_src[j, h]
                     if not s > 0:
@@ -82,28 +80,28 @@ def gat_forward(indptr, indices, a_dst, a_src, Z, negative_slope, keep_mask, kee
                     # one exp per (edge, head): exp(s - max) when the max holds, else the rescale
                     # factor exp(old max - s), the new edge's own weight being exp(0) = 1
                     if e == lo:
-                        m[h] = s
+                        row_max[i, h] = s
                         p = one
-                    elif s > m[h]:
-                        r = np.exp(m[h] - s)
-                        l[h] *= r
+                    elif s > row_max[i, h]:
+                        r = np.exp(row_max[i, h] - s)
+                        row_sum[i, h] *= r
                         for f in range(F):
-                            o[h, f] *= r
-                        m[h] = s
+                            out[i, h, f] *= r
+                        row_max[i, h] = s
                         p = one
                     else:
-                        p = np.exp(s - m[h])
-                    l[h] += p
+                        p = np.exp(s - row_max[i, h])
+                    row_sum[i, h] += p
                     if dropout:
                         if keep_mask[e, h] == 0:
                             continue
                         p = p * keep_scale
                     for f in range(F):
-                        o[h, f] += p * z[h, f]
+                        out[i, h, f] += p * Z[j, h, f]
             if hi > lo:
                 for h in range(H):
                     for f in range(F):
-                        o[h, f] /= l[h]
+                        out[i, h, f] /= row_sum[i, h]
 
 
 @njit(**_PARALLEL)
