@@ -38,6 +38,8 @@ is importable, scikit-learn.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,28 +88,60 @@ def _positive_int(name, v):
 NORMALIZATIONS = (None, "l2", "standardize")
 
 
+def _check_normalize(normalize):
+    """Raise unless ``normalize`` is one of ``NORMALIZATIONS`` (TypeError for a non-str, ValueError otherwise)."""
+    if normalize is not None and not isinstance(normalize, str):
+        raise TypeError(f"normalize must be None or one of the names {NORMALIZATIONS[1:]}, got "
+                        f"{type(normalize).__name__} {normalize!r}")
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+
+
+def _fit_row_index(fit_rows, num_rows):
+    """``fit_rows`` as an int64 index array: (n,) ints in [0, num_rows) or a (num_rows,) bool mask."""
+    rows = np.asarray(fit_rows)
+    if rows.dtype == np.bool_:
+        if rows.shape != (num_rows,):
+            raise ValueError(f"fit_rows as a bool mask must have shape ({num_rows},), got {rows.shape}")
+        return np.flatnonzero(rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise TypeError(f"fit_rows must be a 1-D array of int row ids or a ({num_rows},) bool mask, got "
+                        f"{rows.dtype} {rows.shape}")
+    rows = rows.astype(np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= num_rows):
+        bad = rows[(rows < 0) | (rows >= num_rows)][0]
+        raise ValueError(f"fit_rows must hold row ids in [0, {num_rows}), got {bad}")
+    return rows
+
+
 def normalize_embedding(Z, normalize=None, fit_rows=None):
     """Z (N, d) float -> (N, d) float64 features for the classifier.
 
     normalize None: Z unchanged (as float64); "l2": row i divided by ||z_i||₂ (a zero row stays zero);
     "standardize": column j mapped to (z_ij - μ_j) / σ_j with μ, σ the mean and standard deviation of
-    the rows ``fit_rows`` (the classifier's training rows; all rows when None), a constant column
-    (σ = 0) only centred -- so the held-out rows never shape the transform. "l2" is row-wise and needs
-    no statistics. Raises ValueError for another ``normalize`` or an empty ``fit_rows``.
+    the rows ``fit_rows`` (the classifier's training rows: (n,) int row ids or an (N,) bool mask; all
+    rows when None), so the held-out rows never shape the transform. A column that is constant on
+    those rows is only centred (z_ij - μ_j, so it is ~0 there): "constant" means σ_j <= n ε |μ_j|
+    with n the number of fit rows and ε the float64 machine epsilon -- the rounding error bound of a
+    mean of n values, the bound scikit-learn's StandardScaler uses (``_is_constant_feature``) -- so a
+    column of 0.1, whose computed σ is ~1e-17 instead of 0, is not blown up to ±1. "l2" is row-wise
+    and needs no statistics. Raises TypeError for a ``normalize`` that is not None or a str and for
+    ``fit_rows`` that are not int ids or a bool mask; ValueError for an unknown ``normalize``, an
+    empty ``fit_rows``, ids outside [0, N) or a mask of another length.
     """
+    _check_normalize(normalize)
     Z = _as_embedding(Z)
     if normalize is None:
         return Z
     if normalize == "l2":
         norm = np.linalg.norm(Z, axis=1, keepdims=True)
         return Z / np.where(norm > 0, norm, 1.0)
-    if normalize == "standardize":
-        F = Z if fit_rows is None else Z[np.asarray(fit_rows)]
-        if F.shape[0] == 0:
-            raise ValueError("fit_rows must select at least one row to standardize with")
-        mu, sd = F.mean(axis=0), F.std(axis=0)
-        return (Z - mu) / np.where(sd > 0, sd, 1.0)
-    raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    F = Z if fit_rows is None else Z[_fit_row_index(fit_rows, Z.shape[0])]
+    if F.shape[0] == 0:
+        raise ValueError("fit_rows must select at least one row to standardize with")
+    mu, sd = F.mean(axis=0), F.std(axis=0)
+    constant = sd <= F.shape[0] * np.finfo(np.float64).eps * np.abs(mu)
+    return (Z - mu) / np.where(constant, 1.0, sd)
 
 
 # =============================================================================== F1
@@ -297,10 +331,9 @@ def evaluate_multilabel(Z, Y, train_fractions=TRAIN_FRACTIONS, repeats=10, seed=
     ``normalize_embedding`` ("standardize" takes each split's training rows' statistics). Each metric
     is a dict ``mean``, ``std`` (over the repeats), ``all`` (the per-repeat values). Raises ValueError
     on shapes, non-finite embeddings, fractions outside (0, 1), a split with an empty side, or an
-    unknown ``normalize``.
+    unknown ``normalize`` name; TypeError when ``normalize`` is neither None nor a str.
     """
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    _check_normalize(normalize)
     Z = _as_embedding(Z)
     Y = _as_bool_matrix(Y, "Y")
     if Y.shape[0] != Z.shape[0]:
@@ -334,13 +367,22 @@ def validation_splits(num_nodes, train_fraction=0.5, repeats=10, seed=0):
     train / test are ``evaluate_multilabel``'s cut of ``random_splits(num_nodes, repeats, seed)[r]`` at
     ``train_fraction``; the train part is permuted by ``default_rng((seed, r, 1))`` and cut in two:
     inner_train = the first ⌊|train| / 2⌋, validation = the rest. Both lie inside train, so a choice
-    made on them never sees a test node. Raises ValueError when a part would be empty.
+    made on them never sees a test node. Raises TypeError when ``train_fraction`` is not one real
+    number (a bool, a str or a sequence), ValueError when it is outside (0, 1) or leaves fewer than
+    two training nodes (an empty inner half or validation half).
     """
     num_nodes = _positive_int("num_nodes", num_nodes)
-    (f,) = _check_fractions(train_fraction)
+    if isinstance(train_fraction, (bool, np.bool_)) or not isinstance(train_fraction, numbers.Real):
+        raise TypeError(f"train_fraction must be one float in (0, 1), got {type(train_fraction).__name__} "
+                        f"{train_fraction!r}")
+    f = float(train_fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}")
     ntr = int(f * num_nodes)
-    if ntr < 2 or ntr == num_nodes:
-        raise ValueError(f"train fraction {f} of {num_nodes} nodes leaves no room for a validation half or a test set")
+    # no check for an empty test side: f <= 1 - 2**-53 puts the exact f N at least N 2**-53 below N, which
+    # rounds to a float below N for every N < 2**53, so int(f N) < N
+    if ntr < 2:
+        raise ValueError(f"train fraction {f} of {num_nodes} nodes leaves no room for a validation half")
     out = []
     for r, perm in enumerate(random_splits(num_nodes, repeats, seed)):
         train, test = perm[:ntr], perm[ntr:]
@@ -356,21 +398,78 @@ def _fit_score(Z, Y, normalize, C, fit_idx, score_idx, penalize_intercept, max_i
     return f1_scores(Y[score_idx], clf.predict_top_k(X[score_idx], Y[score_idx].sum(axis=1)), empty=empty)
 
 
+def _is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _C_values(C):
+    """``select_and_evaluate``'s C as a tuple of floats, repeats dropped (first occurrence kept, order kept)."""
+    if isinstance(C, np.ndarray) and C.ndim == 0:
+        C = C.item()
+    if _is_real(C):
+        values = [C]
+    elif isinstance(C, (str, bytes, bool, np.bool_)) or not hasattr(C, "__iter__"):
+        raise TypeError(f"C must be a positive finite real number or a 1-D sequence of them, got "
+                        f"{type(C).__name__} {C!r}")
+    else:
+        values = list(C)
+    if not values:
+        raise ValueError("C must hold at least one value, got an empty sequence")
+    for c in values:
+        if not _is_real(c):
+            raise TypeError(f"C must be a positive finite real number or a 1-D sequence of them, got {C!r} "
+                            f"(an element of type {type(c).__name__})")
+        if not (math.isfinite(c) and c > 0):
+            raise ValueError(f"C must hold positive finite numbers, got {c!r} in {C!r}")
+    return tuple(dict.fromkeys(float(c) for c in values))
+
+
+def _normalize_values(normalize):
+    """``select_and_evaluate``'s normalize as a tuple of ``NORMALIZATIONS``, repeats dropped (order kept)."""
+    if normalize is None or isinstance(normalize, str):
+        values = [normalize]
+    elif isinstance(normalize, bytes) or not hasattr(normalize, "__iter__"):
+        raise TypeError(f"normalize must be one of {NORMALIZATIONS} or a sequence of them, got "
+                        f"{type(normalize).__name__} {normalize!r}")
+    else:
+        values = list(normalize)
+    if not values:
+        raise ValueError(f"normalize must name at least one of {NORMALIZATIONS}, got an empty sequence")
+    for v in values:
+        if v is not None and not isinstance(v, str):
+            raise TypeError(f"normalize must be one of {NORMALIZATIONS} or a sequence of them, got {normalize!r} "
+                            f"(an element of type {type(v).__name__})")
+        if v not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS} or a sequence of them, got {v!r} in "
+                             f"{normalize!r}")
+    return tuple(dict.fromkeys(values))
+
+
 def select_and_evaluate(embeddings, Y, train_fraction=0.5, repeats=10, seed=0, C=1.0, normalize=None,
-                        penalize_intercept=True, max_iter=1000, empty="skip"):
+                        penalize_intercept=True, max_iter=1000, empty="skip", progress=None):
     """Choose (embedding, normalisation, C) on validation data per split, then score the split's test nodes.
 
     embeddings: {key: (N, d) float} (e.g. node2vec's (p, q) grid; one entry to tune only the
-    classifier); Y: (N, L) bool labels, every node labelled; C: a float or a sequence of them;
-    normalize: one of ``NORMALIZATIONS`` or a sequence of them. For each repeat r of
+    classifier); Y: (N, L) bool labels, every node labelled; C: a positive finite real number or a
+    non-empty 1-D sequence of them; normalize: one of ``NORMALIZATIONS`` or a non-empty sequence of
+    them. A value repeated in C or normalize is kept once, at its first position (so each candidate is
+    fitted and scored once per repeat and the order of the candidates is that of first appearance).
+    For each repeat r of
     ``validation_splits(N, train_fraction, repeats, seed)``: every candidate (key, normalize, C), in
     that nested order, is fitted on inner_train and scored by Macro-F1 on validation; the first
     highest wins; the winner is refitted on the whole train part and scored on the test nodes. No test
     node is seen before that last fit (nor do "standardize"'s statistics come from outside the fitted
     rows). Returns {"macro_f1", "micro_f1": dict mean / std / all over the repeats, "choices": [(key,
     normalize, C)] per repeat, "validation": {(key, normalize, C): [Macro-F1 per repeat]}}.
-    Raises ValueError for no embeddings, shapes that differ, unlabelled nodes, C <= 0, an unknown
-    normalisation, or the errors of ``validation_splits``.
+    progress: None, or a callable ``progress(key, {(key, normalize, C): [Macro-F1 per repeat]})``
+    called once per embedding when its validation scores over all repeats are in (the validation
+    fits run embedding by embedding; with a single candidate there are none and it is not called).
+    It only reports: the results do not depend on it.
+    Raises ValueError for no embeddings, shapes that differ, unlabelled nodes, an empty C or
+    normalize, a C that is not positive and finite, an unknown normalisation name; TypeError for a C
+    that is not a real number or a flat sequence of them (bools and strings included) or a normalize
+    that is not None / a str / a sequence of them or a ``progress`` that is not callable; and the
+    errors of ``validation_splits`` (``train_fraction``).
     """
     if not embeddings:
         raise ValueError("embeddings must hold at least one (N, d) embedding")
@@ -381,30 +480,32 @@ def select_and_evaluate(embeddings, Y, train_fraction=0.5, repeats=10, seed=0, C
             raise ValueError(f"embeddings[{k!r}] must have one row per node ({Y.shape[0]}), got {Z.shape[0]}")
     if not Y.any(axis=1).all():
         raise ValueError("every node must carry at least one label (the splits index all nodes)")
-    Cs = tuple(float(c) for c in np.atleast_1d(C))
-    if not Cs or any(not np.isfinite(c) or c <= 0 for c in Cs):
-        raise ValueError(f"C must be positive finite floats, got {C!r}")
-    norms = (normalize,) if normalize is None or isinstance(normalize, str) else tuple(normalize)
-    if not norms or any(n not in NORMALIZATIONS for n in norms):
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS} or a sequence of them, got {normalize!r}")
+    Cs = _C_values(C)
+    norms = _normalize_values(normalize)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be None or a callable, got {type(progress).__name__}")
     cands = [(k, n, c) for k in Zs for n in norms for c in Cs]
     opts = (penalize_intercept, max_iter, empty)
-    validation = {cand: [] for cand in cands}
+    splits = validation_splits(Y.shape[0], train_fraction, repeats, seed)
+    validation = {}
+    if len(cands) > 1:                         # with one candidate there is nothing to choose: no validation fit
+        # embedding by embedding, so that ``progress`` can report each one; every fit depends only on its
+        # own candidate and split, so the order changes no number
+        for key in Zs:
+            mine = [cand for cand in cands if cand[0] == key]
+            for k, n, c in mine:
+                validation[(k, n, c)] = [_fit_score(Zs[k], Y, n, c, inner, val, *opts)[0]
+                                         for inner, val, _, _ in splits]
+            if progress is not None:
+                progress(key, {cand: list(validation[cand]) for cand in mine})
     macro, micro, choices = [], [], []
-    for inner, val, train, test in validation_splits(Y.shape[0], train_fraction, repeats, seed):
-        if len(cands) == 1:                    # nothing to choose: no validation fit
-            best = cands[0]
-        else:
-            scores = [_fit_score(Zs[k], Y, n, c, inner, val, *opts)[0] for k, n, c in cands]
-            for cand, v in zip(cands, scores):
-                validation[cand].append(v)
-            best = cands[int(np.argmax(scores))]
+    for r, (_, _, train, test) in enumerate(splits):
+        best = cands[int(np.argmax([validation[cand][r] for cand in cands]))] if validation else cands[0]
         ma, mi = _fit_score(Zs[best[0]], Y, best[1], best[2], train, test, *opts)
         macro.append(ma)
         micro.append(mi)
         choices.append(best)
-    return dict(macro_f1=_summary(macro), micro_f1=_summary(micro), choices=choices,
-                validation={k: v for k, v in validation.items() if v})
+    return dict(macro_f1=_summary(macro), micro_f1=_summary(micro), choices=choices, validation=validation)
 
 
 def classify_split(Z, y, train_idx, test_idx, C=1.0, max_iter=500):
