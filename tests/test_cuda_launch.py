@@ -143,3 +143,29 @@ def test_gather_kernels_with_the_gpu_block_on_long_rows(monkeypatch, F):
     ck.spmm_mean_backward(d["indptr"], d["indices"], cuda.to_device(dst_indptr), d["X"], out)
     ref.spmm_mean_backward(indptr, indices, dst_indptr, X, want)
     np.testing.assert_array_equal(out.copy_to_host(), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_register_tiles_of_one_two_and_four_columns(monkeypatch, dtype):
+    """The three products (with and without accumulate) at widths that give 4, 2 and 1 output columns per thread
+    (``_cols_per_thread``: N > 2 _TILE, _TILE < N <= 2 _TILE, N <= _TILE; on a GPU, _TILE = 16, N = 40, 17, 3 and
+    12; in the simulator, _TILE = 8, N = 40 and 17, 12, 3), M and K not multiples of the tile, K = 37 split over
+    K in matmul_tn, fewer blocks than tiles; against the float64 product of NumPy."""
+    monkeypatch.setattr(dc, "_MAX_BLOCKS", 2)           # 2 x 2 output tiles at (33, 40): the grid-stride loop runs
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    rng = np.random.default_rng(4)
+    shapes = ((33, 9, 40), (9, 37, 17), (70, 5, 3), (20, 11, 12))
+    assert {dc._cols_per_thread(N) for _, _, N in shapes} == {1, 2, 4}
+    assert 37 > dc._SPLIT_K
+    r = lambda *s: rng.standard_normal(s).astype(dtype)   # noqa: E731
+    for M, K, N in shapes:
+        A, B = r(M, K), r(K, N)
+        for name, a, b in (("matmul", A, B), ("matmul_tn", np.ascontiguousarray(A.T), B),
+                           ("matmul_nt", A, np.ascontiguousarray(B.T))):
+            for accumulate in (False, True):
+                start = r(M, N) if accumulate else np.full((M, N), np.nan, dtype)
+                out = cuda.to_device(start)
+                getattr(dc, name)(cuda.to_device(a), cuda.to_device(b), out, accumulate=accumulate)
+                want = (start if accumulate else 0) + A.astype(np.float64) @ B.astype(np.float64)
+                np.testing.assert_allclose(out.copy_to_host(), want, err_msg=f"{name} {(M, K, N)} {accumulate}",
+                                           **tol)

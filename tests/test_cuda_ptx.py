@@ -5,7 +5,7 @@ cannot lower (a NumPy call, a Python object, a type mix) would first fail on a G
 records, under the simulator, the argument types of every kernel launch of a small workload
 (one training step of GCN with dense and sparse features, SAGE mean / sum / normalize / max /
 projected, GAT with attention dropout, in float32 and float64, plus the sparse kernels and
-optimisers no step uses), then compiles each
+optimisers no step uses and products wide enough for every matmul register tile), then compiles each
 (kernel, signature) to PTX for sm_90 with the real numba-cuda in a subprocess
 (``cuda.compile_ptx``: NVVM, no GPU, no driver), and checks that no float32 kernel contains
 float64 arithmetic. It needs libNVVM and NVRTC (the CUDA toolkit, or the ``nvidia-nvvm`` and
@@ -216,6 +216,17 @@ def _workload(dtype):
     alpha = o(E, H)
     ck.edge_softmax(d(g.indptr), r(E, H), alpha)
     ck.edge_softmax_backward(d(g.indptr), alpha, r(E, H), o(E, H))
+    # the MSE loss (PyG Temporal's regression) and the in-place subtraction (Chebyshev recurrences)
+    P, T = r(N, 2), r(N, 2)
+    lc.mse(P, T, o(N), o(1))
+    lc.mse_backward(P, T, o(N, 2))
+    dc.sub(r(N, F), r(N, F))
+    # products wide enough for the register tiles of 2 and 4 columns per thread (the layers above are at most
+    # 5 wide: 1 column), in the three transpose patterns; under the simulator _TILE = 8, so N = 12 and 40
+    for width in (dc._TILE + 4, 40):
+        dc.matmul(r(3, 2), r(2, width), o(3, width))
+        dc.matmul_tn(r(2, 3), r(2, width), o(3, width))
+        dc.matmul_nt(r(3, 2), r(width, 2), o(3, width))
 
 
 KERNEL_MODULES = (ck, dc, ec, gc_, lc, oc)
@@ -250,6 +261,10 @@ def test_every_kernel_compiles_for_a_gpu(nvvm, monkeypatch, tmp_path):
     launched = _launched(records)
     for factory in ("_matmul_kernel", "_col_sum_kernel", "_mask_kernels"):
         assert factory in launched
+    tiles = {(c["trans_a"], c["trans_b"], c["RN"]) for c in (json.loads(r)["closure"] for r in records)
+             if "RN" in c}
+    assert tiles >= {(ta, tb, rn) for ta, tb in ((False, False), (True, False), (False, True)) for rn in (1, 2, 4)}, \
+        f"matmul register tiles recorded (trans_a, trans_b, columns per thread): {sorted(tiles)}"
     missing = sorted(_all_kernels() - launched - {"kernel"})
     assert not missing, f"kernels the workload never launches (add them to _workload): {missing}"
     path = tmp_path / "launches.jsonl"

@@ -226,7 +226,7 @@ def test_wide_rows_and_grid_stride_loops(kernel, monkeypatch):
 
 
 def test_launch_shapes():
-    assert ck._row_launch(0, 8) is None and ck._flat_launch(0) is None
+    assert ck._row_launch(0, 8) is None and ck._flat_launch(0) is None and ck._gather_launch(0, 8) is None
     grid, (lanes, rows) = ck._row_launch(1000, 16)
     assert lanes == 32 and rows == ck._BLOCK_THREADS // 32 and grid * rows >= 1000
     grid, (lanes, rows) = ck._row_launch(10, 10_000)
@@ -249,6 +249,35 @@ def test_shape_and_dtype_errors():
         ck.spmm_mean(d(g.indptr), d(g.indices), d(np.ones((7, 2))), d(np.ones((7, 2), np.float32)))
     with pytest.raises(TypeError, match="X must be float32 or float64, got int64"):
         ck.spmm_mean(d(g.indptr), d(g.indices), d(np.ones((7, 2), np.int64)), d(np.ones((7, 2), np.int64)))
+
+
+@pytest.mark.parametrize("unsigned", [np.uint64, np.uint32])
+def test_gather_kernels_refuse_unsigned_index_arrays(unsigned):
+    """The gather loop's edge index has indptr's dtype; Numba types uint64 + int as float64, which cannot index,
+    so a GPU would fail to compile: every gather op refuses unsigned index arrays up front, naming the argument."""
+    g = _fixture_graph()
+    d = cuda.to_device
+    u = lambda a: d(np.asarray(a).astype(unsigned))  # noqa: E731
+    X, out, val = d(np.ones((7, 2))), cuda.device_array((7, 2)), d(np.ones(g.num_edges))
+    msg = (r"{} must have a signed integer dtype \(int64 or int32\) for the gather kernels, got "
+           + np.dtype(unsigned).name)
+    with pytest.raises(TypeError, match=msg.format("indptr")):
+        ck.spmm_sum(u(g.indptr), d(g.indices), val, X, out)
+    with pytest.raises(TypeError, match=msg.format("indices")):
+        ck.spmm_sum(d(g.indptr), u(g.indices), val, X, out)
+    with pytest.raises(TypeError, match=msg.format("indices")):
+        ck.spmm_mean(d(g.indptr), u(g.indices), X, out)
+    with pytest.raises(TypeError, match=msg.format("perm")):
+        ck.spmm_sum_perm(d(g.t_indptr), d(g.t_indices), u(g.t_perm), val, X, out)
+    with pytest.raises(TypeError, match=msg.format("t_indices")):
+        ck.spmm_mean_backward(d(g.t_indptr), u(g.t_indices), d(g.indptr), X, out)
+    with pytest.raises(TypeError, match=msg.format("indptr")):
+        ck.spmm_mean_backward(d(g.t_indptr), d(g.t_indices), u(g.indptr), X, out)
+    # the signed widths still run (int32 indices, as scipy gives)
+    ck.spmm_mean(d(g.indptr.astype(np.int32)), d(g.indices.astype(np.int32)), X, out)
+    want = np.empty((7, 2))
+    ref.spmm_mean(g.indptr, g.indices, np.ones((7, 2)), want)
+    np.testing.assert_array_equal(out.copy_to_host(), want)
 
 
 def test_require_cuda_message(monkeypatch):

@@ -19,7 +19,9 @@ Launch shapes
   lane loading four edges' rows before it adds them (``_make_gather_kernel`` says why).
 * **Per-(row, head) kernels** (``_flat_launch``): one thread per (row, head) pair loops over the
   row's edges (segment sums, edge softmax and its backward).
-* Both use grid-stride loops, so any grid size is correct; the grid is capped at ``_MAX_BLOCKS``.
+* All three use grid-stride loops, so any grid size is correct; the grid is capped at ``_MAX_BLOCKS``.
+  Each launch helper returns None for an empty problem (no rows or items), and ``_launch`` then
+  launches nothing.
 
 No kernel uses atomics: the one backward whose formula scatters (``spmm_max_backward``) gathers
 over the cached transpose instead. float32 and float64 are both supported:
@@ -179,6 +181,19 @@ def _check_csr(indptr, indices, ptr="indptr", idx="indices"):
     return indptr.shape[0] - 1, indices.shape[0]
 
 
+def _check_signed_index(**arrays):
+    """Raise unless every named index array of a gather kernel has a signed integer dtype.
+
+    Why: the gather loop steps an edge index that has indptr's dtype (``e + 4``, ``e + 1``) and the mean's
+    backward reads ``aux[s + 1]`` with s from indices; Numba types uint64 plus a signed int as float64,
+    which cannot index, so a uint64 CSR would fail on a GPU with an obscure typing error at compile time.
+    """
+    for name, a in arrays.items():
+        if a.dtype.kind != "i":
+            raise TypeError(f"{name} must have a signed integer dtype (int64 or int32) for the gather kernels, "
+                            f"got {a.dtype}")
+
+
 # ================================================================================ SpMM (node <- edges)
 # The four weighted-gather aggregations share one kernel body; ``mode`` is a compile-time constant of each
 # specialisation, so the branches below fold away.
@@ -191,6 +206,7 @@ def _gather_launch(n_rows, width):
 
     lanes = the smallest power of two with ``4 * lanes >= width``, at most a warp (32); rows per block =
     ``_BLOCK_THREADS // lanes`` (F = 64: 16 lanes, 16 rows per block; F = 8: 2 lanes, 128 rows).
+    Returns None when ``n_rows <= 0`` (nothing to launch), as ``_row_launch`` does.
     """
     if n_rows <= 0:
         return None
@@ -352,13 +368,16 @@ def spmm_sum(indptr, indices, edge_val, X, out):
     """Weighted sum aggregation: out[i] = sum_{e in row i} edge_val[e] * X[indices[e]].
 
     indptr (N_dst+1,) int, indices (E,) int, edge_val (E,), X (N_src, F), out (N_dst, F); floats of
-    one dtype. out is overwritten; an empty row gives 0. O(E * F) work.
+    one dtype. out is overwritten; an empty row gives 0. O(E * F) work. The index arrays of the four
+    gather aggregations must be signed (int64 or int32): an unsigned one raises TypeError
+    (``_check_signed_index`` says why).
     Launch (``_gather_launch``): up to a warp per destination row, four features per lane, four
     edges' rows loaded before they are added; no atomics.
     """
     require_cuda()
     indptr, indices, edge_val, X, out = _device(indptr=indptr, indices=indices, edge_val=edge_val, X=X, out=out)
     n_dst, E = _check_csr(indptr, indices)
+    _check_signed_index(indptr=indptr, indices=indices)
     _check("edge_val", edge_val, (E,))
     _check("X", X, (None, None))
     _check("out", out, (n_dst, X.shape[1]))
@@ -370,7 +389,7 @@ def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
     """Weighted sum with permuted weights: out[i] = sum_{e in row i} edge_val[perm[e]] * X[indices[e]].
 
     Called on the transpose (t_indptr, t_indices, t_perm) it computes A^T @ X with the weights kept
-    in CSR order. indptr (R+1,), indices (E,), perm (E,) int, edge_val (E,), X (C, F), out (R, F).
+    in CSR order. indptr (R+1,), indices (E,), perm (E,) signed int, edge_val (E,), X (C, F), out (R, F).
     out is overwritten; an empty row gives 0. O(E * F) work.
     Launch: as ``spmm_sum``; no atomics.
     """
@@ -379,6 +398,7 @@ def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
         indptr=indptr, indices=indices, perm=perm, edge_val=edge_val, X=X, out=out)
     n_rows, E = _check_csr(indptr, indices)
     _check("perm", perm, (E,), kind="iu")
+    _check_signed_index(indptr=indptr, indices=indices, perm=perm)
     _check("edge_val", edge_val, (E,))
     _check("X", X, (None, None))
     _check("out", out, (n_rows, X.shape[1]))
@@ -389,12 +409,13 @@ def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
 def spmm_mean(indptr, indices, X, out):
     """Mean aggregation: out[i] = (1/deg_i) sum_{e in row i} X[indices[e]]; 0 when deg_i = 0.
 
-    indptr (N_dst+1,), indices (E,), X (N_src, F), out (N_dst, F). out is overwritten. O(E * F) work.
-    Launch: as ``spmm_sum``; no atomics.
+    indptr (N_dst+1,), indices (E,) signed int, X (N_src, F), out (N_dst, F). out is overwritten.
+    O(E * F) work. Launch: as ``spmm_sum``; no atomics.
     """
     require_cuda()
     indptr, indices, X, out = _device(indptr=indptr, indices=indices, X=X, out=out)
     n_dst, _ = _check_csr(indptr, indices)
+    _check_signed_index(indptr=indptr, indices=indices)
     _check("X", X, (None, None))
     _check("out", out, (n_dst, X.shape[1]))
     _check_float(("X", X), ("out", out))
@@ -405,8 +426,8 @@ def spmm_mean(indptr, indices, X, out):
 def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
     """Gradient of spmm_mean w.r.t. X: grad_X[j] = sum_{edges j -> i} grad_out[i] / deg_i.
 
-    t_indptr (N_src+1,), t_indices (E,) destination ids, indptr (N_dst+1,) for the degrees,
-    grad_out (N_dst, F), grad_X (N_src, F). grad_X is overwritten. O(E * F) work.
+    t_indptr (N_src+1,), t_indices (E,) destination ids, indptr (N_dst+1,) for the degrees (all three
+    signed int), grad_out (N_dst, F), grad_X (N_src, F). grad_X is overwritten. O(E * F) work.
     Launch: as ``spmm_sum``, over the *source* rows of the transpose: each grad_X row has one owner,
     so no atomics.
     """
@@ -415,6 +436,7 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
         t_indptr=t_indptr, t_indices=t_indices, indptr=indptr, grad_out=grad_out, grad_X=grad_X)
     n_src, _ = _check_csr(t_indptr, t_indices, "t_indptr", "t_indices")
     _check("indptr", indptr, (None,), kind="iu")
+    _check_signed_index(t_indptr=t_indptr, t_indices=t_indices, indptr=indptr)
     _check("grad_out", grad_out, (indptr.shape[0] - 1, None))
     _check("grad_X", grad_X, (n_src, grad_out.shape[1]))
     _check_float(("grad_out", grad_out), ("grad_X", grad_X))

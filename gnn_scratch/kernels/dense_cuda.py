@@ -21,8 +21,9 @@ Launch shapes and determinism
 -----------------------------
 * **Tiled matmul** (``matmul``, ``matmul_tn``, ``matmul_nt``): a ``_TILE x _TILE`` block owns a
   tile of the output, ``_ROWS_PER_THREAD x _cols_per_thread(N)`` outputs per thread held in
-  registers (64 x 64 for the layers' 64-wide products); the A and B tiles are staged through shared memory, loaded so that
-  neighbouring threads read neighbouring addresses whichever operand is transposed. ``A^T B``
+  registers (a 64 x 64 tile for the layers' 64-wide products); the A and B tiles are staged
+  through shared memory, loaded so that neighbouring threads read neighbouring addresses
+  whichever operand is transposed. ``A^T B``
   (the weight gradient H^T dZ, whose reduction runs over all N nodes and whose output is tiny) is
   **split over K**: ``blockIdx.y`` takes a chunk of ``_SPLIT_K`` rows and writes its own partial
   product; the partials are then summed in a fixed order by ``col_sum``. No atomics anywhere.
@@ -85,11 +86,15 @@ def _nb_type(dtype):
 
 
 # ================================================================================== matrix products
-_ROWS_PER_THREAD = 4                      # matmul register tile: outputs per thread along i ...
+_ROWS_PER_THREAD = 4                      # matmul register tile: outputs per thread along i (rows of out)
 
 
 def _cols_per_thread(N):
-    """... and along j: 4 for N > 32 (the layers' 64-wide products), 2 up to 32, 1 up to a tile."""
+    """The matmul register tile's outputs per thread along j (columns of out) for an N-wide product.
+
+    4 for N > 2 _TILE (the layers' 64-wide products on a GPU, where _TILE = 16), 2 for _TILE < N <= 2 _TILE,
+    1 for N <= _TILE, so a narrow product does not pay for a register tile it cannot fill.
+    """
     return 4 if N > 2 * _TILE else (2 if N > _TILE else 1)
 
 
@@ -238,9 +243,11 @@ def matmul(A, B, out, accumulate=False):
     """out = A @ B (or out += A @ B with ``accumulate``); A may be a DeviceCSR (then an SpMM).
 
     A (M, K), B (K, N), out (M, N): device arrays of one float dtype, C-contiguous. out is
-    preallocated and overwritten (or added to). O(M N K) work, O((M N K) / _TILE) global reads.
-    Launch: a _TILE x _TILE block per output tile of up to (4 _TILE) x (4 _TILE), each thread
-    holding its outputs in registers; tiles staged in shared memory; no atomics.
+    preallocated and overwritten (or added to). O(M N K) work; about M N K (1 / (c _TILE) + 1 /
+    (4 _TILE)) global reads, c = ``_cols_per_thread(N)`` (A is read once per c _TILE columns of
+    out, B once per 4 _TILE rows).
+    Launch: a _TILE x _TILE block per output tile of (4 _TILE) x (c _TILE), each thread
+    holding its 4 x c outputs in registers; tiles staged in shared memory; no atomics.
     The layers' X W (N x F_in times F_in x F_out) and S W.
     """
     if _is_sparse(A):
