@@ -69,7 +69,45 @@ def big():
     n = cpu._PREFETCH_MIN_ITEMS + 1000
     g = _big_random_csr(n, cpu._PREFETCH_MIN_ITEMS + 5000, 0)
     assert g.num_edges > cpu._PREFETCH_MIN_ITEMS and g.indptr.size > cpu._PREFETCH_MIN_ITEMS
+    # width-4 float32 rows of this many nodes are over PREFETCH_MIN_BYTES: the kernels prefetch them
+    assert prefetch_distance(np.zeros((g.num_src, 4), np.float32)) != NO_PREFETCH
     return g
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gathers_with_the_row_prefetch_give_the_reference_bits(big, dtype):
+    """spmm_sum, spmm_mean and gin_aggregate on a graph whose rows are prefetched: the reference's sums, bit for bit."""
+    from gnn_scratch.kernels import gin_cpu, gin_reference
+    g, F = big, 4
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((g.num_src, F)).astype(dtype)
+    w = rng.standard_normal(g.num_edges).astype(dtype)
+    eps = np.array([0.25], dtype)
+    for name, args in (("spmm_sum", (g.indptr, g.indices, w, X)), ("spmm_mean", (g.indptr, g.indices, X))):
+        got, want = np.full((g.num_dst, F), np.nan, dtype), np.empty((g.num_dst, F), dtype)
+        getattr(cpu, name)(*args, got)
+        getattr(reference, name)(*args, want)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    got, want = np.full((g.num_dst, F), np.nan, dtype), np.empty((g.num_dst, F), dtype)
+    gin_cpu.gin_aggregate(g.indptr, g.indices, X, eps, got)
+    gin_reference.gin_aggregate(g.indptr, g.indices, X, eps, want)
+    np.testing.assert_array_equal(got, want, err_msg="gin_aggregate")
+
+
+def test_large_permuted_weights_are_prefetched_even_when_the_rows_fit_in_cache():
+    """A few hundred nodes (rows in L2) but more edges than _PREFETCH_MIN_ITEMS: the weight prefetch keeps its
+    distance (``prefetch_distance(X, needed=True)``), and the result is the reference's."""
+    from gnn_scratch.graph import Graph
+    rng = np.random.default_rng(5)
+    n, e, F = 300, cpu._PREFETCH_MIN_ITEMS + 2000, 8
+    g = Graph.from_edge_index(rng.integers(0, n, (2, e)), num_nodes=n)   # many repeated edges
+    G = rng.standard_normal((n, F)).astype(np.float32)
+    assert prefetch_distance(G) == NO_PREFETCH and prefetch_distance(G, True) != NO_PREFETCH
+    w = rng.standard_normal(g.num_edges).astype(np.float32)
+    got, want = np.empty((n, F), np.float32), np.empty((n, F), np.float32)
+    cpu.spmm_sum_perm(g.t_indptr, g.t_indices, g.t_perm, w, G, got)
+    reference.spmm_sum_perm(g.t_indptr, g.t_indices, g.t_perm, w, G, want)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_spmm_sum_perm_with_the_weight_prefetch_equals_the_prepermuted_sum_and_the_reference(big):

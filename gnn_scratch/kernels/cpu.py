@@ -16,7 +16,8 @@ Read the contract at the top of ``reference.py`` first. What this module adds is
 * **Software prefetch.** The gathering kernels (SpMM, SDDMM dot) are bound by the latency of
   loading random rows; each asks for the row it will need ~4 KB of rows ahead
   (``kernels/prefetch.py``: an LLVM ``prefetch`` hint, no fault, no effect on results), which
-  keeps several loads in flight per core. On a random graph they run at 50-85 % of a pure random
+  keeps several loads in flight per core -- for a gathered matrix over 1 MB: a smaller one sits in
+  L2 and the hints would only cost instructions. On a random graph they run at 50-85 % of a pure random
   row gather's bandwidth (DRAM latency x rows in flight), which is ~1/4 of the copy bandwidth
   here; ``scripts/measure_memory_bounds.py`` measures both.
 * **Rows on cache lines.** A gathered row costs as many DRAM lines as it spans, so the ops allocate
@@ -93,7 +94,8 @@ def _weighted_row_sum(out, i, X, indices, lo, hi, edge_val, perm, pd):
     w_e = 1 when ``edge_val`` is None, edge_val[e] when ``perm`` is None, else edge_val[perm[e]].
     Numba compiles one specialisation per combination (a None argument prunes its branch), so the
     unweighted sum multiplies by nothing. The first edge initialises out[i] (no zeroing pass); the
-    row of X needed ``pd`` edges later is prefetched, so several gathers are in flight at once.
+    row of X needed ``pd`` edges later is prefetched, so several gathers are in flight at once
+    (``pd`` = ``NO_PREFETCH`` for an X that fits in cache: then nothing is).
     Rows are indexed as ``out[i, f]`` and ``X[j, f]``, not through row views (``out[i]``): a view per
     edge is an array struct Numba builds and reference-counts, 10-25 % of a gather whose rows sit in
     cache (Cora's width-16 SpMM 57 -> 48 us); the arithmetic and its order are the same.
@@ -166,7 +168,8 @@ def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
     O(E * F). On the transpose this is A^T @ X without permuting the weights first.
     """
     n_rows = out.shape[0]
-    pd = _prefetch_distance(X)
+    # the permuted weight's prefetch rides on the row prefetch's distance: keep it for large weights
+    pd = _prefetch_distance(X, edge_val.size > _PREFETCH_MIN_ITEMS)
     n_chunks = _num_chunks(n_rows)
     for c in prange(n_chunks):
         r0 = _chunk_start(indptr, c, n_chunks)
@@ -212,8 +215,8 @@ def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
     """
     n_src, F = grad_X.shape
     E = t_indices.size
-    pd = _prefetch_distance(grad_out)
     pdeg = indptr.size > _PREFETCH_MIN_ITEMS
+    pd = _prefetch_distance(grad_out, pdeg)    # the degree's prefetch rides on the row prefetch's distance
     n_chunks = _num_chunks(n_src)
     for c in prange(n_chunks):
         r0 = _chunk_start(t_indptr, c, n_chunks)

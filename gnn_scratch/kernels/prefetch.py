@@ -56,10 +56,11 @@ def prefetch_line(typingctx, arr, row, offset):
 
 
 @njit(**_SERIAL)
-def prefetch_distance(X):
+def prefetch_distance(X, needed=False):
     """How many edges ahead to prefetch rows of ``X``: ~``PREFETCH_BYTES`` of rows, 4 to 64 edges, or
-    ``NO_PREFETCH`` when ``X`` holds at most ``PREFETCH_MIN_BYTES`` (it sits in cache)."""
-    if X.size * X.itemsize <= PREFETCH_MIN_BYTES:
+    ``NO_PREFETCH`` when ``X`` holds at most ``PREFETCH_MIN_BYTES`` (it sits in cache) unless ``needed``
+    (a kernel that also prefetches a large per-edge array at the same distance says so)."""
+    if not needed and X.size * X.itemsize <= PREFETCH_MIN_BYTES:
         return NO_PREFETCH
     row_bytes = max(X.strides[0], 1)
     return max(4, min(64, PREFETCH_BYTES // row_bytes))
