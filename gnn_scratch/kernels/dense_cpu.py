@@ -24,10 +24,14 @@ def matmul(A, B, out, accumulate=False):
     ``PRODUCT_BLOCK`` rows spread over the threads (``threads.row_blocks``): the same bits for any
     thread count, a few float32 ulps from the unsplit product (BLAS rounds a block's rows differently). So
     a node's evaluation-mode output can differ by those ulps between a graph above the split's size and a
-    subgraph below it."""
-    if (not accumulate and products_split() and isinstance(A, np.ndarray) and A.ndim == 2
+    subgraph below it. With ``accumulate`` each block's product is added to its rows of ``out`` while they
+    are in cache (the same sums as adding the whole split product afterwards)."""
+    if (products_split() and isinstance(A, np.ndarray) and A.ndim == 2
             and A.shape[0] > PRODUCT_BLOCK and A.shape[0] * A.shape[1] * B.shape[1] >= PRODUCT_GRAIN):
-        row_blocks(lambda lo, hi: np.matmul(A[lo:hi], B, out=out[lo:hi]), A.shape[0])
+        if accumulate:
+            row_blocks(lambda lo, hi: np.add(out[lo:hi], np.matmul(A[lo:hi], B), out=out[lo:hi]), A.shape[0])
+        else:
+            row_blocks(lambda lo, hi: np.matmul(A[lo:hi], B, out=out[lo:hi]), A.shape[0])
     else:
         _matmul_whole(A, B, out, accumulate)
 

@@ -13,13 +13,18 @@ from ..kernels.registry import run
 from .checks import dense, one_float, same_shape, shape
 
 
-def matmul(A, B):
-    """A @ B: A (N, K) dense or sparse, B (K, F) -> (N, F)."""
+def matmul(A, B, out=None, accumulate=False):
+    """A @ B: A (N, K) dense or sparse, B (K, F) -> (N, F); into ``out`` (added to with ``accumulate``: a
+    self term ``out += H W`` without a temporary the size of ``out`` and a pass over it)."""
     shape("matmul", "A", A, "N", "K")
     shape("matmul", "B", dense("matmul", "B", B), A.shape[1], "F")
-    one_float("matmul", A=A, B=B)
-    out = empty((A.shape[0], B.shape[1]), B.dtype, like=B)
-    run("matmul", out.size, A, B, out)
+    if out is not None:
+        shape("matmul", "out", out, A.shape[0], B.shape[1])
+        one_float("matmul", A=A, B=B, out=out)
+    else:
+        one_float("matmul", A=A, B=B)
+        out, accumulate = empty((A.shape[0], B.shape[1]), B.dtype, like=B), False
+    run("matmul", out.size, A, B, out, accumulate)
     return out
 
 

@@ -163,7 +163,7 @@ class SAGEConv(Module):
         if "b" in self.params:
             ops.add_bias(out, self.params["b"])
         if W_self is not None:
-            ops.add_(out, ops.matmul(self._rows(H, N_dst), W_self))
+            ops.matmul(self._rows(H, N_dst), W_self, out=out, accumulate=True)     # out += H_dst W_self
         norm = y = None
         if self.normalize:
             y, norm = ops.row_normalize(out, NORM_EPS)
