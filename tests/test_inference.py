@@ -79,6 +79,30 @@ def test_split_product_is_the_blocked_product_for_any_thread_count(dtype):
                                atol=1e-12 if dtype == np.float64 else 2e-5)
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_accumulating_product_adds_the_same_product(split):
+    """ops.matmul(A, B, out=, accumulate=True) == out + (the product ops.matmul(A, B) gives), bit for bit, split
+    (evaluation mode, blocks added while in cache) or not; ``out=`` alone overwrites; a wrong ``out`` is refused."""
+    rng = np.random.default_rng(7)
+    M = 2 * threads.PRODUCT_BLOCK + 77
+    A = rng.standard_normal((M, 128)).astype(np.float32)
+    B = rng.standard_normal((128, 64)).astype(np.float32)
+    start = rng.standard_normal((M, 64)).astype(np.float32)
+    policy = threads.parallel_products if split else threads.training_products
+    with policy():
+        assert threads.products_split() == split
+        want = start + ops.matmul(A, B)
+        out = start.copy()
+        assert ops.matmul(A, B, out=out, accumulate=True) is out
+        np.testing.assert_array_equal(out, want)
+        ops.matmul(A, B, out=out)
+        np.testing.assert_array_equal(out, ops.matmul(A, B))
+        with pytest.raises(ValueError, match="out"):
+            ops.matmul(A, B, out=np.empty((M, 63), np.float32), accumulate=True)
+        with pytest.raises(TypeError):
+            ops.matmul(A, B, out=np.empty((M, 64), np.float64), accumulate=True)
+
+
 def test_products_outside_inference_are_the_unsplit_call():
     rng = np.random.default_rng(2)
     M = 2 * threads.PRODUCT_BLOCK + 5
