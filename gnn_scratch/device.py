@@ -187,8 +187,13 @@ def host_empty(shape, dtype):
     (a C-contiguous view of a slightly larger uint8 buffer). Smaller arrays, and dtypes a byte buffer cannot
     be viewed as (object, sub-array), are NumPy's own; NumPy validates the shape (TypeError, ValueError)."""
     dtype = np.dtype(dtype)
-    shape = (operator.index(shape),) if np.ndim(shape) == 0 else tuple(operator.index(s) for s in shape)
-    if dtype.hasobject or dtype.subdtype is not None or any(s < 0 for s in shape):
+    if type(shape) is tuple and all(type(s) is int and s >= 0 for s in shape):
+        pass    # the ops' own call (a tuple of Python ints): ~100 per GIN training step, so no re-checking
+    else:
+        shape = (operator.index(shape),) if np.ndim(shape) == 0 else tuple(operator.index(s) for s in shape)
+        if any(s < 0 for s in shape):
+            return np.empty(shape, dtype=dtype)
+    if dtype.hasobject or dtype.subdtype is not None:
         return np.empty(shape, dtype=dtype)
     nbytes = dtype.itemsize * math.prod(shape)    # Python ints: no silent wrap-around
     if nbytes < ALIGN_MIN_BYTES:
