@@ -37,10 +37,14 @@ def _add_data_args(p, default="csbm", names=None):
 
 def _load_data(args):
     from .data import get_dataset
+    from .data.planetoid import DataNotFoundError
     from .tasks import TASKS
     task = TASKS.get(getattr(args, "task", None))
     extra = task.dataset_kwargs(args) if hasattr(task, "dataset_kwargs") else {}   # e.g. inductive's --size
-    return get_dataset(args.dataset, root=args.data_root, **extra)
+    try:
+        return get_dataset(args.dataset, root=args.data_root, **extra)
+    except DataNotFoundError as e:   # its advice names the API's root=; say the command line's option too
+        raise DataNotFoundError(f"{e} On the command line: --data-root DIR (or GNN_SCRATCH_DATA).") from None
 
 
 # Model options: constructor arguments of the registered models (their ``model_defaults`` keys), by key:

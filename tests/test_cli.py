@@ -5,6 +5,7 @@ compute in the dtype asked for."""
 import argparse
 import io
 import json
+import os
 import signal
 import struct
 import subprocess
@@ -166,8 +167,13 @@ def test_ctrl_c_before_a_run_finished_or_while_loading_is_one_line(monkeypatch, 
 
 
 def test_a_real_sigint_stops_training_with_one_line():
-    p = subprocess.Popen([sys.executable, "-m", "gnn_scratch"] + KARATE + ["--epochs", "1000000", "--runs", "2"],
-                         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Unbuffered, so the first epoch line arrives when it is printed (a piped stdout is block-buffered:
+    # under load both runs used to finish before the reader saw a line); no early stop, so run 1 is
+    # still training when the signal lands.
+    p = subprocess.Popen([sys.executable, "-m", "gnn_scratch"] + KARATE
+                         + ["--epochs", "1000000", "--patience", "1000000", "--runs", "2"],
+                         cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:               # wait until training has started
@@ -175,7 +181,10 @@ def test_a_real_sigint_stops_training_with_one_line():
             if not line or line.startswith("epoch"):
                 break
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+        try:
+            out, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("training went on after SIGINT")
     finally:
         p.kill()
     assert p.returncode == 130, err
@@ -359,3 +368,15 @@ def test_an_option_of_the_other_task_is_named_as_such(capsys):
                                                "train --help)")
     assert main(["train", "--iters-per-epoch", "3"]) == 2
     assert "options of --task graph, not of --task node" in capsys.readouterr().err
+
+
+def test_missing_data_names_the_command_line_option(monkeypatch, capsys):
+    from gnn_scratch import data
+    from gnn_scratch.data.planetoid import DataNotFoundError
+
+    def missing(name, root=None, **kw):
+        raise DataNotFoundError(f"files for {name!r} not found (or pass root=...)")
+    monkeypatch.setattr(data, "get_dataset", missing)
+    assert main(["train", "--dataset", "cora", "--epochs", "1"]) != 0
+    msg = one_line_error(capsys)
+    assert "files for 'cora' not found" in msg and "--data-root DIR" in msg
