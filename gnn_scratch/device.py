@@ -187,9 +187,8 @@ def host_empty(shape, dtype):
     (a C-contiguous view of a slightly larger uint8 buffer). Smaller arrays, and dtypes a byte buffer cannot
     be viewed as (object, sub-array), are NumPy's own; NumPy validates the shape (TypeError, ValueError)."""
     dtype = np.dtype(dtype)
-    if type(shape) is tuple and all(type(s) is int and s >= 0 for s in shape):
-        pass    # the ops' own call (a tuple of Python ints): ~100 per GIN training step, so no re-checking
-    else:
+    # the ops' own call (a tuple of non-negative Python ints, ~100 per GIN training step) needs no normalising
+    if not (type(shape) is tuple and all(type(s) is int and s >= 0 for s in shape)):
         shape = (operator.index(shape),) if np.ndim(shape) == 0 else tuple(operator.index(s) for s in shape)
         if any(s < 0 for s in shape):
             return np.empty(shape, dtype=dtype)
