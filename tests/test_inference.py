@@ -331,3 +331,74 @@ def test_op_outputs_that_kernels_gather_are_aligned():
     for a in (Z, out):
         assert a.ctypes.data % CACHE_LINE == 0
     np.testing.assert_allclose(out, g.to_scipy() @ (X.astype(np.float64) @ W), rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------ SpMM + bias (+ ReLU)
+def _spmm_bias_case(dtype, seed=3, n=40, e=160, f=5):
+    g = _graph(n, e, seed)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, f)).astype(dtype)
+    X[1] = np.nan                          # rows that gather it become NaN: the ReLU gives 0, the bias-only path NaN
+    w = rng.uniform(-1, 1, g.num_edges).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    b[0] = 0                               # with a zero sum, -0 + 0 and 0 + 0: the ReLU's +0 either way
+    return g, X, w, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+def test_spmm_bias_is_spmm_then_add_bias_then_relu_bit_for_bit(dtype, relu):
+    from gnn_scratch.kernels import cpu, reference
+    g, X, w, b = _spmm_bias_case(dtype)
+    want = ops.spmm(g, w, X)
+    ops.add_bias(want, b)
+    if relu:
+        want, _ = ops.relu(want)
+    got = ops.spmm_bias(g, w, X, b, relu)
+    np.testing.assert_array_equal(got, want)
+    if relu:
+        assert not np.signbit(got).any()     # the ReLU leaves no -0
+    for impl in (reference, cpu):
+        out = np.full_like(want, 7)
+        impl.spmm_sum_bias(g.indptr, g.indices, w, X, b, relu, out)
+        np.testing.assert_array_equal(out, want, err_msg=impl.__name__)
+    assert np.isnan(got).any() != relu     # the NaN row: kept without the ReLU, 0 with it (as ops.relu)
+
+
+def test_spmm_bias_refuses_a_bias_of_the_wrong_width_or_dtype():
+    g, X, w, b = _spmm_bias_case(np.float64)
+    with pytest.raises(ValueError, match="b"):
+        ops.spmm_bias(g, w, X, b[:-1])
+    with pytest.raises(TypeError, match="b"):
+        ops.spmm_bias(g, w, X, b.astype(np.float32))
+
+
+@pytest.mark.parametrize("transform_first", [True, False])
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gcnconv_with_its_relu_fused_equals_the_layer_then_relu(transform_first, train, bias):
+    """Sequential(GCNConv, ReLU) runs GCNConv.forward(relu=True): the output and every gradient are the unfused
+    pair's, bit for bit, in both modes and orders, with and without a bias (evaluation mode, order A(HW) with a
+    bias: the ReLU inside the SpMM and the backward's mask rebuilt from the output)."""
+    from gnn_scratch.nn import ReLU, Sequential
+    g = _graph(30, 120, seed=5)
+    F_in, F_out = (6, 4) if transform_first else (4, 6)
+    x = np.random.default_rng(6).standard_normal((30, F_in)).astype(np.float32)
+    G = np.random.default_rng(7).standard_normal((30, F_out)).astype(np.float32)
+    convs = [GCNConv(F_in, F_out, bias=bias, seed=8) for _ in range(2)]
+    for c in convs:
+        if bias:
+            c.params["b"][:] = np.linspace(-0.5, 0.5, F_out)
+        c.train(train)
+    fused, plain = convs
+    seq = Sequential(conv=fused, act=ReLU()).train(train)
+    assert seq._steps() == [(fused, True)]
+    act = ReLU()
+    want = act.forward(plain.forward(x, g))
+    got = seq.forward(x, g)
+    np.testing.assert_array_equal(got, want)
+    dx_want = plain.backward(act.backward(G))
+    dx_got = seq.backward(G)
+    np.testing.assert_array_equal(dx_got, dx_want)
+    for k in plain.grads:
+        np.testing.assert_array_equal(fused.grads[k], plain.grads[k], err_msg=k)

@@ -81,6 +81,7 @@ def _bn_stats(g):
 # op name -> g -> (args, indices of the arguments that are outputs or are modified in place)
 EXAMPLES = {
     "spmm_sum": lambda g: ((*_csr(), _r(g, E), _r(g, N, F), np.empty((N, F))), [4]),
+    "spmm_sum_bias": lambda g: ((*_csr(), _r(g, E), _r(g, N, F), _r(g, F), True, np.empty((N, F))), [6]),
     "spmm_sum_perm": lambda g: ((*_t(), _r(g, E), _r(g, N, F), np.empty((N, F))), [5]),
     "spmm_mean": lambda g: ((*_csr(), _r(g, N, F), np.empty((N, F))), [3]),
     "spmm_mean_backward": lambda g: ((*_t()[:2], GRAPH.indptr, _r(g, N, F), np.empty((N, F))), [4]),

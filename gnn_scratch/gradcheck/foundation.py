@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import ops
 from ..models import GCN
-from ..nn import ELU, Dropout, GCNConv, LeakyReLU, Linear, MSELoss, ReLU, SoftmaxCrossEntropy
+from ..nn import ELU, Dropout, GCNConv, LeakyReLU, Linear, MSELoss, ReLU, Sequential, SoftmaxCrossEntropy
 from . import check_function, check_model_loss, check_module, random_test_graph
 from .registry import case
 
@@ -113,6 +113,22 @@ def gcn_conv():
     weighted = type(g).from_edge_index(g.edge_index(), g.num_nodes,
                                        np.random.default_rng(0).uniform(0.5, 2.0, g.num_edges))
     rows += check_module("GCNConv weighted", GCNConv(4, 3, seed=3, dtype=F64), _x(6, 8, 4), weighted)
+    return rows
+
+
+@case("GCNConv + ReLU fused")
+def gcn_conv_relu():
+    """Sequential(GCNConv, ReLU) runs as GCNConv.forward(relu=True): in evaluation mode, order A(HW) with a bias,
+    the bias and ReLU inside the SpMM (ops.spmm_bias) and the backward's mask rebuilt from the output; in
+    training mode, and in the other order, the ReLU op after the layer. Both orders, both modes."""
+    g = random_test_graph(2)
+    rows = []
+    for label, (F_in, F_out), seed in (("A(HW)", (4, 3), 11), ("(AH)W", (3, 5), 12)):
+        for train in (True, False):
+            conv = GCNConv(F_in, F_out, seed=seed, dtype=F64)
+            conv.params["b"][:] = np.random.default_rng(seed).uniform(-0.5, 0.5, F_out)   # some rows cut, some not
+            seq = Sequential(conv=conv, act=ReLU()).train(train)
+            rows += check_module(f"GCNConv + ReLU {label} {'train' if train else 'eval'}", seq, _x(seed, 8, F_in), g)
     return rows
 
 

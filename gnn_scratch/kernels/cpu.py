@@ -183,6 +183,31 @@ def spmm_sum(indptr, indices, edge_val, X, out):
 
 
 @njit(**_PARALLEL)
+def spmm_sum_bias(indptr, indices, edge_val, X, b, relu, out):
+    """out = A X + b, then max(out, 0) when ``relu``: ``spmm_sum`` with the bias (and ReLU) applied to each
+    output row while it is still in L1, instead of two more passes over ``out`` (an evaluation-mode GCN
+    layer's ``add_bias`` and ``relu``). b (F,) float of X's dtype, ``relu`` bool; other arrays as
+    ``spmm_sum``. The same sums in the same order, then + b[f], then the ReLU's ``v if v > 0 else 0``.
+    """
+    n_dst, F = out.shape
+    zero = out.dtype.type(0)
+    pd = _prefetch_distance(X)
+    n_chunks = _num_chunks(n_dst)
+    for c in prange(n_chunks):
+        r0 = _chunk_start(indptr, c, n_chunks)
+        r1 = _chunk_start(indptr, c + 1, n_chunks)
+        for i in range(r0, r1):
+            _weighted_row_sum(out, i, X, indices, indptr[i], indptr[i + 1], edge_val, None, pd)
+            if relu:
+                for f in range(F):
+                    v = out[i, f] + b[f]
+                    out[i, f] = v if v > zero else zero
+            else:
+                for f in range(F):
+                    out[i, f] += b[f]
+
+
+@njit(**_PARALLEL)
 def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
     """Weighted sum with permuted weights: out[i] = sum_{e in row i} edge_val[perm[e]] * X[indices[e]].
 

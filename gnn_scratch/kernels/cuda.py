@@ -385,6 +385,29 @@ def spmm_sum(indptr, indices, edge_val, X, out):
     _launch(_spmm_sum_kernel, _gather_launch(n_dst, X.shape[1]), indptr, indices, indices, edge_val, X, out)
 
 
+@_jit
+def _bias_relu_kernel(Y, b, relu):
+    F = b.shape[0]
+    zero = Y.dtype.type(0)
+    for k in range(cuda.grid(1), Y.shape[0] * F, cuda.gridsize(1)):
+        v = Y[k // F, k % F] + b[k % F]
+        if relu and not v > zero:
+            v = zero
+        Y[k // F, k % F] = v
+
+
+def spmm_sum_bias(indptr, indices, edge_val, X, b, relu, out):
+    """out = A X + b, then max(out, 0) when ``relu`` (a NaN gives 0): ``spmm_sum`` and one grid-stride pass
+    for the bias and the ReLU. b (F,) of X's dtype, ``relu`` bool; the rest as ``spmm_sum``. On the GPU the
+    two launches are kept (the CPU version fuses them: its win is a pass over ``out`` through the caches).
+    """
+    spmm_sum(indptr, indices, edge_val, X, out)
+    b, out = _device(b=b, out=out)
+    _check("b", b, (out.shape[1],))
+    _check_float(("out", out), ("b", b))
+    _launch(_bias_relu_kernel, _flat_launch(out.size), out, b, bool(relu))
+
+
 def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
     """Weighted sum with permuted weights: out[i] = sum_{e in row i} edge_val[perm[e]] * X[indices[e]].
 

@@ -32,6 +32,18 @@ def spmm_sum(indptr, indices, edge_val, X, out):
     np.add.at(out, rows, edge_val[:, None] * X[indices])
 
 
+def spmm_sum_bias(indptr, indices, edge_val, X, b, relu, out):
+    """out = A X + b, then max(out, 0) when ``relu``: ``spmm_sum``, a bias and a ReLU as one op.
+
+    b (F,); ``relu`` a bool. The same sums as spmm_sum followed by out[i] += b (and the ReLU's
+    np.where(out > 0, out, 0): a NaN gives 0, -0 gives +0). O(E * F).
+    """
+    spmm_sum(indptr, indices, edge_val, X, out)
+    out += b
+    if relu:
+        out[...] = np.where(out > 0, out, 0)
+
+
 def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
     """Weighted sum with permuted weights: out[i] = sum_{e in row i} edge_val[perm[e]] * X[indices[e]].
 

@@ -35,6 +35,8 @@ class BatchNorm1d(Module):
     shape or with NaN / Inf, or a training batch of one row; TypeError for x of another dtype or sparse.
     """
 
+    fuses_relu = True    # forward(x, graph, relu=True): a ReLU after this layer, in the same pass (``Sequential``)
+
     def __init__(self, in_channels, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  allow_single_element=False, dtype=np.float32):
         super().__init__()

@@ -1,15 +1,15 @@
 """A chain of layers sharing one graph: forward in order, backward in reverse."""
 from .activations import ReLU
 from .module import Module
-from .norm import BatchNorm1d
 
 
 class Sequential(Module):
     """y = f_k(... f_1(x, graph) ..., graph); backward runs the chain rule from f_k down to f_1.
 
-    A ``BatchNorm1d`` followed by a ``ReLU`` (exactly these classes) runs as one fused pass,
-    ``BatchNorm1d.forward(x, relu=True)`` -- the same bits, one pass over the activations fewer each
-    way; the ReLU module itself is then skipped (its own forward / backward are not called).
+    A layer whose class sets ``fuses_relu`` (``BatchNorm1d``, ``GCNConv``) followed by a ``ReLU`` (exactly
+    that class) runs as one step, ``layer.forward(x, graph, relu=True)`` -- the same bits, with fewer passes
+    over the activations (BatchNorm: one fewer each way; GCNConv in evaluation mode: the bias and the ReLU in
+    its SpMM's pass); the ReLU module itself is then skipped (its own forward / backward are not called).
     """
 
     def __init__(self, **layers):
@@ -23,13 +23,14 @@ class Sequential(Module):
         return [getattr(self, name) for name in self._order]
 
     def _steps(self):
-        """[(layer, fuse_relu)]: each BatchNorm1d -> ReLU pair as one step (the ReLU skipped)."""
+        """[(layer, fuse_relu)]: each (fuses_relu layer) -> ReLU pair as one step (the ReLU skipped)."""
         layers = self.layers()
         key = tuple(map(id, layers))
         if self._plan is None or self._plan[0] != key:
             steps, i = [], 0
             while i < len(layers):
-                fuse = type(layers[i]) is BatchNorm1d and i + 1 < len(layers) and type(layers[i + 1]) is ReLU
+                fuse = (getattr(type(layers[i]), "fuses_relu", False) and i + 1 < len(layers)
+                        and type(layers[i + 1]) is ReLU)
                 steps.append((layers[i], fuse))
                 i += 2 if fuse else 1
             self._plan = (key, steps)

@@ -50,6 +50,20 @@ def spmm(graph, edge_val, X):
     return out
 
 
+def spmm_bias(graph, edge_val, X, b, relu=False):
+    """out = A X + b, then max(out, 0) with ``relu``: ``spmm`` followed by ``add_bias`` (and ``relu``'s output),
+    the same numbers in one op -- on the CPU the bias and the ReLU touch each output row while it is in cache.
+    b (F,) of X's dtype. With ``relu`` the mask x > 0 is not kept (``relu`` returns it for a backward):
+    this is for a forward that no backward follows, or whose backward rebuilds the mask. (N_dst, F)."""
+    _node_rows("spmm_bias", graph, "src", X=X)
+    _edge_values("spmm_bias", graph, edge_val)
+    shape("spmm_bias", "b", b, X.shape[1])
+    one_float("spmm_bias", X=X, edge_val=edge_val, b=b)
+    out = empty((graph.num_dst, X.shape[1]), X.dtype, like=X)
+    run("spmm_sum_bias", graph.num_edges * X.shape[1], graph.indptr, graph.indices, edge_val, X, b, bool(relu), out)
+    return out
+
+
 def spmm_backward_X(graph, edge_val, grad_out):
     """dL/dX = A^T G, as a sum over the cached transpose with the weights permuted: (N_src, F)."""
     _node_rows("spmm_backward_X", graph, "dst", grad_out=grad_out)

@@ -17,6 +17,7 @@ class GCNConv(Module):
     sparse product then runs at the narrower width), (A_hat H) W otherwise.
 
     Backward with G = dL/dH' (derivations/gcn.md):
+        with relu:  G <- G * [A_hat H W + b > 0]  first (the ReLU's backward, derivations/activations.md)
         db = sum_n G[n]
         order A_hat (H W):  Z = H W;   dZ = A_hat^T G;  dW = H^T dZ;  dH = dZ W^T
         order (A_hat H) W:  S = A_hat H;  dW = S^T G;  dS = G W^T;  dH = A_hat^T dS
@@ -27,6 +28,7 @@ class GCNConv(Module):
     """
 
     needs_input_grad = True
+    fuses_relu = True    # forward(x, graph, relu=True): a ReLU after this layer, run by it (``Sequential``)
 
     def __init__(self, in_channels, out_channels, bias=True, add_self_loops=True, normalize=True,
                  improved=False, seed=0, dtype=np.float32):
@@ -49,28 +51,42 @@ class GCNConv(Module):
         return graph, ops.edge_weight_or_ones(graph, dtype)
 
     @layer_blas_pool
-    def forward(self, x, graph=None):
+    def forward(self, x, graph=None, relu=False):
+        """H' = A_hat H W + b, or max(A_hat H W + b, 0) with ``relu`` (a ``ReLU`` after this layer, fused:
+        ``Sequential`` asks for it). In evaluation mode, order A_hat (H W), the bias and the ReLU are applied in
+        the SpMM's pass over each output row (``ops.spmm_bias``), not in two passes of their own; the same bits."""
         check_graph(self, graph)
         W = self.params["W"]
+        b = self.params.get("b")
         H = check_features(x, num_cols=self.in_channels, dtype=W.dtype, graph=graph)   # H: x, sparse as CSR
         g, a = self.propagation(graph, W.dtype)
         transform_first = self.out_channels <= self.in_channels or issparse(H)
+        relu_in_spmm = relu and not self.training and transform_first and b is not None
         if transform_first:
             Z = ops.matmul(H, W)
-            out = ops.spmm(g, a, Z)
+            out = ops.spmm(g, a, Z) if b is None else ops.spmm_bias(g, a, Z, b, relu_in_spmm)
         else:
             S = ops.spmm(g, a, H)
             out = ops.matmul(S, W)
             H = S  # backward needs S, not H, for dW
-        if "b" in self.params:
-            ops.add_bias(out, self.params["b"])
-        self._cache = (g, a, H, transform_first)
+            if b is not None:
+                ops.add_bias(out, b)
+        pos = None
+        if relu and not relu_in_spmm:
+            out, pos = ops.relu(out)
+        # with the ReLU in the SpMM no mask was made: backward rebuilds it from the output, positive exactly
+        # where the ReLU's input was
+        self._cache = (g, a, H, transform_first, relu, pos, out if relu_in_spmm else None)
         return out
 
     @single_blas_pool
     def backward(self, grad_out):
-        g, a, H_or_S, transform_first = self._saved()
+        g, a, H_or_S, transform_first, relu, pos, relu_out = self._saved()
         W = self.params["W"]
+        if relu:
+            if pos is None:
+                _, pos = ops.relu(relu_out)                                   # [y > 0] = [pre > 0]
+            grad_out = ops.relu_backward(grad_out, pos)                      # G <- G * [pre > 0]
         if "b" in self.params:
             ops.col_sum(grad_out, out=self.grads["b"], accumulate=True)      # db += sum_n G[n]
         if transform_first:
