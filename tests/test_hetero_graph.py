@@ -332,9 +332,24 @@ def test_to_homogeneous_equals_pyg(seed):
     assert [tuple(e) for e in ref._edge_type_names] == h.edge_types
 
 
+def to_pyg_coalesced(g: HeteroGraph):
+    """``to_pyg`` with each relation's repeated edges merged: every (source, target) pair once, its multiplicity
+    as ``edge_weight`` (float64) -- the same adjacency matrix. PyG's sparse product hands torch a CSR matrix
+    whose columns must be distinct within a row; with repeated edges torch's (MKL) product is undefined: on an
+    Intel Xeon it returned a wrong pattern and crashed (``torch.sparse.check_sparse_tensor_invariants`` names
+    the broken invariant), where an AMD EPYC happened to get it right."""
+    torch = pytest.importorskip("torch")
+    d = to_pyg(g)
+    for et, ei in g.to_edge_index_dict().items():
+        pairs, counts = np.unique(ei.T, axis=0, return_counts=True)
+        d[et].edge_index = torch.from_numpy(np.ascontiguousarray(pairs.T))
+        d[et].edge_weight = torch.from_numpy(counts.astype(np.float64))
+    return d
+
+
 def pyg_metapath(g: HeteroGraph, path, weighted):
     import torch_geometric.transforms as T
-    out = T.AddMetaPaths([list(path)], weighted=weighted)(to_pyg(g))
+    out = T.AddMetaPaths([list(path)], weighted=weighted)(to_pyg_coalesced(g))
     store = out[(path[0][0], "metapath_0", path[-1][2])]
     ei = store.edge_index.numpy()
     w = store.edge_weight.double().numpy() if weighted else np.ones(ei.shape[1])
@@ -344,8 +359,9 @@ def pyg_metapath(g: HeteroGraph, path, weighted):
 @pytest.mark.oracle
 @pytest.mark.parametrize("seed, metapath", [(0, "PAP"), (1, "PAP"), (2, "AFA"), (3, "PVP"), (4, "PAFAP")])
 def test_metapath_equals_pyg_add_metapaths(seed, metapath):
-    """PyG sums repeated edges too, but leaves the sum spread over duplicate columns when a relation holds
-    repeated edges (its sparse product does not coalesce); summed per pair, the counts are ours."""
+    """Our metapath adjacency is PyG's ``AddMetaPaths``'s: the path counts (weighted) or their pattern. PyG gets
+    each relation coalesced (``to_pyg_coalesced``: multiplicities as edge weights, the same matrix); summed per
+    pair, its counts are ours."""
     pytest.importorskip("torch_geometric")
     rng = np.random.default_rng(seed)
     num_nodes = {"paper": 9, "author": 6, "field": 3, "venue": 2}
@@ -366,15 +382,26 @@ def test_metapath_equals_pyg_add_metapaths(seed, metapath):
 
 
 @pytest.mark.oracle
-def test_metapath_pyg_duplicates_on_repeated_relation_edges():
-    """The one difference: with a repeated relation edge PyG's AddMetaPaths emits a metapath pair more than
-    once (weights split over the copies), ours emits it once with the total. Self-loops: both keep them."""
+def test_metapath_with_repeated_relation_edges_and_why_pyg_gets_them_coalesced():
+    """A repeated relation edge (paper 0 lists author 1 twice): PyG's AddMetaPaths then hands torch a CSR matrix
+    with a column repeated within a row, which torch's sparse product does not allow -- its invariant check
+    refuses it; unchecked, the product is undefined (a wrong pattern and a crash on an Intel Xeon, right by
+    luck on an AMD EPYC). Coalesced (the same matrix), PyG's counts are ours: each pair once with its total.
+    Self-loops: both keep them."""
+    torch = pytest.importorskip("torch")
     pytest.importorskip("torch_geometric")
+    import torch_geometric.transforms as T
     g = small().with_inverse()
     path = g.resolve_metapath("PAP")
+    with torch.sparse.check_sparse_tensor_invariants():
+        with pytest.raises(RuntimeError, match="distinct"):
+            T.AddMetaPaths([list(path)], weighted=True)(to_pyg(g))
     ei, w = pyg_metapath(g, path, weighted=True)
     pairs = {tuple(p) for p in ei.T}
-    assert ei.shape[1] > len(pairs)                 # PyG repeats a pair (paper 0 lists author 1 twice)
+    assert ei.shape[1] == len(pairs)
     ours = g.metapath_graph(path, keep_multiplicity=True)
     assert ours.num_edges == len(pairs)
-    assert all((i, i) in pairs for i in range(4)) and np.all(np.diag(graph_matrix(ours)) > 0)
+    A = graph_matrix(ours)
+    np.testing.assert_array_equal(A, sp.coo_matrix((w, (ei[1], ei[0])), shape=ours.shape).toarray())
+    assert A.max() > 1                                # a pair reached along two paths: its count, not 1
+    assert all((i, i) in pairs for i in range(4)) and np.all(np.diag(A) > 0)
