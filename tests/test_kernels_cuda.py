@@ -72,6 +72,8 @@ def make_case(kernel, g, dtype, rng, F=3, H=2):
     out = lambda *shape: np.empty(shape, dtype)                  # noqa: E731
     if kernel == "spmm_sum":
         return [g.indptr, g.indices, r(E), r(Ns, F), out(Nd, F)], [4]
+    if kernel == "spmm_sum_bias":   # relu on: the bias and the cut both matter
+        return [g.indptr, g.indices, r(E), r(Ns, F), r(F), True, out(Nd, F)], [6]
     if kernel == "spmm_sum_perm":
         return [g.t_indptr, g.t_indices, g.t_perm, r(E), r(Nd, F), out(Ns, F)], [5]
     if kernel == "spmm_mean":
@@ -103,7 +105,7 @@ def make_case(kernel, g, dtype, rng, F=3, H=2):
     raise KeyError(kernel)
 
 
-KERNELS = ["spmm_sum", "spmm_sum_perm", "spmm_mean", "spmm_mean_backward", "scale_rows_by_inverse_degree",
+KERNELS = ["spmm_sum", "spmm_sum_bias", "spmm_sum_perm", "spmm_mean", "spmm_mean_backward", "scale_rows_by_inverse_degree",
            "spmm_max", "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum", "segment_sum_perm",
            "edge_softmax", "edge_softmax_backward"]
 # Plain adds, IEEE divisions and selections: equal to the reference bit for bit, on a GPU too
@@ -119,13 +121,14 @@ def _sentinel(a):
 
 def run_cuda(kernel, args, outs):
     """Run the CUDA kernel on device copies of ``args`` (outputs prefilled with garbage); host results."""
-    d_args = [cuda.to_device(_sentinel(a) if k in outs else a) for k, a in enumerate(args)]
+    d_args = [cuda.to_device(_sentinel(a) if k in outs else a) if isinstance(a, np.ndarray) else a   # a flag stays
+              for k, a in enumerate(args)]
     getattr(ck, kernel)(*d_args)
     return [d_args[k].copy_to_host() for k in outs]
 
 
 def run_reference(kernel, args, outs):
-    args = [a.copy() for a in args]
+    args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
     getattr(ref, kernel)(*args)
     return [args[k] for k in outs]
 
