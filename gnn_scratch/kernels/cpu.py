@@ -104,6 +104,19 @@ def _prefetch_edge(X, indices, edge_val, perm, e):
 
 
 @njit(inline="always", **_SERIAL)
+def _add_edge_row(out, i, X, indices, edge_val, perm, e):
+    """out[i] += w_e X[indices[e]] (w_e = 1 without ``edge_val``)."""
+    j = indices[e]
+    if edge_val is None:
+        for f in range(out.shape[1]):
+            out[i, f] += X[j, f]
+    else:
+        w = _edge_weight(edge_val, perm, e)
+        for f in range(out.shape[1]):
+            out[i, f] += w * X[j, f]
+
+
+@njit(inline="always", **_SERIAL)
 def _weighted_row_sum(out, i, X, indices, lo, hi, edge_val, perm, pd):
     """out[i] = sum_{e in [lo, hi)} w_e X[indices[e]], summed in edge order; 0 for an empty row.
 
@@ -139,23 +152,9 @@ def _weighted_row_sum(out, i, X, indices, lo, hi, edge_val, perm, pd):
     mid = min(hi, max(lo + 1, E - pd))     # edges [lo + 1, mid) prefetch the row pd edges ahead
     for e in range(lo + 1, mid):
         _prefetch_edge(X, indices, edge_val, perm, e + pd)
-        j = indices[e]
-        if edge_val is None:
-            for f in range(F):
-                out[i, f] += X[j, f]
-        else:
-            w = _edge_weight(edge_val, perm, e)
-            for f in range(F):
-                out[i, f] += w * X[j, f]
+        _add_edge_row(out, i, X, indices, edge_val, perm, e)
     for e in range(mid, hi):
-        j = indices[e]
-        if edge_val is None:
-            for f in range(F):
-                out[i, f] += X[j, f]
-        else:
-            w = _edge_weight(edge_val, perm, e)
-            for f in range(F):
-                out[i, f] += w * X[j, f]
+        _add_edge_row(out, i, X, indices, edge_val, perm, e)
 
 
 @njit(**_PARALLEL)
