@@ -36,6 +36,43 @@ def _with_threads(k, fn):
         numba.set_num_threads(old)
 
 
+# ------------------------------------------------------------------------------ threads.launch_numba_pool
+_LAUNCH = """
+import os
+from gnn_scratch import threads
+from numba.np.ufunc import parallel
+threads.call_numba(lambda: None, 0)       # the first kernel call starts Numba's pool
+print(parallel._is_initialized, os.environ.get("OMP_WAIT_POLICY"), os.environ.get("GOMP_SPINCOUNT"))
+"""
+
+
+@pytest.mark.parametrize("user_env, expected", [
+    ({}, "True None None"),                                       # passive only while the runtime loads
+    ({"OMP_WAIT_POLICY": "active"}, "True active None"),          # the user's choice is left alone
+    ({"GOMP_SPINCOUNT": "1000"}, "True None 1000"),
+])
+def test_the_pool_starts_without_leaving_a_wait_policy_behind(user_env, expected):
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_POLICY_KNOBS}
+    env.update(user_env)
+    out = subprocess.run([sys.executable, "-c", _LAUNCH], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
+
+
+def test_launch_sets_the_passive_policy_only_while_numba_loads_its_runtime(monkeypatch):
+    from numba.np.ufunc import parallel
+    seen = []
+    monkeypatch.setattr(parallel, "_is_initialized", False)
+    monkeypatch.setattr(parallel, "_launch_threads", lambda: seen.append(os.environ.get("OMP_WAIT_POLICY")))
+    for k in threads._WAIT_POLICY_KNOBS:
+        monkeypatch.delenv(k, raising=False)
+    threads.launch_numba_pool()
+    monkeypatch.setenv("KMP_BLOCKTIME", "0")
+    threads.launch_numba_pool()
+    assert seen == ["PASSIVE", None] and "OMP_WAIT_POLICY" not in os.environ
+
+
 # ------------------------------------------------------------------------------ threads.row_blocks
 @pytest.mark.parametrize("n_rows,block", [(0, 4), (1, 4), (4, 4), (17, 4), (1000, 7)])
 def test_row_blocks_visits_every_fixed_block_once(n_rows, block):
