@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,24 @@ def test_interleave_times_every_function_each_round_in_alternating_order():
     assert calls == ["a", "b",            # warm-up
                      "a", "b", "b", "a", "a", "b"]
     assert res["a"]["n"] == res["b"]["n"] == 3
+
+
+def test_interleave_settles_each_timed_call_with_untimed_calls_of_the_same_function(monkeypatch):
+    from gnn_scratch.bench import harness
+    calls = []
+
+    def slow():
+        calls.append("slow")
+        time.sleep(0.02)
+    fns = {"fast": lambda: calls.append("fast"), "slow": slow}
+    monkeypatch.setattr(harness, "SETTLE_MAX_S", 0.01)      # "slow" is too long to be preceded
+    res = interleave(fns, repeats=2, warmup=1, settle=0.005)
+    rounds = calls[2:]                                      # after the warm-up
+    assert res["fast"]["n"] == res["slow"]["n"] == 2
+    assert rounds.count("slow") == 2                        # timed calls only
+    first_slow = rounds.index("slow")
+    assert first_slow > 2 and set(rounds[:first_slow]) == {"fast"}   # settle calls, then the timed one
+    assert rounds[first_slow + 1] == "slow"                 # round 2 reverses the order: slow again, unsettled
 
 
 def test_bytes_moved_on_a_tiny_known_graph():

@@ -39,7 +39,19 @@ class Elapsed(float):
     """Seconds a function measured itself (see ``interleave``)."""
 
 
-def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None):
+# Where two libraries alternate in two processes (``interleave(..., settle=SETTLE_S)``), each timed call
+# is preceded by untimed calls of the same function for this many seconds: longer than an idle OpenMP
+# worker spins before it sleeps (GNU libgomp's default, 300,000 spins: ~16 ms here), so the other
+# library's spinning workers (torch's, in the PyG server, after its call) no longer hold a core when the
+# timing starts, and the machine is not left idle either (a sleep instead of these calls doubled the
+# times of millisecond calls on the VM). Measured without it: our GCN forward on the 100k-node graph
+# took 49 ms in the bench against 33-37 ms alone. Calls longer than SETTLE_MAX_S are not preceded
+# (a 16 ms spin is under 5 % of them, and a second untimed call would double the bench's longest rows).
+SETTLE_S = 0.03
+SETTLE_MAX_S = 0.4
+
+
+def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None, settle=0.0):
     """Time every callable of ``fns`` (name -> fn) ``repeats`` times, interleaved; returns name -> summary.
 
     A function that returns an ``Elapsed`` is *self-timed*: that duration (measured where it ran,
@@ -52,11 +64,18 @@ def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None):
     the rounds so far took less than that many seconds (more samples for very fast functions).
     A full garbage collection runs before the group and a young-generation one before each timing;
     the collector is off during a timing (a full collection with torch loaded costs ~0.1 s).
+    With ``settle`` > 0, each timed call comes after untimed calls of the same function lasting at
+    least ``settle`` seconds (one call when it is that long), skipped for a function whose last warm-up
+    or timed call took over ``SETTLE_MAX_S``: the measurement is of back-to-back calls of one library,
+    which the other library's idle threads (``SETTLE_S``) do not disturb. They count towards ``max_time``.
     """
     names = list(fns)
+    last = {}
     for name in names:
         for _ in range(warmup):
+            t0 = time.perf_counter()
             fns[name]()
+            last[name] = time.perf_counter() - t0
     times = {name: [] for name in names}
     gc.collect()
     start = time.perf_counter()
@@ -64,12 +83,19 @@ def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None):
     while True:
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
+            if settle and last.get(name, 0.0) <= SETTLE_MAX_S:
+                t_end = time.perf_counter() + settle
+                while True:
+                    fns[name]()
+                    if time.perf_counter() >= t_end:
+                        break
             gc.collect(1)
             gc.disable()
             try:
                 t0 = time.perf_counter()
                 own = fns[name]()
                 wall = time.perf_counter() - t0
+                last[name] = wall
                 times[name].append(float(own) if isinstance(own, Elapsed) else wall)
             finally:
                 gc.enable()

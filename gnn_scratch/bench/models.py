@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from .harness import Elapsed, GraphSpec, interleave, load_bench_data, num_threads
+from .harness import SETTLE_S, Elapsed, GraphSpec, interleave, load_bench_data, num_threads
 
 MODEL_NAMES = ("gcn", "sage", "gat")
 WEIGHT_DECAY = 5e-4
@@ -476,7 +476,7 @@ def time_graph(spec, models, phases=("train", "infer"), quick=False, pyg=True, f
                 elif "mirror_error" in info:
                     row["pyg_error"] = info["mirror_error"]
                 for ph in phases:
-                    row[ph] = interleave(fns[ph], repeats=repeats, warmup=warmup, max_time=max_time)
+                    row[ph] = interleave(fns[ph], repeats=repeats, warmup=warmup, max_time=max_time, settle=SETTLE_S)
                     log(f"  {ph}: " + "  ".join(f"{k} {1e3 * v['median']:.2f} ms" for k, v in row[ph].items()))
             except ServerError as e:
                 row["error"] = str(e)
