@@ -454,7 +454,7 @@ def time_graph(spec, models, phases=("train", "infer"), quick=False, pyg=True, f
         setup_s = time.perf_counter() - t0
         ours = pair.servers["ours"]
         for name in models:
-            row = dict(model=name, graph=spec.name, graph_label=spec.label, setup_s=setup_s)
+            row = dict(model=name, graph=spec.name, graph_label=spec.label, setup_s=setup_s, settle_s=SETTLE_S)
             rows.append(row)
             log(f"models: {name} on {spec.label} (warm-up {warmup}, {repeats} rounds, <= {max_time:.0f} s a group)")
             t1 = time.perf_counter()

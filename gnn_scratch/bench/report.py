@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import os
 
+from .harness import SETTLE_MAX_S
+
 BEGIN = "<!-- BEGIN GENERATED: gnn-scratch bench rewrites everything down to END GENERATED -->"
 END = "<!-- END GENERATED -->"
 
@@ -365,13 +367,25 @@ def _kernels_md(k):
     return out
 
 
+def _settled(rows):
+    """The sentence on ``interleave``'s settle calls, for the rows timed with them (``settle_s``)."""
+    settled = [r for r in rows if r.get("settle_s")]
+    if not settled:
+        return ""
+    ms = 1e3 * settled[0]["settle_s"]
+    some = "" if len(settled) == len(rows) else " (rows from earlier runs that lack it were timed without)"
+    return (f" The two libraries run in two processes, alternated call by call; each timed call of one "
+            f"that takes under {SETTLE_MAX_S:g} s follows {ms:.0f} ms of untimed calls of the same function, so the other's "
+            f"idle OpenMP workers, which spin for ~16 ms after its call, have gone to sleep{some}.")
+
+
 def _models_md(m):
     if not m:
         return []
     out = ["## Models: one training step and one inference forward\n",
            "ms, median (min–max). PyG runs every adjacency form it accepts; *PyG best* is the fastest, "
            "and the ratio is ours / PyG best (≤ 0.5 is the target). A PyG form whose eval-mode output differed "
-           "from ours with the same weights, or that failed, is listed as such.\n"]
+           "from ours with the same weights, or that failed, is listed as such." + _settled(m["rows"]) + "\n"]
     rows = []
     for r in m["rows"]:
         label = f"{MODEL_LABELS.get(r['model'], r['model'])}"
@@ -412,7 +426,8 @@ def _graphs_md(g):
            f"PyG *from_data_list*: {cuts.get('from_data_list', 'Batch.from_data_list')}. Drawing the ids is not "
            "timed. ms per epoch, median (min–max); ours / PyG is against PyG's faster form "
            "(≤ 0.5 is the target). "
-           "Each PyG form was first checked to give our eval-mode scores on every graph with our weights.\n"]
+           "Each PyG form was first checked to give our eval-mode scores on every graph with our weights."
+           + _settled(rows_in) + "\n"]
     rows = []
     for r in rows_in:
         label = f"{r.get('dataset_label', r.get('dataset'))}"
