@@ -256,21 +256,29 @@ _numba_api = None   # (get, set) of Numba's thread count
 _WAIT_POLICY_KNOBS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
 
 
+_launch_lock = threading.Lock()
+
+
 def launch_numba_pool():
     """Start Numba's thread pool (once) with OpenMP's passive wait policy unless the user set one of
-    ``_WAIT_POLICY_KNOBS``. No effect on an OpenMP runtime another library loaded first, or on Numba's
-    ``workqueue`` / ``tbb`` threading layers. Kernels run through ``call_numba`` start the pool here."""
+    ``_WAIT_POLICY_KNOBS``. Called before the first op of each name runs (``kernels.registry.run``) and by
+    ``call_numba``; a pool something else started first (``numba.get_num_threads()``, or an embedding
+    kernel called directly) keeps OpenMP's default. No effect on an OpenMP runtime another library loaded
+    first, or on Numba's ``workqueue`` / ``tbb`` threading layers."""
     from numba.np.ufunc import parallel
     if getattr(parallel, "_is_initialized", False):
         return
-    set_here = not any(k in os.environ for k in _WAIT_POLICY_KNOBS)
-    if set_here:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        parallel._launch_threads()
-    finally:
+    with _launch_lock:    # another thread's subprocess started meanwhile may inherit the variable: rare
+        if getattr(parallel, "_is_initialized", False):
+            return
+        set_here = not any(k in os.environ for k in _WAIT_POLICY_KNOBS)
         if set_here:
-            os.environ.pop("OMP_WAIT_POLICY", None)
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
+            parallel._launch_threads()
+        finally:
+            if set_here:
+                os.environ.pop("OMP_WAIT_POLICY", None)
 
 
 def _numba_threads():

@@ -46,7 +46,18 @@ def test_interleave_times_every_function_each_round_in_alternating_order():
     assert res["a"]["n"] == res["b"]["n"] == 3
 
 
-def test_interleave_settles_each_timed_call_with_untimed_calls_of_the_same_function(monkeypatch):
+def test_interleave_settles_each_timed_call_with_untimed_calls_of_the_same_function():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    res = interleave(fns, repeats=2, warmup=1, settle=0.002)
+    rounds = calls[2:]                                       # after the warm-up
+    timed_a = [i for i in range(1, len(rounds)) if rounds[i] == "a" and rounds[i - 1] == "a"]
+    assert res["a"]["settled"] == res["b"]["settled"] == res["a"]["n"] == 2
+    assert rounds.count("a") > 4 and rounds.count("b") > 4  # settle calls besides the 2 timed ones each
+    assert rounds[0] == "a" and timed_a                      # "a" settles first, then its timed call
+
+
+def test_interleave_settles_no_call_of_a_round_with_a_slow_function(monkeypatch):
     from gnn_scratch.bench import harness
     calls = []
 
@@ -54,14 +65,27 @@ def test_interleave_settles_each_timed_call_with_untimed_calls_of_the_same_funct
         calls.append("slow")
         time.sleep(0.02)
     fns = {"fast": lambda: calls.append("fast"), "slow": slow}
-    monkeypatch.setattr(harness, "SETTLE_MAX_S", 0.01)      # "slow" is too long to be preceded
+    monkeypatch.setattr(harness, "SETTLE_MAX_S", 0.01)       # "slow" is too long to be settled ...
     res = interleave(fns, repeats=2, warmup=1, settle=0.005)
-    rounds = calls[2:]                                      # after the warm-up
-    assert res["fast"]["n"] == res["slow"]["n"] == 2
-    assert rounds.count("slow") == 2                        # timed calls only
-    first_slow = rounds.index("slow")
-    assert first_slow > 2 and set(rounds[:first_slow]) == {"fast"}   # settle calls, then the timed one
-    assert rounds[first_slow + 1] == "slow"                 # round 2 reverses the order: slow again, unsettled
+    assert calls == ["fast", "slow", "fast", "slow", "slow", "fast"]   # ... and so is "fast": timed alike
+    assert res["fast"]["settled"] == res["slow"]["settled"] == 0
+
+
+def test_the_report_says_which_groups_were_settled():
+    def group(settled):
+        return {k: dict(median=1.0, min=1.0, max=1.0, n=3, times=[1.0] * 3, settled=settled)
+                for k in ("ours", "pyg:csr")}
+    rows = [dict(settle_s=0.03, settle_max_s=0.4, train=group(3), infer=group(3)),
+            dict(settle_s=0.03, settle_max_s=0.4, train=group(0), infer=group(3)),
+            dict(error="not available yet")]
+    text = report._settled(rows, ("train", "infer"))
+    assert "In 3 of the 4 groups" in text and "at most 0.4 s" in text and "30 ms" in text
+    assert "earlier runs" not in text
+    old = dict(train={k: {kk: vv for kk, vv in v.items() if kk != "settled"} for k, v in group(3).items()})
+    assert "(1 groups from earlier runs do not record it)" in report._settled(rows + [old], ("train", "infer"))
+    assert report._settled([dict(settle_s=0.03, settle_max_s=0.4, train=group(0))], ("train",)) == ""
+    no_pyg = [dict(settle_s=0.03, settle_max_s=0.4, train={"ours": group(3)["ours"]})]
+    assert report._settled(no_pyg, ("train",)) == ""
 
 
 def test_bytes_moved_on_a_tiny_known_graph():

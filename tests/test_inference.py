@@ -60,6 +60,40 @@ def test_the_pool_starts_without_leaving_a_wait_policy_behind(user_env, expected
     assert out.stdout.strip() == expected
 
 
+_FIRST_OP = """
+import numpy as np
+from gnn_scratch import ops
+ops.relu(np.ones((4, 4), np.float32))     # the first op through the registry starts Numba's pool
+"""
+
+
+@pytest.mark.parametrize("user_env, passive", [({}, True), ({"OMP_WAIT_POLICY": "active"}, False)])
+def test_gnu_openmp_reads_the_passive_policy_when_the_first_op_starts_the_pool(user_env, passive):
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_POLICY_KNOBS}
+    env.update(user_env, OMP_DISPLAY_ENV="VERBOSE")
+    out = subprocess.run([sys.executable, "-c", _FIRST_OP], env=env, capture_output=True, text=True, check=True)
+    if "GOMP_SPINCOUNT" not in out.stderr:
+        pytest.skip("Numba's threading layer is not GNU OpenMP here (nothing displays GOMP_SPINCOUNT)")
+    assert ("GOMP_SPINCOUNT = '0'" in out.stderr) == passive    # libgomp's spin count under PASSIVE
+
+
+def test_the_variable_is_removed_when_the_launch_fails(monkeypatch):
+    from numba.np.ufunc import parallel
+
+    def fail():
+        assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"
+        raise RuntimeError("no threading layer")
+    monkeypatch.setattr(parallel, "_is_initialized", False)
+    monkeypatch.setattr(parallel, "_launch_threads", fail)
+    for k in threads._WAIT_POLICY_KNOBS:
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(RuntimeError, match="no threading layer"):
+        threads.launch_numba_pool()
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+
 def test_launch_sets_the_passive_policy_only_while_numba_loads_its_runtime(monkeypatch):
     from numba.np.ufunc import parallel
     seen = []

@@ -41,14 +41,16 @@ class Elapsed(float):
 
 # Where two libraries alternate in two processes (``interleave(..., settle=SETTLE_S)``), each timed call
 # is preceded by untimed calls of the same function for this many seconds: longer than an idle OpenMP
-# worker spins before it sleeps (GNU libgomp's default, 300,000 spins: ~16 ms here), so the other
-# library's spinning workers (torch's, in the PyG server, after its call) no longer hold a core when the
-# timing starts, and the machine is not left idle either (a sleep instead of these calls doubled the
-# times of millisecond calls on the VM). Measured without it: our GCN forward on the 100k-node graph
-# took 49 ms in the bench against 33-37 ms alone. Calls longer than SETTLE_MAX_S are not preceded
-# (a 16 ms spin is under 5 % of them, and a second untimed call would double the bench's longest rows).
+# worker spins before it sleeps (GNU libgomp's default, 300,000 spins: ~16 ms on the 2.6 GHz Intel VM), so
+# the other library's spinning workers (torch's, in the PyG server, after its call) no longer hold a core
+# when the timing starts, and the machine is not left idle either (a sleep instead of these calls doubled
+# the times of millisecond calls on the VM). Measured without it: our GCN forward on the 100k-node graph
+# took 49-53 ms in the bench against 33-39 ms alone. A group with a call longer than SETTLE_MAX_S is not
+# settled at all (a 16 ms spin is under 2 % of its calls, and a second untimed call would double the
+# bench's longest rows): within one group, every function is timed the same way. 1 s keeps PyG's slowest
+# forms on the 100k-node graph (0.3-0.45 s forwards) inside their groups' settle.
 SETTLE_S = 0.03
-SETTLE_MAX_S = 0.4
+SETTLE_MAX_S = 1.0
 
 
 def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None, settle=0.0):
@@ -65,9 +67,11 @@ def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None, settle=0.0):
     A full garbage collection runs before the group and a young-generation one before each timing;
     the collector is off during a timing (a full collection with torch loaded costs ~0.1 s).
     With ``settle`` > 0, each timed call comes after untimed calls of the same function lasting at
-    least ``settle`` seconds (one call when it is that long), skipped for a function whose last warm-up
-    or timed call took over ``SETTLE_MAX_S``: the measurement is of back-to-back calls of one library,
-    which the other library's idle threads (``SETTLE_S``) do not disturb. They count towards ``max_time``.
+    least ``settle`` seconds (one call when it is that long): the measurement is of back-to-back calls of
+    one library, which the other library's idle threads do not disturb. A round is settled only when every
+    function's last call (warm-up or timed) took at most ``SETTLE_MAX_S``, so all functions of a round are
+    timed alike (with ``warmup=0`` the first round is not settled). Settle calls count towards
+    ``max_time``. Each summary has ``settled``: how many of its timed calls were settled.
     """
     names = list(fns)
     last = {}
@@ -77,13 +81,16 @@ def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None, settle=0.0):
             fns[name]()
             last[name] = time.perf_counter() - t0
     times = {name: [] for name in names}
+    settled = dict.fromkeys(names, 0)
     gc.collect()
     start = time.perf_counter()
     r = 0
     while True:
         order = names if r % 2 == 0 else names[::-1]
+        settle_round = bool(settle) and len(last) == len(names) and max(last.values()) <= SETTLE_MAX_S
         for name in order:
-            if settle and last.get(name, 0.0) <= SETTLE_MAX_S:
+            if settle_round:
+                settled[name] += 1
                 t_end = time.perf_counter() + settle
                 while True:
                     fns[name]()
@@ -107,7 +114,7 @@ def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None, settle=0.0):
             break
         if r >= 50 * max(repeats, 1):
             break
-    return {name: summarize(v) for name, v in times.items()}
+    return {name: dict(summarize(v), settled=settled[name]) for name, v in times.items()}
 
 
 # ----------------------------------------------------------------------------------- bandwidth
@@ -349,8 +356,12 @@ def cpu_model():
 
 
 def num_threads():
-    """Numba's thread count: the thread count given to every contender."""
+    """Numba's thread count: the thread count given to every contender (starting Numba's pool as the
+    library does, ``threads.launch_numba_pool``, if nothing has yet)."""
     import numba
+
+    from ..threads import launch_numba_pool
+    launch_numba_pool()
     return int(numba.get_num_threads())
 
 

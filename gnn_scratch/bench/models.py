@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from .harness import SETTLE_S, Elapsed, GraphSpec, interleave, load_bench_data, num_threads
+from .harness import SETTLE_MAX_S, SETTLE_S, Elapsed, GraphSpec, interleave, load_bench_data, num_threads
 
 MODEL_NAMES = ("gcn", "sage", "gat")
 WEIGHT_DECAY = 5e-4
@@ -454,7 +454,8 @@ def time_graph(spec, models, phases=("train", "infer"), quick=False, pyg=True, f
         setup_s = time.perf_counter() - t0
         ours = pair.servers["ours"]
         for name in models:
-            row = dict(model=name, graph=spec.name, graph_label=spec.label, setup_s=setup_s, settle_s=SETTLE_S)
+            row = dict(model=name, graph=spec.name, graph_label=spec.label, setup_s=setup_s, settle_s=SETTLE_S,
+                       settle_max_s=SETTLE_MAX_S)
             rows.append(row)
             log(f"models: {name} on {spec.label} (warm-up {warmup}, {repeats} rounds, <= {max_time:.0f} s a group)")
             t1 = time.perf_counter()

@@ -17,7 +17,7 @@ from ..threads import call_numba
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 # error_model="numpy": IEEE division, without Numba's divide-by-zero test, which kept the backward's
-# element loop scalar (the fused backward: 52 -> 37 us on 1250 x 64, the same bits; every divisor here
+# element loop scalar (the fused backward as it was then: 52 -> 37 us on 1250 x 64, the same bits; every divisor here
 # is N >= 1 or N - 1 >= 1, which the ops check before calling).
 _SERIAL = dict(cache=True, nogil=True, error_model="numpy")
 _ROWS = 256         # rows per element-wise task
@@ -202,12 +202,13 @@ def _masked_dx(G, pos, X, mean, inv_std, gamma, batch_stats, sum_g, sum_gxhat, d
 def _backward_relu(G, pos, X, mean, inv_std, gamma, batch_stats, dX, sum_g, sum_gxhat):
     # _backward's two passes with G masked as it is read (g_m = g where pos, else 0): the same
     # expressions element for element, so the same bits. Two compiled functions, not one: written as
-    # one body (or as "mask G into dX, then _backward in place", the first version) LLVM left the
-    # element loops scalar -- 100-150 us instead of 41 on 1250 x 64 float32.
+    # one body, or as "mask G into dX, then _backward on dX in place" (the version before), LLVM left
+    # the element loops scalar -- 100-150 us instead of 45 on 1250 x 64 float32.
     _masked_sums(G, pos, X, mean, inv_std, sum_g, sum_gxhat)
     _masked_dx(G, pos, X, mean, inv_std, gamma, batch_stats, sum_g, sum_gxhat, dX)
 
 
 def batch_norm_relu_backward(G, pos, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat):
-    """``batch_norm_backward`` of G * pos, the mask applied as G is read (``norm_reference``). O(N F), serial."""
+    """``batch_norm_backward`` of (G where pos, else 0), the mask applied as G is read (``norm_reference``).
+    O(N F), serial."""
     _backward_relu(G, pos, X, mean, _inv_std(var, eps), gamma, bool(batch_stats), dX, sum_g, sum_gxhat)

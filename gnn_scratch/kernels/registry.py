@@ -36,7 +36,7 @@ import importlib
 import numpy as np
 
 from ..device import _HOST_TYPES, device_of, is_device
-from ..threads import call_numba
+from ..threads import call_numba, launch_numba_pool
 
 IMPLEMENTATIONS = ("reference", "cpu", "cuda")
 
@@ -178,6 +178,8 @@ def run(name, work, *args):
             break
     entry = _dispatch.get((name, where))
     if entry is None:
+        if where != "cuda":
+            launch_numba_pool()    # before any Python wrapper of this op can start the pool another way
         fn = resolve(name, where)
         entry = _dispatch[(name, where)] = (fn, bool(getattr(fn, "targetoptions", {}).get("parallel")))
     fn, parallel = entry
