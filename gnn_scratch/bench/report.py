@@ -374,13 +374,14 @@ def _settled(rows, phases):
     done = [g for g in known if all(v["settled"] == v["n"] for v in g.values())]
     if not done:
         return ""
-    first = next(r for r in rows if r.get("settle_s"))
+    first = next((r for r in rows if r.get("settle_s")), {})
+    max_s, settle_ms = first.get("settle_max_s", 1.0), 1e3 * first.get("settle_s", 0.03)
     unknown = len(groups) - len(known)
     return (f" The two libraries run in two processes, alternated call by call. In {len(done)} of the "
-            f"{len(known)} groups below (those whose calls all take at most {first['settle_max_s']:g} s) each "
-            f"timed call follows {1e3 * first['settle_s']:.0f} ms of untimed calls of the same function, so the "
-            f"other library's idle OpenMP workers, which spin for milliseconds after its call, have gone to sleep; "
-            f"in the others such a spin is a small part of a call"
+            f"{len(known)} groups below (those whose calls all take at most {max_s:g} s) each timed call "
+            f"follows {settle_ms:.0f} ms of untimed calls of the same function, so the other library's idle "
+            f"OpenMP workers, which spin for milliseconds after its call, have gone to sleep; in the others "
+            f"such a spin is a small part of a call"
             + (f" ({unknown} groups from earlier runs do not record it)" if unknown else "") + ".")
 
 
