@@ -375,10 +375,11 @@ def _settled(rows, phases):
     if not done:
         return ""
     first = next((r for r in rows if r.get("settle_s")), {})
-    max_s, settle_ms = first.get("settle_max_s", 1.0), 1e3 * first.get("settle_s", 0.03)
+    settle_ms = 1e3 * first.get("settle_s", 0.03)
+    max_s = " or ".join(f"{v:g}" for v in sorted({r["settle_max_s"] for r in rows if "settle_max_s" in r})) or "1"
     unknown = len(groups) - len(known)
     return (f" The two libraries run in two processes, alternated call by call. In {len(done)} of the "
-            f"{len(known)} groups below (those whose calls all take at most {max_s:g} s) each timed call "
+            f"{len(known)} groups below (those whose calls all take at most {max_s} s) each timed call "
             f"follows {settle_ms:.0f} ms of untimed calls of the same function, so the other library's idle "
             f"OpenMP workers, which spin for milliseconds after its call, have gone to sleep; in the others "
             f"such a spin is a small part of a call"
