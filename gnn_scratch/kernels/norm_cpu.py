@@ -17,8 +17,8 @@ from ..threads import call_numba
 
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 # error_model="numpy": IEEE division, without Numba's divide-by-zero test, which kept the backward's
-# element loop scalar (the fused backward as it was then: 52 -> 37 us on 1250 x 64, the same bits; every divisor here
-# is N >= 1 or N - 1 >= 1, which the ops check before calling).
+# element loop scalar (the fused backward as it was then: 52 -> 37 us on 1250 x 64, the same bits;
+# every divisor here is N >= 1 or N - 1 >= 1, which the ops check before calling).
 _SERIAL = dict(cache=True, nogil=True, error_model="numpy")
 _ROWS = 256         # rows per element-wise task
 
@@ -82,37 +82,66 @@ def batch_norm_forward(X, mean, var, eps, gamma, beta, out):
     call_numba(_forward, X.size, X, mean, _inv_std(var, eps), gamma, beta, out)
 
 
+@njit(inline="always", **_SERIAL)
+def _masked(g, q, f, zero):
+    """g[f], or 0 where the ReLU's mask ``q`` (a row of pos; None: no ReLU) is False. None is pruned at compile time."""
+    if q is None:
+        return g[f]
+    return g[f] if q[f] else zero
+
+
 @njit(**_SERIAL)
-def _backward(G, X, mean, inv_std, gamma, batch_stats, dX, sum_g, sum_gxhat):
-    N, F = X.shape
-    n = X.dtype.type(N)
-    affine = gamma.shape[0] > 0
-    for f in range(F):
+def _column_sums(G, pos, X, mean, inv_std, sum_g, sum_gxhat):
+    """sum_g = sum_r G_m[r], sum_gxhat = sum_r G_m[r] * xhat[r], G_m = G masked by ``pos`` (None: G)."""
+    zero = X.dtype.type(0)
+    for f in range(X.shape[1]):
         sum_g[f] = 0
         sum_gxhat[f] = 0
-    for r in range(N):
+    for r in range(X.shape[0]):
         g = G[r]                            # row views: the inner loops over features vectorise
+        q = None if pos is None else pos[r]
         x = X[r]
-        for f in range(F):
-            sum_g[f] += g[f]
-            sum_gxhat[f] += g[f] * ((x[f] - mean[f]) * inv_std[f])
+        for f in range(X.shape[1]):
+            gm = _masked(g, q, f, zero)
+            sum_g[f] += gm
+            sum_gxhat[f] += gm * ((x[f] - mean[f]) * inv_std[f])
+
+
+@njit(**_SERIAL)
+def _input_grad(G, pos, X, mean, inv_std, gamma, batch_stats, sum_g, sum_gxhat, dX):
+    """dX from G masked by ``pos`` (None: G) and the column sums of ``_column_sums``."""
+    N, F = X.shape
+    n = X.dtype.type(N)
+    zero = X.dtype.type(0)
+    affine = gamma.shape[0] > 0
     for r in range(N):
         g = G[r]
+        q = None if pos is None else pos[r]
         x = X[r]
         d = dX[r]
         if batch_stats and affine:
             for f in range(F):
-                d[f] = ((gamma[f] * inv_std[f]) / n) * (n * g[f] - sum_g[f] - ((x[f] - mean[f]) * inv_std[f])
-                                                        * sum_gxhat[f])
+                d[f] = ((gamma[f] * inv_std[f]) / n) * (n * _masked(g, q, f, zero) - sum_g[f]
+                                                        - ((x[f] - mean[f]) * inv_std[f]) * sum_gxhat[f])
         elif batch_stats:
             for f in range(F):
-                d[f] = (inv_std[f] / n) * (n * g[f] - sum_g[f] - ((x[f] - mean[f]) * inv_std[f]) * sum_gxhat[f])
+                d[f] = (inv_std[f] / n) * (n * _masked(g, q, f, zero) - sum_g[f]
+                                           - ((x[f] - mean[f]) * inv_std[f]) * sum_gxhat[f])
         elif affine:
             for f in range(F):
-                d[f] = (gamma[f] * inv_std[f]) * g[f]
+                d[f] = (gamma[f] * inv_std[f]) * _masked(g, q, f, zero)
         else:
             for f in range(F):
-                d[f] = inv_std[f] * g[f]
+                d[f] = inv_std[f] * _masked(g, q, f, zero)
+
+
+@njit(**_SERIAL)
+def _backward(G, X, mean, inv_std, gamma, batch_stats, dX, sum_g, sum_gxhat):
+    # two compiled passes, not one body: as one body (or, in the fused op, "mask G into dX, then the
+    # backward on dX in place") LLVM left the element loops scalar -- 100-150 us instead of 45 on
+    # 1250 x 64 float32
+    _column_sums(G, None, X, mean, inv_std, sum_g, sum_gxhat)
+    _input_grad(G, None, X, mean, inv_std, gamma, batch_stats, sum_g, sum_gxhat, dX)
 
 
 def batch_norm_backward(G, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat):
@@ -153,59 +182,11 @@ def batch_norm_relu_forward(X, mean, var, eps, gamma, beta, out, pos):
 
 
 @njit(**_SERIAL)
-def _masked_sums(G, pos, X, mean, inv_std, sum_g, sum_gxhat):
-    zero = X.dtype.type(0)
-    for f in range(X.shape[1]):
-        sum_g[f] = 0
-        sum_gxhat[f] = 0
-    for r in range(X.shape[0]):
-        g = G[r]
-        q = pos[r]
-        x = X[r]
-        for f in range(X.shape[1]):
-            gm = g[f] if q[f] else zero
-            sum_g[f] += gm
-            sum_gxhat[f] += gm * ((x[f] - mean[f]) * inv_std[f])
-
-
-@njit(**_SERIAL)
-def _masked_dx(G, pos, X, mean, inv_std, gamma, batch_stats, sum_g, sum_gxhat, dX):
-    N, F = X.shape
-    n = X.dtype.type(N)
-    zero = X.dtype.type(0)
-    affine = gamma.shape[0] > 0
-    for r in range(N):
-        g = G[r]
-        q = pos[r]
-        x = X[r]
-        d = dX[r]
-        if batch_stats and affine:
-            for f in range(F):
-                gm = g[f] if q[f] else zero
-                d[f] = ((gamma[f] * inv_std[f]) / n) * (n * gm - sum_g[f] - ((x[f] - mean[f]) * inv_std[f])
-                                                        * sum_gxhat[f])
-        elif batch_stats:
-            for f in range(F):
-                gm = g[f] if q[f] else zero
-                d[f] = (inv_std[f] / n) * (n * gm - sum_g[f] - ((x[f] - mean[f]) * inv_std[f]) * sum_gxhat[f])
-        elif affine:
-            for f in range(F):
-                gm = g[f] if q[f] else zero
-                d[f] = (gamma[f] * inv_std[f]) * gm
-        else:
-            for f in range(F):
-                gm = g[f] if q[f] else zero
-                d[f] = inv_std[f] * gm
-
-
-@njit(**_SERIAL)
 def _backward_relu(G, pos, X, mean, inv_std, gamma, batch_stats, dX, sum_g, sum_gxhat):
-    # _backward's two passes with G masked as it is read (g_m = g where pos, else 0): the same
-    # expressions element for element, so the same bits. Two compiled functions, not one: written as
-    # one body, or as "mask G into dX, then _backward on dX in place" (the version before), LLVM left
-    # the element loops scalar -- 100-150 us instead of 45 on 1250 x 64 float32.
-    _masked_sums(G, pos, X, mean, inv_std, sum_g, sum_gxhat)
-    _masked_dx(G, pos, X, mean, inv_std, gamma, batch_stats, sum_g, sum_gxhat, dX)
+    # _backward's passes with G masked as it is read: the same expressions element for element, so the
+    # same bits as the ReLU's backward followed by the BatchNorm's
+    _column_sums(G, pos, X, mean, inv_std, sum_g, sum_gxhat)
+    _input_grad(G, pos, X, mean, inv_std, gamma, batch_stats, sum_g, sum_gxhat, dX)
 
 
 def batch_norm_relu_backward(G, pos, X, mean, var, eps, gamma, batch_stats, dX, sum_g, sum_gxhat):
