@@ -254,8 +254,6 @@ _numba_api = None   # (get, set) of Numba's thread count
 # these variables set); the variable is set only while Numba loads its OpenMP runtime (which reads it
 # then) and removed after, so no other library in the process inherits it.
 _WAIT_POLICY_KNOBS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
-
-
 _launch_lock = threading.Lock()
 
 

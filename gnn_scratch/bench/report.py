@@ -374,15 +374,15 @@ def _settled(rows, phases):
     done = [g for g in known if all(v["settled"] == v["n"] for v in g.values())]
     if not done:
         return ""
-    first = next((r for r in rows if r.get("settle_s")), {})
-    settle_ms = 1e3 * first.get("settle_s", 0.03)
-    max_s = " or ".join(f"{v:g}" for v in sorted({r["settle_max_s"] for r in rows if "settle_max_s" in r})) or "1"
+
+    def recorded(key, scale=1):     # the values the rows' runs used, e.g. "0.4 or 1"
+        return " or ".join(f"{scale * v:g}" for v in sorted({r[key] for r in rows if key in r}))
     unknown = len(groups) - len(known)
     return (f" The two libraries run in two processes, alternated call by call. In {len(done)} of the "
-            f"{len(known)} groups below (those whose calls all take at most {max_s} s) each timed call "
-            f"follows {settle_ms:.0f} ms of untimed calls of the same function, so the other library's idle "
-            f"OpenMP workers, which spin for milliseconds after its call, have gone to sleep; in the others "
-            f"such a spin is a small part of a call"
+            f"{len(known)} groups below (those whose calls all take at most {recorded('settle_max_s')} s) each "
+            f"timed call follows {recorded('settle_s', 1e3)} ms of untimed calls of the same function, so the "
+            f"other library's idle OpenMP workers, which spin for milliseconds after its call, have gone to "
+            f"sleep; in the others such a spin is a small part of a call"
             + (f" ({unknown} groups from earlier runs do not record it)" if unknown else "") + ".")
 
 
