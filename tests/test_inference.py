@@ -444,6 +444,95 @@ def test_spmm_bias_refuses_a_bias_of_the_wrong_width_or_dtype():
         ops.spmm_bias(g, w, X, b.astype(np.float32))
 
 
+# ------------------------------------------------------------------ mean + bias (+ self term) (+ ReLU)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("relu", [False, True])
+def test_mean_aggregate_bias_is_the_steps_apart_bit_for_bit(dtype, accumulate, relu):
+    """mean_aggregate, add_bias, + the self term already in out, relu: one op, the same bits on every path (a
+    NaN row stays NaN without the ReLU and gives 0 with it; node n - 1 has no neighbours: its mean is 0)."""
+    from gnn_scratch.kernels import cpu, reference
+    g, X, _, b = _spmm_bias_case(dtype)
+    R = np.random.default_rng(4).standard_normal((g.num_dst, X.shape[1])).astype(dtype)
+    want = ops.mean_aggregate(g, X)
+    ops.add_bias(want, b)
+    if accumulate:
+        ops.add_(want, R)
+    if relu:
+        want, _ = ops.relu(want)
+    got = ops.mean_aggregate_bias(g, X, b, R.copy() if accumulate else None, relu)
+    np.testing.assert_array_equal(got, want)
+    for impl in (reference, cpu):
+        out = R.copy() if accumulate else np.full_like(want, 7)
+        impl.spmm_mean_bias(g.indptr, g.indices, X, b, accumulate, relu, out)
+        np.testing.assert_array_equal(out, want, err_msg=impl.__name__)
+    assert np.isnan(got).any() != relu
+    if relu:
+        assert not np.signbit(got).any()
+
+
+def test_mean_aggregate_bias_refuses_a_bias_or_out_of_the_wrong_shape_or_dtype():
+    g, X, _, b = _spmm_bias_case(np.float64)
+    out = np.zeros((g.num_dst, X.shape[1]))
+    with pytest.raises(ValueError, match="b must have shape"):
+        ops.mean_aggregate_bias(g, X, b[:-1])
+    with pytest.raises(TypeError, match="b must have the dtype"):
+        ops.mean_aggregate_bias(g, X, b.astype(np.float32))
+    with pytest.raises(ValueError, match="out must have shape"):
+        ops.mean_aggregate_bias(g, X, b, out[:-1])
+    with pytest.raises(TypeError, match="out must have the dtype"):
+        ops.mean_aggregate_bias(g, X, b, out.astype(np.float32))
+
+
+@pytest.mark.parametrize("aggr", ["mean", "sum", "max"])
+@pytest.mark.parametrize("transform_first", [True, False])
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("self_term", ["root_weight", "concat", "none"])
+def test_sageconv_with_its_relu_fused_equals_the_layer_then_relu(aggr, transform_first, train, self_term):
+    """SAGEConv.forward(relu=True) (what the SAGE model and Sequential run): the output and every gradient are
+    the layer's followed by a ReLU module, bit for bit (evaluation mode, mean, transform first: the self term,
+    the bias and the ReLU inside ops.mean_aggregate_bias, and the backward's mask rebuilt from the output)."""
+    from gnn_scratch.nn import ReLU, Sequential
+    from gnn_scratch.nn.conv import SAGEConv
+    g = _graph(30, 120, seed=5)
+    F_in, F_out = (6, 4) if transform_first else (4, 6)
+    x = np.random.default_rng(6).standard_normal((30, F_in)).astype(np.float32)
+    G = np.random.default_rng(7).standard_normal((30, F_out)).astype(np.float32)
+    kw = dict(root_weight=self_term != "none", concat=self_term == "concat")
+    convs = [SAGEConv(F_in, F_out, aggr=aggr, seed=8, **kw) for _ in range(2)]
+    for c in convs:
+        c.params["b"][:] = np.linspace(-0.5, 0.5, F_out)
+        c.train(train)
+    fused, plain = convs
+    seq = Sequential(conv=fused, act=ReLU()).train(train)
+    assert seq._steps() == [(fused, True)]
+    act = ReLU()
+    want = act.forward(plain.forward(x, g))
+    got = seq.forward(x, g)
+    np.testing.assert_array_equal(got, want)
+    assert 0 < np.count_nonzero(got) < got.size
+    np.testing.assert_array_equal(seq.backward(G), plain.backward(act.backward(G)))
+    for k in plain.grads:
+        np.testing.assert_array_equal(fused.grads[k], plain.grads[k], err_msg=k)
+
+
+def test_sage_model_in_evaluation_mode_runs_the_fused_mean_and_gives_the_training_forward(monkeypatch):
+    """The SAGE model's eval forward goes through ops.mean_aggregate_bias once per layer (with the ReLU after
+    the first, none after the last), and equals its training-mode forward without dropout bit for bit."""
+    g = _graph(40, 160, seed=9)
+    x = np.random.default_rng(10).standard_normal((40, 12)).astype(np.float32)
+    model = build_model("sage", in_channels=12, out_channels=3, hidden_channels=8, dropout=0.0, seed=1)
+    for name in ("conv1", "conv2"):
+        getattr(model, name).params["b"][:] = np.linspace(-0.3, 0.3, getattr(model, name).out_channels)
+    want = model.train().forward(x, g)
+    calls = []
+    real = ops.mean_aggregate_bias
+    monkeypatch.setattr(ops, "mean_aggregate_bias", lambda *a: calls.append(a[-1]) or real(*a))
+    got = model.eval().forward(x, g)
+    np.testing.assert_array_equal(got, want)
+    assert calls == [True, False]
+
+
 @pytest.mark.parametrize("transform_first", [True, False])
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("bias", [True, False])

@@ -78,6 +78,8 @@ def make_case(kernel, g, dtype, rng, F=3, H=2):
         return [g.t_indptr, g.t_indices, g.t_perm, r(E), r(Nd, F), out(Ns, F)], [5]
     if kernel == "spmm_mean":
         return [g.indptr, g.indices, r(Ns, F), out(Nd, F)], [3]
+    if kernel == "spmm_mean_bias":   # out a pure output here (the self term in it: test_mean_bias_adds_...)
+        return [g.indptr, g.indices, r(Ns, F), r(F), False, True, out(Nd, F)], [6]
     if kernel == "spmm_mean_backward":
         return [g.t_indptr, g.t_indices, g.indptr, r(Nd, F), out(Ns, F)], [4]
     if kernel == "scale_rows_by_inverse_degree":
@@ -105,12 +107,12 @@ def make_case(kernel, g, dtype, rng, F=3, H=2):
     raise KeyError(kernel)
 
 
-KERNELS = ["spmm_sum", "spmm_sum_bias", "spmm_sum_perm", "spmm_mean", "spmm_mean_backward", "scale_rows_by_inverse_degree",
+KERNELS = ["spmm_sum", "spmm_sum_bias", "spmm_sum_perm", "spmm_mean", "spmm_mean_bias", "spmm_mean_backward", "scale_rows_by_inverse_degree",
            "spmm_max", "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum", "segment_sum_perm",
            "edge_softmax", "edge_softmax_backward"]
 # Plain adds, IEEE divisions and selections: equal to the reference bit for bit, on a GPU too
 # (the others may differ in the last bits there, through fused multiply-adds and the device exp).
-EXACT = {"spmm_mean", "spmm_mean_backward", "scale_rows_by_inverse_degree", "spmm_max", "spmm_max_backward",
+EXACT = {"spmm_mean", "spmm_mean_bias", "spmm_mean_backward", "scale_rows_by_inverse_degree", "spmm_max", "spmm_max_backward",
          "sddmm_add", "segment_sum", "segment_sum_perm"}
 
 
@@ -189,6 +191,21 @@ def test_mean_backward_in_two_steps_equals_the_fused_kernel_bit_for_bit():
         two_step = cuda.to_device(np.full((g.num_src, 3), np.nan))
         ck.spmm_sum(d(g.t_indptr), d(g.t_indices), d(np.ones(g.num_edges)), scaled, two_step)
         assert two_step.copy_to_host().tobytes() == fused.copy_to_host().tobytes(), name
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_mean_bias_adds_the_self_term_already_in_out_as_the_reference_does(relu):
+    d = cuda.to_device
+    for name in ("fixture", "bipartite", "random12"):
+        g = GRAPHS[name]()
+        rng = np.random.default_rng(5)
+        X, b = rng.standard_normal((g.num_src, 3)), rng.standard_normal(3)
+        R = rng.standard_normal((g.num_dst, 3))
+        want = R.copy()
+        ref.spmm_mean_bias(g.indptr, g.indices, X, b, True, relu, want)
+        out = d(R)
+        ck.spmm_mean_bias(d(g.indptr), d(g.indices), d(X), d(b), True, relu, out)
+        assert out.copy_to_host().tobytes() == want.tobytes(), name
 
 
 def test_max_tie_rule_first_edge_in_csr_order_wins():

@@ -84,6 +84,7 @@ EXAMPLES = {
     "spmm_sum_bias": lambda g: ((*_csr(), _r(g, E), _r(g, N, F), _r(g, F), True, np.empty((N, F))), [6]),
     "spmm_sum_perm": lambda g: ((*_t(), _r(g, E), _r(g, N, F), np.empty((N, F))), [5]),
     "spmm_mean": lambda g: ((*_csr(), _r(g, N, F), np.empty((N, F))), [3]),
+    "spmm_mean_bias": lambda g: ((*_csr(), _r(g, N, F), _r(g, F), True, True, _r(g, N, F)), [6]),
     "spmm_mean_backward": lambda g: ((*_t()[:2], GRAPH.indptr, _r(g, N, F), np.empty((N, F))), [4]),
     "scale_rows_by_inverse_degree": lambda g: ((GRAPH.indptr, _r(g, N, F), np.empty((N, F))), [2]),
     "spmm_max": lambda g: ((*_csr(), _r(g, N, F), np.empty((N, F)), np.empty((N, F), np.int64)), [3, 4]),

@@ -3,7 +3,7 @@ bipartite graphs), the packed LSTM, the SAGE model on sampled blocks, the unsupe
 import numpy as np
 
 from ..models.sage import SAGE
-from ..nn import SoftmaxCrossEntropy
+from ..nn import ReLU, Sequential, SoftmaxCrossEntropy
 from ..nn.lstm import LSTM, pack_neighbours
 from ..nn.conv.sage_conv import SAGEConv
 from ..sampling import sample_blocks
@@ -76,6 +76,32 @@ def sage_mean():
 @case("SAGEConv sum")
 def sage_sum():
     return _conv_rows("sum")
+
+
+@case("SAGEConv + ReLU fused")
+def sage_conv_relu():
+    """Sequential(SAGEConv, ReLU) -- as the SAGE model runs its hidden layers -- is SAGEConv.forward(relu=True): in
+    evaluation mode, mean aggregation at the narrower width with a bias, the self term, the bias and the ReLU in
+    one op (ops.mean_aggregate_bias) and the backward's mask rebuilt from the output; otherwise the ReLU op after
+    the layer. Both orders, a bipartite block too, every self term, both modes; inputs whose ReLU inputs stay
+    MARGIN from 0."""
+    rows = []
+    graphs = _graphs() + (("bipartite, transform first", random_test_graph(1, 6, 14, num_src=9), 3, 2),)
+    for label, g, F_in, F_out in graphs:
+        for self_name, self_kw in SELF_TERMS.items():
+            for train in (True, False):
+                conv = SAGEConv(F_in, F_out, aggr="mean", seed=13, dtype=F64, **self_kw)
+                conv.params["b"][:] = np.random.default_rng(4).uniform(-0.5, 0.5, F_out)   # some outputs cut
+                seq = Sequential(conv=conv, act=ReLU()).train(train)
+                for s in range(30, 230):
+                    H = np.random.default_rng(s).standard_normal((g.num_src, F_in))
+                    if np.min(np.abs(conv.forward(H, g))) > MARGIN:
+                        break
+                else:
+                    raise RuntimeError("no input away from the ReLU's kink found in 200 draws")
+                rows += check_module(f"SAGEConv mean + ReLU [{label}, {self_name}, {'train' if train else 'eval'}]",
+                                     seq, H, g)
+    return rows
 
 
 @case("SAGEConv max (pooling)")

@@ -253,6 +253,36 @@ def spmm_mean(indptr, indices, X, out):
 
 
 @njit(**_PARALLEL)
+def spmm_mean_bias(indptr, indices, X, b, accumulate, relu, out):
+    """out = mean(X) + b (+ out's old value with ``accumulate``), then max(out, 0) when ``relu``: an
+    evaluation-mode SAGE layer's aggregation, bias, self term (``out`` = H W_self on entry) and ReLU as one
+    pass over ``out``, instead of four. b (F,) of X's dtype, ``accumulate`` and ``relu`` bools; the rest
+    as ``spmm_mean``. The same operations in the same order as spmm_mean, then + b[f], then + out[i, f],
+    then the ReLU's ``v if v > 0 else 0``: the same bits.
+    """
+    n_dst, F = out.shape
+    zero = out.dtype.type(0)
+    pd = _prefetch_distance(X)
+    n_chunks = _num_chunks(n_dst)
+    for c in prange(n_chunks):
+        r0 = _chunk_start(indptr, c, n_chunks)
+        r1 = _chunk_start(indptr, c + 1, n_chunks)
+        # the row's sum goes to a scratch row, since out[i] may still hold the self term to be added
+        acc = np.empty((1, F), out.dtype)
+        for i in range(r0, r1):
+            lo, hi = indptr[i], indptr[i + 1]
+            _weighted_row_sum(acc, 0, X, indices, lo, hi, None, None, pd)
+            deg = out.dtype.type(max(hi - lo, 1))     # an empty row's sum is 0: dividing by 1 leaves it
+            for f in range(F):
+                v = acc[0, f] / deg + b[f]
+                if accumulate:
+                    v += out[i, f]
+                if relu:
+                    v = v if v > zero else zero
+                out[i, f] = v
+
+
+@njit(**_PARALLEL)
 def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
     """Gradient of spmm_mean w.r.t. X: grad_X[j] = sum_{edges j -> i} grad_out[i] / deg_i.
 

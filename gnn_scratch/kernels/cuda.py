@@ -446,6 +446,33 @@ def spmm_mean(indptr, indices, X, out):
     _launch(_spmm_mean_kernel, _gather_launch(n_dst, X.shape[1]), indptr, indices, indices, X, X, out)
 
 
+@_jit
+def _mean_bias_kernel(Y, M, b, accumulate, relu):
+    F = b.shape[0]
+    zero = Y.dtype.type(0)
+    for k in range(cuda.grid(1), Y.shape[0] * F, cuda.gridsize(1)):
+        v = M[k // F, k % F] + b[k % F]
+        if accumulate:
+            v += Y[k // F, k % F]
+        if relu and not v > zero:
+            v = zero
+        Y[k // F, k % F] = v
+
+
+def spmm_mean_bias(indptr, indices, X, b, accumulate, relu, out):
+    """out = mean(X) + b (+ out's old value when ``accumulate``), then max(out, 0) when ``relu`` (a NaN gives
+    0): ``spmm_mean`` into a temporary and one grid-stride pass for the rest. b (F,) of X's dtype,
+    ``accumulate`` and ``relu`` bools; the rest as ``spmm_mean``. Two launches, as ``spmm_sum_bias``.
+    """
+    require_cuda()
+    b, out = _device(b=b, out=out)
+    _check("b", b, (out.shape[1],))
+    _check_float(("out", out), ("b", b))
+    M = cuda.device_array(out.shape, out.dtype)
+    spmm_mean(indptr, indices, X, M)
+    _launch(_mean_bias_kernel, _flat_launch(out.size), out, M, b, bool(accumulate), bool(relu))
+
+
 def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
     """Gradient of spmm_mean w.r.t. X: grad_X[j] = sum_{edges j -> i} grad_out[i] / deg_i.
 

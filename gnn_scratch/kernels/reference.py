@@ -60,6 +60,19 @@ def spmm_mean(indptr, indices, X, out):
     out /= np.maximum(deg, 1)[:, None].astype(X.dtype)
 
 
+def spmm_mean_bias(indptr, indices, X, b, accumulate, relu, out):
+    """out = mean(X) + b (+ out's old value when ``accumulate``), then max(out, 0) when ``relu``: ``spmm_mean``,
+    a bias, a self term already in ``out`` and a ReLU as one op. b (F,); ``accumulate``, ``relu`` bools. The
+    same sums as spmm_mean, then + b, then + the old out, then the ReLU's np.where(out > 0, out, 0). O(E * F).
+    """
+    agg = np.empty_like(out)
+    spmm_mean(indptr, indices, X, agg)
+    agg += b
+    if accumulate:
+        agg += out
+    out[...] = np.where(agg > 0, agg, 0) if relu else agg
+
+
 def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):
     """Gradient of spmm_mean w.r.t. X: grad_X[j] = sum_{edges j -> i} grad_out[i] / deg_i.
 

@@ -73,8 +73,8 @@ class SAGE(Module):
     def layer_forward(self, layer, h, graph):
         """Layer ``layer`` (0-based) alone: dropout -> conv -> ReLU (not after the last). (N_dst, F_out)."""
         drop, conv, act = self._layers[layer]
-        h = conv.forward(drop.forward(h, graph), graph)
-        return act.forward(h, graph) if act is not None else h
+        # the ReLU runs inside the conv (``SAGEConv.forward(relu=True)``, the same bits); the ReLU module is skipped
+        return conv.forward(drop.forward(h, graph), graph, relu=act is not None)
 
     def forward(self, x, graph=None):
         h = x
@@ -84,10 +84,8 @@ class SAGE(Module):
 
     def backward(self, grad_out):
         g = grad_out
-        for drop, conv, act in reversed(self._layers):
-            if act is not None:
-                g = act.backward(g)
-            g = conv.backward(g)
+        for drop, conv, _ in reversed(self._layers):
+            g = conv.backward(g)        # through its fused ReLU too
             if g is None:  # below a sparse input there is nothing left to differentiate
                 return None
             g = drop.backward(g)

@@ -117,6 +117,27 @@ def mean_aggregate(graph, X):
     return out
 
 
+def mean_aggregate_bias(graph, X, b, out=None, relu=False):
+    """mean_aggregate(graph, X) + b (+ ``out``, added in place when given), then max(., 0) with ``relu``:
+    the steps of an evaluation-mode SAGE layer -- the mean, its bias, its self term H W_self and the ReLU
+    after it -- in one op, the same numbers in the same order as the steps apart; on the CPU one pass over
+    each output row while it is in cache. b (F,) and out (N_dst, F) of X's dtype. As ``spmm_bias``, with
+    ``relu`` no mask x > 0 is kept. Returns out (a new array when none was given): (N_dst, F)."""
+    _node_rows("mean_aggregate_bias", graph, "src", X=X)
+    shape("mean_aggregate_bias", "b", b, X.shape[1])
+    accumulate = out is not None
+    if accumulate:
+        dense("mean_aggregate_bias", "out", out)
+        shape("mean_aggregate_bias", "out", out, graph.num_dst, X.shape[1])
+        one_float("mean_aggregate_bias", X=X, b=b, out=out)
+    else:
+        one_float("mean_aggregate_bias", X=X, b=b)
+        out = empty((graph.num_dst, X.shape[1]), X.dtype, like=X)
+    run("spmm_mean_bias", graph.num_edges * X.shape[1], graph.indptr, graph.indices, X, b, accumulate,
+        bool(relu), out)
+    return out
+
+
 def mean_aggregate_backward(graph, grad_out):
     """dL/dX[j] = sum over edges j -> i of G[i] / deg_i: (N_src, F).
 

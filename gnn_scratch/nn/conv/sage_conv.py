@@ -55,6 +55,7 @@ class SAGEConv(Module):
     """
 
     needs_input_grad = True
+    fuses_relu = True    # forward(x, graph, relu=True): a ReLU after this layer, run by it
 
     def __init__(self, in_channels, out_channels, aggr="mean", root_weight=True, concat=False, normalize=False,
                  bias=True, project=None, agg_channels=None, seed=0, dtype=np.float32):
@@ -127,7 +128,11 @@ class SAGEConv(Module):
         return A if A.shape[0] == n else A[:n]
 
     @layer_blas_pool
-    def forward(self, x, graph=None):
+    def forward(self, x, graph=None, relu=False):
+        """The layer's output, or max(output, 0) with ``relu`` (a ``ReLU`` after this layer, fused). In
+        evaluation mode the mean aggregator at the narrower width (transform first) with a bias and no
+        normalisation runs the self term first, into the output, and then one pass adds the mean, the bias and
+        the self term and applies the ReLU (``ops.mean_aggregate_bias``): the same bits as the steps apart."""
         H = self._check_input(x, graph)
         W_self, W_neigh, _, _ = self._weights()
         N_dst = graph.num_dst
@@ -139,11 +144,17 @@ class SAGEConv(Module):
         else:
             M = H
         # aggregate and the neighbour weight
-        agg, argmax, transform_first = None, None, False
+        agg, argmax, transform_first, fused = None, None, False, False
         if self.aggr in ("mean", "sum"):
             # the aggregation is linear, so agg(M) W = agg(M W): run the SpMM at the narrower width
             transform_first = issparse(M) or W_neigh.shape[1] <= W_neigh.shape[0]
-            if transform_first:
+            fused = (transform_first and not self.training and self.aggr == "mean" and "b" in self.params
+                     and not self.normalize)
+            if fused:
+                Z = ops.matmul(M, W_neigh)
+                out = None if W_self is None else ops.matmul(self._rows(H, N_dst), W_self)    # H_dst W_self
+                out = ops.mean_aggregate_bias(graph, Z, self.params["b"], out, relu)
+            elif transform_first:
                 out = self._linear_aggregate(graph, ops.matmul(M, W_neigh))
             else:
                 agg = self._linear_aggregate(graph, M)
@@ -160,22 +171,33 @@ class SAGEConv(Module):
             seqs = pack_neighbours(graph, self.rng if self.training else None)
             agg = self.lstm.forward(M, seqs)
             out = ops.matmul(agg, W_neigh)
-        if "b" in self.params:
-            ops.add_bias(out, self.params["b"])
-        if W_self is not None:
-            ops.matmul(self._rows(H, N_dst), W_self, out=out, accumulate=True)     # out += H_dst W_self
+        if not fused:
+            if "b" in self.params:
+                ops.add_bias(out, self.params["b"])
+            if W_self is not None:
+                ops.matmul(self._rows(H, N_dst), W_self, out=out, accumulate=True)     # out += H_dst W_self
         norm = y = None
         if self.normalize:
             y, norm = ops.row_normalize(out, NORM_EPS)
             out = y
-        self._cache = (graph, H, pos, M, agg, argmax, transform_first, norm, y)
+        relu_pos = None
+        if relu and not fused:
+            out, relu_pos = ops.relu(out)
+        # with the ReLU fused no mask was made: backward rebuilds it from the output, positive exactly where
+        # the ReLU's input was
+        self._cache = (graph, H, pos, M, agg, argmax, transform_first, norm, y, relu, relu_pos,
+                       out if relu and fused else None)
         return out
 
     def backward(self, grad_out):
-        graph, H, pos, M, agg, argmax, transform_first, norm, y = self._saved()
+        graph, H, pos, M, agg, argmax, transform_first, norm, y, relu, relu_pos, relu_out = self._saved()
         W_self, W_neigh, dW_self, dW_neigh = self._weights()
         N_dst = graph.num_dst
         G = grad_out
+        if relu:
+            if relu_pos is None:
+                _, relu_pos = ops.relu(relu_out)                                    # [y > 0] = [pre > 0]
+            G = ops.relu_backward(G, relu_pos)                                     # G <- G * [pre > 0]
         if self.normalize:   # y = x / ||x||:  dx = (g - y (y . g)) / ||x||;  below eps y = x / eps, so dx = g / eps
             G = ops.row_normalize_backward(G, y, norm, NORM_EPS)
         if "b" in self.params:
