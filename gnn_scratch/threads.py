@@ -299,11 +299,14 @@ def _numba_threads():
     return _numba_api
 
 
-def call_numba(kernel, work, *args):
+def call_numba(kernel, work, *args, one_thread=None):
     """``kernel(*args)``, a parallel Numba kernel, on one thread when ``work < SERIAL_GRAIN`` (``INFERENCE_GRAIN``
-    in an evaluation-mode forward)."""
+    in an evaluation-mode forward) -- then as ``one_thread(*args)`` when the kernel has such a form (the same
+    sums, compiled for one thread: ``kernels/cpu.py: ONE_THREAD``)."""
     get, set_ = _numba_api or _numba_threads()      # the first call starts the pool (launch_numba_pool)
     if work < getattr(_local, "grain", SERIAL_GRAIN):
+        if one_thread is not None:
+            kernel = one_thread
         n_threads = get()
         if n_threads > 1:
             set_(1)

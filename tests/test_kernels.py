@@ -505,3 +505,78 @@ def test_aggregation_md_python_blocks_run():
     namespace = {"__name__": "derivations.aggregation"}
     for n, code in enumerate(blocks):
         exec(compile(code, f"{AGGREGATION_MD}:python-block-{n}", "exec"), namespace)
+
+
+# ---------------------------------------------------------------------------------- one-thread forms
+def _one_thread_case(name, g, F, dtype, rng):
+    """(args with a garbage-filled output last, reference args) for op ``name`` of ``cpu.ONE_THREAD``."""
+    X, w, b = rand(rng, (g.num_src, F), dtype), rand(rng, g.num_edges, dtype), rand(rng, F, dtype)
+    out = np.full((g.num_dst, F), 7, dtype)
+    if name == "spmm_sum":
+        return [g.indptr, g.indices, w, X, out]
+    if name == "spmm_sum_bias":
+        return [g.indptr, g.indices, w, X, b, True, out]
+    if name == "spmm_sum_perm":
+        G = rand(rng, (g.num_dst, F), dtype)
+        return [g.t_indptr, g.t_indices, g.t_perm, w, G, np.full((g.num_src, F), 7, dtype)]
+    if name == "spmm_mean":
+        return [g.indptr, g.indices, X, out]
+    if name == "spmm_mean_bias":    # the self term in out
+        return [g.indptr, g.indices, X, b, True, True, rand(rng, (g.num_dst, F), dtype)]
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(cpu.ONE_THREAD))
+@SETTINGS
+@given(g=graphs(), F=FEATURES, seed=SEEDS)
+def test_one_thread_forms_equal_the_reference_bit_for_bit_and_the_chunked_kernel(name, dtype, g, F, seed):
+    """What call_numba runs below the grain: the reference's sums in its order, to the bit (a zeroed row, as the
+    reference's: an all -0 row sums to +0), and the row-chunked kernel's numbers."""
+    args = _one_thread_case(name, g, F, dtype, np.random.default_rng(seed))
+    outs = [[a.copy() if isinstance(a, np.ndarray) else a for a in args] for _ in range(3)]
+    cpu.ONE_THREAD[name](*outs[0])
+    getattr(ref, name)(*outs[1])
+    getattr(cpu, name)(*outs[2])
+    assert outs[0][-1].tobytes() == outs[1][-1].tobytes()
+    np.testing.assert_array_equal(outs[0][-1], outs[2][-1])
+
+
+def test_an_all_minus_zero_row_sums_to_plus_zero_in_the_one_thread_form_as_in_the_reference():
+    g = fixture_graph()
+    X = np.full((g.num_src, 3), -0.0)
+    w = np.ones(g.num_edges)
+    got, want = np.full((g.num_dst, 3), 7.0), np.full((g.num_dst, 3), 7.0)
+    cpu.ONE_THREAD["spmm_sum"](g.indptr, g.indices, w, X, got)
+    ref.spmm_sum(g.indptr, g.indices, w, X, want)
+    assert not np.signbit(got).any() and got.tobytes() == want.tobytes()
+
+
+def test_the_registry_runs_the_one_thread_form_below_the_grain(monkeypatch):
+    """ops.spmm on a small graph goes through call_numba with the op's one-thread form."""
+    from gnn_scratch import ops, threads
+    from gnn_scratch.kernels import registry
+    seen = []
+    real = threads.call_numba
+    monkeypatch.setattr(registry, "call_numba", lambda k, w, *a, one_thread=None: seen.append(one_thread)
+                        or real(k, w, *a, one_thread=one_thread))
+    g = fixture_graph()
+    ops.spmm(g, np.ones(g.num_edges), np.ones((g.num_src, 2)))
+    assert seen == [cpu.ONE_THREAD["spmm_sum"]]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_csr_features_times_w_runs_the_spmm_kernel_and_equals_scipy(dtype):
+    """dense_cpu.matmul of a CSR matrix (a first layer's sparse features) by a dense W: scipy's sums in scipy's
+    order, unsorted column indices and empty rows included; a large one through the chunked kernel."""
+    import scipy.sparse as sp
+    from gnn_scratch.kernels import dense_cpu
+    rng = np.random.default_rng(3)
+    for n, m, nnz in ((40, 30, 200), (3000, 500, 120_000)):
+        rows, cols = rng.integers(0, n - 5, nnz), rng.integers(0, m, nnz)      # the last 5 rows empty
+        A = sp.csr_matrix((rand(rng, nnz, dtype), (rows, cols)), shape=(n, m))
+        A.indices[: A.indptr[1]] = A.indices[: A.indptr[1]][::-1]             # unsorted within a row
+        W = rand(rng, (m, 16), dtype)
+        out = np.full((n, 16), np.nan, dtype)
+        dense_cpu.matmul(A, W, out)
+        np.testing.assert_array_equal(out, np.asarray(A @ W))

@@ -157,6 +157,55 @@ def _weighted_row_sum(out, i, X, indices, lo, hi, edge_val, perm, pd):
         _add_edge_row(out, i, X, indices, edge_val, perm, e)
 
 
+@njit(inline="always", **_SERIAL)
+def _row_sum_in_cache(out, i, X, indices, lo, hi, edge_val, perm):
+    """out[i] = sum_{e in [lo, hi)} w_e X[indices[e]] from a zeroed row, summed in edge order, no prefetch:
+    the row of the one-thread kernels (``ONE_THREAD``), whose X sits in cache. The same sums as
+    ``_weighted_row_sum``, except that a row whose every term is -0 sums to +0 here (as the reference's
+    zeroed output does) and to -0 there (its first edge starts the row): equal numbers."""
+    for f in range(out.shape[1]):
+        out[i, f] = 0
+    for e in range(lo, hi):
+        _add_edge_row(out, i, X, indices, edge_val, perm, e)
+
+
+@njit(inline="always", **_SERIAL)
+def _bias_relu_row(out, i, b, relu):
+    """out[i] += b, then the ReLU's ``v if v > 0 else 0`` when ``relu`` (a NaN gives 0)."""
+    zero = out.dtype.type(0)
+    if relu:
+        for f in range(out.shape[1]):
+            v = out[i, f] + b[f]
+            out[i, f] = v if v > zero else zero
+    else:
+        for f in range(out.shape[1]):
+            out[i, f] += b[f]
+
+
+@njit(inline="always", **_SERIAL)
+def _divide_row(out, i, lo, hi):
+    """out[i] /= deg_i = hi - lo, for a row with edges (an empty row stays 0)."""
+    if hi > lo:
+        deg = out.dtype.type(hi - lo)
+        for f in range(out.shape[1]):
+            out[i, f] /= deg
+
+
+@njit(inline="always", **_SERIAL)
+def _mean_bias_row(out, i, acc, lo, hi, b, accumulate, relu):
+    """out[i] = acc[0] / deg_i + b (+ out[i] with ``accumulate``), then the ReLU when ``relu``; acc[0] holds the
+    row's sum (0 for an empty row, which dividing by 1 leaves)."""
+    zero = out.dtype.type(0)
+    deg = out.dtype.type(max(hi - lo, 1))
+    for f in range(out.shape[1]):
+        v = acc[0, f] / deg + b[f]
+        if accumulate:
+            v += out[i, f]
+        if relu:
+            v = v if v > zero else zero
+        out[i, f] = v
+
+
 @njit(**_PARALLEL)
 def spmm_sum(indptr, indices, edge_val, X, out):
     """Weighted sum aggregation: out[i] = sum_{e in row i} edge_val[e] * X[indices[e]].
@@ -188,8 +237,7 @@ def spmm_sum_bias(indptr, indices, edge_val, X, b, relu, out):
     layer's ``add_bias`` and ``relu``). b (F,) float of X's dtype, ``relu`` bool; other arrays as
     ``spmm_sum``. The same sums in the same order, then + b[f], then the ReLU's ``v if v > 0 else 0``.
     """
-    n_dst, F = out.shape
-    zero = out.dtype.type(0)
+    n_dst = out.shape[0]
     pd = _prefetch_distance(X)
     n_chunks = _num_chunks(n_dst)
     for c in prange(n_chunks):
@@ -197,13 +245,7 @@ def spmm_sum_bias(indptr, indices, edge_val, X, b, relu, out):
         r1 = _chunk_start(indptr, c + 1, n_chunks)
         for i in range(r0, r1):
             _weighted_row_sum(out, i, X, indices, indptr[i], indptr[i + 1], edge_val, None, pd)
-            if relu:
-                for f in range(F):
-                    v = out[i, f] + b[f]
-                    out[i, f] = v if v > zero else zero
-            else:
-                for f in range(F):
-                    out[i, f] += b[f]
+            _bias_relu_row(out, i, b, relu)
 
 
 @njit(**_PARALLEL)
@@ -237,7 +279,7 @@ def spmm_mean(indptr, indices, X, out):
     out (N_dst, F) float, overwritten. O(E * F). Sums first, then divides by deg_i (as the
     reference does), so the result is the reference's bit for bit.
     """
-    n_dst, F = out.shape
+    n_dst = out.shape[0]
     pd = _prefetch_distance(X)
     n_chunks = _num_chunks(n_dst)
     for c in prange(n_chunks):
@@ -246,10 +288,7 @@ def spmm_mean(indptr, indices, X, out):
         for i in range(r0, r1):
             lo, hi = indptr[i], indptr[i + 1]
             _weighted_row_sum(out, i, X, indices, lo, hi, None, None, pd)
-            if hi > lo:
-                deg = out.dtype.type(hi - lo)
-                for f in range(F):
-                    out[i, f] /= deg
+            _divide_row(out, i, lo, hi)
 
 
 @njit(**_PARALLEL)
@@ -261,7 +300,6 @@ def spmm_mean_bias(indptr, indices, X, b, accumulate, relu, out):
     then the ReLU's ``v if v > 0 else 0``: the same bits.
     """
     n_dst, F = out.shape
-    zero = out.dtype.type(0)
     pd = _prefetch_distance(X)
     n_chunks = _num_chunks(n_dst)
     for c in prange(n_chunks):
@@ -272,14 +310,64 @@ def spmm_mean_bias(indptr, indices, X, b, accumulate, relu, out):
         for i in range(r0, r1):
             lo, hi = indptr[i], indptr[i + 1]
             _weighted_row_sum(acc, 0, X, indices, lo, hi, None, None, pd)
-            deg = out.dtype.type(max(hi - lo, 1))     # an empty row's sum is 0: dividing by 1 leaves it
-            for f in range(F):
-                v = acc[0, f] / deg + b[f]
-                if accumulate:
-                    v += out[i, f]
-                if relu:
-                    v = v if v > zero else zero
-                out[i, f] = v
+            _mean_bias_row(out, i, acc, lo, hi, b, accumulate, relu)
+
+
+# ---------------------------------------------------------------------------------- one-thread forms
+# ``threads.call_numba`` runs these instead of the row-chunked kernels of the same ops when the work is below
+# the grain (a Cora-sized graph), on one thread. Each is a parallel region of a single task whose rows are one
+# loop from row 0, summed from a zeroed row without prefetch (X sits in cache): the same sums as the chunked
+# kernel, in the same order. Measured on one core of the Intel Xeon VM, interleaved, hot: Cora's width-16
+# SpMM 58 against 108 us, width 7 74 against 103, the CSR features product (2708 x 1433, 49k entries) by a
+# width-16 W 152 against 243 us (scipy: 210). Why the chunked kernel is slower there was narrowed down, not
+# explained: the same loop in a plain (not parallel) function takes 181 us -- Numba compiles a parallel
+# region's body with its arrays marked as not aliasing each other, which it cannot assume for a plain
+# function -- and the same loop over rows [r0, r1) of a chunk, or with the first edge starting the row
+# (``_weighted_row_sum``), 78-110 us: LLVM vectorises the narrow row update differently.
+@njit(**_PARALLEL)
+def _spmm_sum_one_thread(indptr, indices, edge_val, X, out):
+    for _ in prange(1):
+        for i in range(out.shape[0]):
+            _row_sum_in_cache(out, i, X, indices, indptr[i], indptr[i + 1], edge_val, None)
+
+
+@njit(**_PARALLEL)
+def _spmm_sum_bias_one_thread(indptr, indices, edge_val, X, b, relu, out):
+    for _ in prange(1):
+        for i in range(out.shape[0]):
+            _row_sum_in_cache(out, i, X, indices, indptr[i], indptr[i + 1], edge_val, None)
+            _bias_relu_row(out, i, b, relu)
+
+
+@njit(**_PARALLEL)
+def _spmm_sum_perm_one_thread(indptr, indices, perm, edge_val, X, out):
+    for _ in prange(1):
+        for i in range(out.shape[0]):
+            _row_sum_in_cache(out, i, X, indices, indptr[i], indptr[i + 1], edge_val, perm)
+
+
+@njit(**_PARALLEL)
+def _spmm_mean_one_thread(indptr, indices, X, out):
+    for _ in prange(1):
+        for i in range(out.shape[0]):
+            lo, hi = indptr[i], indptr[i + 1]
+            _row_sum_in_cache(out, i, X, indices, lo, hi, None, None)
+            _divide_row(out, i, lo, hi)
+
+
+@njit(**_PARALLEL)
+def _spmm_mean_bias_one_thread(indptr, indices, X, b, accumulate, relu, out):
+    for _ in prange(1):
+        acc = np.empty((1, out.shape[1]), out.dtype)
+        for i in range(out.shape[0]):
+            lo, hi = indptr[i], indptr[i + 1]
+            _row_sum_in_cache(acc, 0, X, indices, lo, hi, None, None)
+            _mean_bias_row(out, i, acc, lo, hi, b, accumulate, relu)
+
+
+ONE_THREAD = {"spmm_sum": _spmm_sum_one_thread, "spmm_sum_bias": _spmm_sum_bias_one_thread,
+              "spmm_sum_perm": _spmm_sum_perm_one_thread, "spmm_mean": _spmm_mean_one_thread,
+              "spmm_mean_bias": _spmm_mean_bias_one_thread}
 
 
 @njit(**_PARALLEL)

@@ -181,8 +181,11 @@ def run(name, work, *args):
         if where != "cuda":
             launch_numba_pool()    # before any Python wrapper of this op can start the pool another way
         fn = resolve(name, where)
-        entry = _dispatch[(name, where)] = (fn, bool(getattr(fn, "targetoptions", {}).get("parallel")))
-    fn, parallel = entry
+        parallel = bool(getattr(fn, "targetoptions", {}).get("parallel"))
+        # a parallel kernel's form for one thread, which call_numba runs below the grain (kernels/cpu.py)
+        one_thread = getattr(module(OPS[name], where), "ONE_THREAD", {}).get(name) if parallel else None
+        entry = _dispatch[(name, where)] = (fn, parallel, one_thread)
+    fn, parallel, one_thread = entry
     if parallel:
-        return call_numba(fn, work, *args)
+        return call_numba(fn, work, *args, one_thread=one_thread)
     return fn(*args)
