@@ -444,6 +444,22 @@ def test_spmm_bias_refuses_a_bias_of_the_wrong_width_or_dtype():
         ops.spmm_bias(g, w, X, b.astype(np.float32))
 
 
+def _assert_fused_relu_equals_the_pair(fused, plain, x, g, G, train):
+    """Sequential(fused, ReLU) runs as one step, and its output, dL/dx and every gradient equal plain's followed by
+    a ReLU module, bit for bit; returns the output."""
+    from gnn_scratch.nn import ReLU, Sequential
+    seq = Sequential(conv=fused, act=ReLU()).train(train)
+    assert seq._steps() == [(fused, True)]
+    act = ReLU()
+    want = act.forward(plain.forward(x, g))
+    got = seq.forward(x, g)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(seq.backward(G), plain.backward(act.backward(G)))
+    for k in plain.grads:
+        np.testing.assert_array_equal(fused.grads[k], plain.grads[k], err_msg=k)
+    return got
+
+
 # ------------------------------------------------------------------ mean + bias (+ self term) (+ ReLU)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("accumulate", [False, True])
@@ -492,7 +508,6 @@ def test_sageconv_with_its_relu_fused_equals_the_layer_then_relu(aggr, transform
     """SAGEConv.forward(relu=True) (what the SAGE model and Sequential run): the output and every gradient are
     the layer's followed by a ReLU module, bit for bit (evaluation mode, mean, transform first: the self term,
     the bias and the ReLU inside ops.mean_aggregate_bias, and the backward's mask rebuilt from the output)."""
-    from gnn_scratch.nn import ReLU, Sequential
     from gnn_scratch.nn.conv import SAGEConv
     g = _graph(30, 120, seed=5)
     F_in, F_out = (6, 4) if transform_first else (4, 6)
@@ -503,17 +518,8 @@ def test_sageconv_with_its_relu_fused_equals_the_layer_then_relu(aggr, transform
     for c in convs:
         c.params["b"][:] = np.linspace(-0.5, 0.5, F_out)
         c.train(train)
-    fused, plain = convs
-    seq = Sequential(conv=fused, act=ReLU()).train(train)
-    assert seq._steps() == [(fused, True)]
-    act = ReLU()
-    want = act.forward(plain.forward(x, g))
-    got = seq.forward(x, g)
-    np.testing.assert_array_equal(got, want)
+    got = _assert_fused_relu_equals_the_pair(*convs, x, g, G, train)
     assert 0 < np.count_nonzero(got) < got.size
-    np.testing.assert_array_equal(seq.backward(G), plain.backward(act.backward(G)))
-    for k in plain.grads:
-        np.testing.assert_array_equal(fused.grads[k], plain.grads[k], err_msg=k)
 
 
 def test_sage_model_in_evaluation_mode_runs_the_fused_mean_and_gives_the_training_forward(monkeypatch):
@@ -540,7 +546,6 @@ def test_gcnconv_with_its_relu_fused_equals_the_layer_then_relu(transform_first,
     """Sequential(GCNConv, ReLU) runs GCNConv.forward(relu=True): the output and every gradient are the unfused
     pair's, bit for bit, in both modes and orders, with and without a bias (evaluation mode, order A(HW) with a
     bias: the ReLU inside the SpMM and the backward's mask rebuilt from the output)."""
-    from gnn_scratch.nn import ReLU, Sequential
     g = _graph(30, 120, seed=5)
     F_in, F_out = (6, 4) if transform_first else (4, 6)
     x = np.random.default_rng(6).standard_normal((30, F_in)).astype(np.float32)
@@ -550,15 +555,4 @@ def test_gcnconv_with_its_relu_fused_equals_the_layer_then_relu(transform_first,
         if bias:
             c.params["b"][:] = np.linspace(-0.5, 0.5, F_out)
         c.train(train)
-    fused, plain = convs
-    seq = Sequential(conv=fused, act=ReLU()).train(train)
-    assert seq._steps() == [(fused, True)]
-    act = ReLU()
-    want = act.forward(plain.forward(x, g))
-    got = seq.forward(x, g)
-    np.testing.assert_array_equal(got, want)
-    dx_want = plain.backward(act.backward(G))
-    dx_got = seq.backward(G)
-    np.testing.assert_array_equal(dx_got, dx_want)
-    for k in plain.grads:
-        np.testing.assert_array_equal(fused.grads[k], plain.grads[k], err_msg=k)
+    _assert_fused_relu_equals_the_pair(*convs, x, g, G, train)
