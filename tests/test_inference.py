@@ -498,13 +498,16 @@ def test_mean_aggregate_bias_refuses_a_bias_or_out_of_the_wrong_shape_or_dtype()
         ops.mean_aggregate_bias(g, X, b, out[:-1])
     with pytest.raises(TypeError, match="out must have the dtype"):
         ops.mean_aggregate_bias(g, X, b, out.astype(np.float32))
+    with pytest.raises(ValueError, match="out must not share memory with X"):
+        ops.mean_aggregate_bias(g, X, b, X)        # a square graph: X has out's shape
 
 
 @pytest.mark.parametrize("aggr", ["mean", "sum", "max"])
 @pytest.mark.parametrize("transform_first", [True, False])
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("self_term", ["root_weight", "concat", "none"])
-def test_sageconv_with_its_relu_fused_equals_the_layer_then_relu(aggr, transform_first, train, self_term):
+@pytest.mark.parametrize("sparse_x", [False, True])
+def test_sageconv_with_its_relu_fused_equals_the_layer_then_relu(aggr, transform_first, train, self_term, sparse_x):
     """SAGEConv.forward(relu=True) (what the SAGE model and Sequential run): the output and every gradient are
     the layer's followed by a ReLU module, bit for bit (evaluation mode, mean, transform first: the self term,
     the bias and the ReLU inside ops.mean_aggregate_bias, and the backward's mask rebuilt from the output)."""
@@ -512,6 +515,10 @@ def test_sageconv_with_its_relu_fused_equals_the_layer_then_relu(aggr, transform
     g = _graph(30, 120, seed=5)
     F_in, F_out = (6, 4) if transform_first else (4, 6)
     x = np.random.default_rng(6).standard_normal((30, F_in)).astype(np.float32)
+    if sparse_x:     # a first layer's sparse features: the CSR products on both paths
+        import scipy.sparse as sp
+        x[np.random.default_rng(9).random(x.shape) < 0.6] = 0
+        x = sp.csr_matrix(x)
     G = np.random.default_rng(7).standard_normal((30, F_out)).astype(np.float32)
     kw = dict(root_weight=self_term != "none", concat=self_term == "concat")
     convs = [SAGEConv(F_in, F_out, aggr=aggr, seed=8, **kw) for _ in range(2)]

@@ -509,20 +509,21 @@ def test_aggregation_md_python_blocks_run():
 
 # ---------------------------------------------------------------------------------- one-thread forms
 def _one_thread_case(name, g, F, dtype, rng):
-    """(args with a garbage-filled output last, reference args) for op ``name`` of ``cpu.ONE_THREAD``."""
+    """The arguments of op ``name`` of ``cpu.ONE_THREAD``, its output last; relu and accumulate drawn from rng."""
     X, w, b = rand(rng, (g.num_src, F), dtype), rand(rng, g.num_edges, dtype), rand(rng, F, dtype)
     out = np.full((g.num_dst, F), 7, dtype)
     if name == "spmm_sum":
         return [g.indptr, g.indices, w, X, out]
+    relu, accumulate = bool(rng.integers(2)), bool(rng.integers(2))
     if name == "spmm_sum_bias":
-        return [g.indptr, g.indices, w, X, b, True, out]
+        return [g.indptr, g.indices, w, X, b, relu, out]
     if name == "spmm_sum_perm":
         G = rand(rng, (g.num_dst, F), dtype)
         return [g.t_indptr, g.t_indices, g.t_perm, w, G, np.full((g.num_src, F), 7, dtype)]
     if name == "spmm_mean":
         return [g.indptr, g.indices, X, out]
-    if name == "spmm_mean_bias":    # the self term in out
-        return [g.indptr, g.indices, X, b, True, True, rand(rng, (g.num_dst, F), dtype)]
+    if name == "spmm_mean_bias":    # with accumulate the self term in out
+        return [g.indptr, g.indices, X, b, accumulate, relu, rand(rng, (g.num_dst, F), dtype)]
     raise KeyError(name)
 
 
@@ -580,3 +581,7 @@ def test_csr_features_times_w_runs_the_spmm_kernel_and_equals_scipy(dtype):
         out = np.full((n, 16), np.nan, dtype)
         dense_cpu.matmul(A, W, out)
         np.testing.assert_array_equal(out, np.asarray(A @ W))
+        acc = rand(rng, (n, 16), dtype)                                        # a self term added in training
+        want = acc + np.asarray(A @ W)
+        dense_cpu.matmul(A, W, acc, accumulate=True)
+        np.testing.assert_array_equal(acc, want)

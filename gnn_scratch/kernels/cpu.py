@@ -24,9 +24,11 @@ Read the contract at the top of ``reference.py`` first. What this module adds is
   their outputs -- the matrices the next kernel gathers -- starting on a 64-byte line
   (``device.host_empty``); NumPy's arrays are only 16-byte aligned (malloc's), which often made a
   64-byte row (16 float32) two lines and a 256-byte row five. Same arithmetic, same bits.
-* **No allocation** inside a kernel: ``out`` is preallocated by the caller and fully overwritten.
+* **No allocation** of a kernel's output: ``out`` is preallocated by the caller and fully overwritten (or, with
+  ``accumulate``, added to); a kernel allocates at most a scratch row per task (``spmm_mean_bias``).
 
-Arrays must be C-contiguous (``indptr`` int64, ``indices`` int32, float32 or float64 values).
+Arrays must be C-contiguous (``indptr`` int64, ``indices`` int32 from a ``Graph``; a scipy CSR matrix's own
+int32 or int64 index arrays from ``dense_cpu.matmul``; float32 or float64 values).
 The kernels do not validate their inputs (the layers do, once); out-of-range ids are undefined
 behaviour here, as in a C kernel. Each dtype combination compiles once on first call
 (``cache=True`` keeps the machine code in ``__pycache__`` for later runs).

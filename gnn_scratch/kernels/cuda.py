@@ -461,14 +461,15 @@ def _mean_bias_kernel(Y, M, b, accumulate, relu):
 
 def spmm_mean_bias(indptr, indices, X, b, accumulate, relu, out):
     """out = mean(X) + b (+ out's old value when ``accumulate``), then max(out, 0) when ``relu`` (a NaN gives
-    0): ``spmm_mean`` into a temporary and one grid-stride pass for the rest. b (F,) of X's dtype,
-    ``accumulate`` and ``relu`` bools; the rest as ``spmm_mean``. Two launches, as ``spmm_sum_bias``.
+    0): ``spmm_mean`` (into a temporary with ``accumulate``) and one grid-stride pass for the rest. b (F,) of
+    X's dtype, ``accumulate`` and ``relu`` bools; the rest as ``spmm_mean``. Two launches, as ``spmm_sum_bias``.
     """
     require_cuda()
     b, out = _device(b=b, out=out)
     _check("b", b, (out.shape[1],))
     _check_float(("out", out), ("b", b))
-    M = cuda.device_array(out.shape, out.dtype)
+    # without accumulate the mean can go straight into out (the pass reads and writes each element once)
+    M = cuda.device_array(out.shape, out.dtype) if accumulate else out
     spmm_mean(indptr, indices, X, M)
     _launch(_mean_bias_kernel, _flat_launch(out.size), out, M, b, bool(accumulate), bool(relu))
 

@@ -29,12 +29,19 @@ def matmul(A, B, out, accumulate=False):
     a node's evaluation-mode output can differ by those ulps between a graph above the split's size and a
     subgraph below it. With ``accumulate`` each block's product is added to its rows of ``out`` while they
     are in cache (the same sums as adding the whole split product afterwards)."""
-    if getattr(A, "format", None) == "csr" and not accumulate and A.dtype == B.dtype == out.dtype \
-            and B.flags.c_contiguous and out.flags.c_contiguous:
+    if getattr(A, "format", None) == "csr" and A.dtype == B.dtype == out.dtype and B.flags.c_contiguous:
         # sparse features times W is a weighted gather of W's rows: the SpMM kernel, whose one-thread form
-        # (below the grain) is 1.4x faster than scipy's product on Cora's features (kernels/cpu.py)
-        call_numba(spmm_sum, A.nnz * B.shape[1], A.indptr, A.indices, A.data, B, out,
+        # (below the grain) is 1.4x faster than scipy's product on Cora's features (kernels/cpu.py). With
+        # ``accumulate`` (a sparse input's self term in training) the product is added afterwards, as the
+        # reference adds scipy's: the same product on both paths, so evaluation and training agree.
+        P = out if not accumulate and out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+        call_numba(spmm_sum, A.nnz * B.shape[1], A.indptr, A.indices, A.data, B, P,
                    one_thread=ONE_THREAD["spmm_sum"])
+        if P is not out:
+            if accumulate:
+                out += P
+            else:
+                out[...] = P
     elif (products_split() and isinstance(A, np.ndarray) and A.ndim == 2
             and A.shape[0] > PRODUCT_BLOCK and A.shape[0] * A.shape[1] * B.shape[1] >= PRODUCT_GRAIN):
         if accumulate:

@@ -160,7 +160,7 @@ def _refuse_mixed_placement(name, args):
                              f"graph.to('cuda') and arrays with gnn_scratch.device.to(x, 'cuda')")
 
 
-_dispatch = {}   # (name, implementation) -> (function, whether it is a parallel Numba kernel)
+_dispatch = {}   # (name, implementation) -> (function, whether it is a parallel Numba kernel, its one-thread form)
 
 
 def run(name, work, *args):

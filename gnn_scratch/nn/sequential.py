@@ -6,10 +6,11 @@ from .module import Module
 class Sequential(Module):
     """y = f_k(... f_1(x, graph) ..., graph); backward runs the chain rule from f_k down to f_1.
 
-    A layer whose class sets ``fuses_relu`` (``BatchNorm1d``, ``GCNConv``) followed by a ``ReLU`` (exactly
-    that class) runs as one step, ``layer.forward(x, graph, relu=True)`` -- the same bits, with fewer passes
-    over the activations (BatchNorm: one fewer each way; GCNConv in evaluation mode: the bias and the ReLU in
-    its SpMM's pass); the ReLU module itself is then skipped (its own forward / backward are not called).
+    A layer whose class sets ``fuses_relu`` (``BatchNorm1d``, ``GCNConv``, ``SAGEConv``) followed by a ``ReLU``
+    (exactly that class) runs as one step, ``layer.forward(x, graph, relu=True)`` -- the same bits, with fewer
+    passes over the activations (BatchNorm: one fewer each way; GCNConv in evaluation mode: the bias and the ReLU
+    in its SpMM's pass; SAGEConv in evaluation mode: the mean, bias, self term and ReLU in one pass); the ReLU
+    module itself is then skipped (its own forward / backward are not called).
     """
 
     def __init__(self, **layers):

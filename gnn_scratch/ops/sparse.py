@@ -122,7 +122,9 @@ def mean_aggregate_bias(graph, X, b, out=None, relu=False):
     the steps of an evaluation-mode SAGE layer -- the mean, its bias, its self term H W_self and the ReLU
     after it -- in one op, the same numbers in the same order as the steps apart; on the CPU one pass over
     each output row while it is in cache. b (F,) and out (N_dst, F) of X's dtype. As ``spmm_bias``, with
-    ``relu`` no mask x > 0 is kept. Returns out (a new array when none was given): (N_dst, F)."""
+    ``relu`` no mask x > 0 is kept. Returns out (a new array when none was given): (N_dst, F).
+    Raises ValueError for a shape that does not fit the graph, or an ``out`` that shares memory with X or b
+    (its rows are written while X's are still gathered); TypeError for mixed or non-float dtypes."""
     _node_rows("mean_aggregate_bias", graph, "src", X=X)
     shape("mean_aggregate_bias", "b", b, X.shape[1])
     accumulate = out is not None
@@ -130,6 +132,10 @@ def mean_aggregate_bias(graph, X, b, out=None, relu=False):
         dense("mean_aggregate_bias", "out", out)
         shape("mean_aggregate_bias", "out", out, graph.num_dst, X.shape[1])
         one_float("mean_aggregate_bias", X=X, b=b, out=out)
+        if isinstance(out, np.ndarray) and any(isinstance(a, np.ndarray) and np.shares_memory(out, a)
+                                               for a in (X, b)):
+            raise ValueError("ops.mean_aggregate_bias: out must not share memory with X or b (it is written while "
+                             "X's rows are still being gathered); pass a separate array")
     else:
         one_float("mean_aggregate_bias", X=X, b=b)
         out = empty((graph.num_dst, X.shape[1]), X.dtype, like=X)

@@ -42,7 +42,11 @@ class SAGEConv(Module):
     reads neighbours in CSR order, so inference is deterministic and the same in row blocks.
     With ``needs_input_grad = False`` (features that are data) backward skips dL/dH and returns None.
 
+    ``forward(x, graph, relu=True)`` returns max(output, 0): a ``ReLU`` after this layer, run by it (the SAGE
+    model's hidden layers, ``Sequential``); the same bits as the layer and then the ReLU module.
+
     Backward (derivations/sage.md §7), S = the aggregation matrix of mean / sum:
+        G <- G * [P > 0]  (relu, first; P = the output before the ReLU, its mask rebuilt from the output when fused)
         G <- (G - y (y.G)) / ||x||  (normalize);  db = sum_i G_i;  dW_self = H_dst^T G;  dH[:N_dst] += G W_self^T
         mean / sum:  dW_neigh = M^T S^T G (or Agg^T G);  dM = S^T G W_neigh^T   (SpMM at the narrower width)
         max:  dM[j, f] = sum_i (G W_neigh^T)[i, f] [argmax_if = j];   lstm: dM = LSTM.backward(G W_neigh^T)
@@ -132,7 +136,9 @@ class SAGEConv(Module):
         """The layer's output, or max(output, 0) with ``relu`` (a ``ReLU`` after this layer, fused). In
         evaluation mode the mean aggregator at the narrower width (transform first) with a bias and no
         normalisation runs the self term first, into the output, and then one pass adds the mean, the bias and
-        the self term and applies the ReLU (``ops.mean_aggregate_bias``): the same bits as the steps apart."""
+        the self term and applies the ReLU (``ops.mean_aggregate_bias``): the same bits as the steps apart, with or
+        without ``relu``. A fused ReLU's backward reads its mask from the returned array: do not change that array
+        in place before ``backward``."""
         H = self._check_input(x, graph)
         W_self, W_neigh, _, _ = self._weights()
         N_dst = graph.num_dst
