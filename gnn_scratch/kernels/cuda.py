@@ -386,11 +386,14 @@ def spmm_sum(indptr, indices, edge_val, X, out):
 
 
 @_jit
-def _bias_relu_kernel(Y, b, relu):
+def _bias_relu_kernel(Y, M, b, accumulate, relu):
+    """Y = M + b (+ Y's old value with ``accumulate``), then the ReLU (``not v > 0`` gives 0: NaN too); M may be Y."""
     F = b.shape[0]
     zero = Y.dtype.type(0)
     for k in range(cuda.grid(1), Y.shape[0] * F, cuda.gridsize(1)):
-        v = Y[k // F, k % F] + b[k % F]
+        v = M[k // F, k % F] + b[k % F]
+        if accumulate:
+            v += Y[k // F, k % F]
         if relu and not v > zero:
             v = zero
         Y[k // F, k % F] = v
@@ -405,7 +408,7 @@ def spmm_sum_bias(indptr, indices, edge_val, X, b, relu, out):
     b, out = _device(b=b, out=out)
     _check("b", b, (out.shape[1],))
     _check_float(("out", out), ("b", b))
-    _launch(_bias_relu_kernel, _flat_launch(out.size), out, b, bool(relu))
+    _launch(_bias_relu_kernel, _flat_launch(out.size), out, out, b, False, bool(relu))
 
 
 def spmm_sum_perm(indptr, indices, perm, edge_val, X, out):
@@ -446,19 +449,6 @@ def spmm_mean(indptr, indices, X, out):
     _launch(_spmm_mean_kernel, _gather_launch(n_dst, X.shape[1]), indptr, indices, indices, X, X, out)
 
 
-@_jit
-def _mean_bias_kernel(Y, M, b, accumulate, relu):
-    F = b.shape[0]
-    zero = Y.dtype.type(0)
-    for k in range(cuda.grid(1), Y.shape[0] * F, cuda.gridsize(1)):
-        v = M[k // F, k % F] + b[k % F]
-        if accumulate:
-            v += Y[k // F, k % F]
-        if relu and not v > zero:
-            v = zero
-        Y[k // F, k % F] = v
-
-
 def spmm_mean_bias(indptr, indices, X, b, accumulate, relu, out):
     """out = mean(X) + b (+ out's old value when ``accumulate``), then max(out, 0) when ``relu`` (a NaN gives
     0): ``spmm_mean`` (into a temporary with ``accumulate``) and one grid-stride pass for the rest. b (F,) of
@@ -471,7 +461,7 @@ def spmm_mean_bias(indptr, indices, X, b, accumulate, relu, out):
     # without accumulate the mean can go straight into out (the pass reads and writes each element once)
     M = cuda.device_array(out.shape, out.dtype) if accumulate else out
     spmm_mean(indptr, indices, X, M)
-    _launch(_mean_bias_kernel, _flat_launch(out.size), out, M, b, bool(accumulate), bool(relu))
+    _launch(_bias_relu_kernel, _flat_launch(out.size), out, M, b, bool(accumulate), bool(relu))
 
 
 def spmm_mean_backward(t_indptr, t_indices, indptr, grad_out, grad_X):

@@ -72,8 +72,8 @@ def register(family, *names):
 
 
 register("sparse", "spmm_sum", "spmm_sum_bias", "spmm_sum_perm", "spmm_mean", "spmm_mean_bias", "spmm_mean_backward",
-         "scale_rows_by_inverse_degree", "spmm_max", "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum", "segment_sum_perm",
-         "edge_softmax", "edge_softmax_backward")
+         "scale_rows_by_inverse_degree", "spmm_max", "spmm_max_backward", "sddmm_dot", "sddmm_add", "segment_sum",
+         "segment_sum_perm", "edge_softmax", "edge_softmax_backward")
 register("fused", "gat_forward", "gat_backward")
 register("dense", "matmul", "matmul_tn", "matmul_nt", "col_sum", "fill", "add", "sub", "add_bias", "mul",
          "head_dot", "head_dot_backward_att", "head_dot_backward_Z", "head_mean", "head_mean_backward",
