@@ -88,6 +88,23 @@ def test_the_report_says_which_groups_were_settled():
     assert report._settled(no_pyg, ("train",)) == ""
 
 
+def test_inference_groups_get_at_least_five_rounds_and_the_report_says_how_many():
+    from gnn_scratch.bench.models import INFER_MIN_REPEATS, phase_repeats
+    assert INFER_MIN_REPEATS == 5
+    assert phase_repeats("infer", 2) == 5 and phase_repeats("train", 2) == 2     # the 1M graph's plan
+    assert phase_repeats("infer", 8) == 8 and phase_repeats("infer", 2, quick=True) == 2
+
+    def group(n):
+        return {k: dict(median=1.0, min=1.0, max=1.0, n=n, times=[1.0] * n) for k in ("ours", "pyg:csr")}
+    rows = [dict(graph_label="random 1M", train=group(2), infer=group(5)),
+            dict(graph_label="random 1M", train=group(2), infer=group(4)),     # a group cut short by max_time
+            dict(graph_label="cora", train=group(15), infer=group(15)),
+            dict(graph_label="cora", error="not available yet")]
+    assert report._rounds(rows) == (" Timed rounds per group: random 1M 2 (training) / 4-5 (inference); "
+                                    "cora 15 (training) / 15 (inference).")
+    assert report._rounds([dict(graph_label="x", error="failed")]) == ""
+
+
 def test_bytes_moved_on_a_tiny_known_graph():
     # 3 nodes, 4 edges: 0->1, 2->1, 1->0, 1->2 (rows = destinations: 0 <- 1; 1 <- 0, 2; 2 <- 1)
     g = Graph.from_edge_index(np.array([[0, 2, 1, 1], [1, 1, 0, 2]]), num_nodes=3)

@@ -386,6 +386,14 @@ class Server:
                 self.p.wait()
 
 
+# Timed rounds of an inference group at least (not --quick). On the 1M graph the plan's two rounds (a training
+# step takes 2-30 s per library form) left an inference row a median of two calls, and that median moved with
+# the VM: GCN's forward there was 0.56-0.60x PyG's in three benchmark runs and 0.39-0.49x in the per-op
+# profile of the same code. An inference round there takes 12-28 s (PyG's forms included), so five fit in the
+# group's 170 s; both libraries get the same rounds.
+INFER_MIN_REPEATS = 5
+
+
 def plan_for(spec, quick=False):
     """(warm-up, repeats, max seconds per interleaved group) for a graph of this size."""
     E = spec.num_edges if spec.kind == "random" else 10_000
@@ -396,6 +404,12 @@ def plan_for(spec, quick=False):
     if E <= 2_000_000:
         return (1, 8, 60.0)
     return (1, 2, 170.0)
+
+
+def phase_repeats(phase, repeats, quick=False):
+    """Timed rounds of ``phase`` ("train" or "infer") under a plan of ``repeats``: ``INFER_MIN_REPEATS`` at least
+    for inference, except with ``quick``."""
+    return max(repeats, INFER_MIN_REPEATS) if phase == "infer" and not quick else repeats
 
 
 class Pair:
@@ -477,7 +491,8 @@ def time_graph(spec, models, phases=("train", "infer"), quick=False, pyg=True, f
                 elif "mirror_error" in info:
                     row["pyg_error"] = info["mirror_error"]
                 for ph in phases:
-                    row[ph] = interleave(fns[ph], repeats=repeats, warmup=warmup, max_time=max_time, settle=SETTLE_S)
+                    row[ph] = interleave(fns[ph], repeats=phase_repeats(ph, repeats, quick), warmup=warmup,
+                                         max_time=max_time, settle=SETTLE_S)
                     log(f"  {ph}: " + "  ".join(f"{k} {1e3 * v['median']:.2f} ms" for k, v in row[ph].items()))
             except ServerError as e:
                 row["error"] = str(e)

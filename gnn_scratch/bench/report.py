@@ -386,13 +386,29 @@ def _settled(rows, phases):
             + (f" ({unknown} groups from earlier runs do not record it)" if unknown else "") + ".")
 
 
+def _rounds(rows):
+    """' Timed rounds per group: <graph> <n> (training) / <n> (inference), ...' from the rows' own counts."""
+    seen = {}
+    for r in rows:
+        for phase in ("train", "infer"):
+            n = (r.get(phase) or {}).get("ours", {}).get("n")
+            if n is not None:
+                seen.setdefault(r["graph_label"], {}).setdefault(phase, set()).add(n)
+    if not seen:
+        return ""
+    words = {"train": "training", "infer": "inference"}
+    parts = [f"{g} " + " / ".join(f"{'-'.join(map(str, sorted(ns)))} ({words[ph]})" for ph, ns in phases.items())
+             for g, phases in seen.items()]
+    return " Timed rounds per group: " + "; ".join(parts) + "."
+
+
 def _models_md(m):
     if not m:
         return []
     out = ["## Models: one training step and one inference forward\n",
            "ms, median (min–max). PyG runs every adjacency form it accepts; *PyG best* is the fastest, "
            "and the ratio is ours / PyG best (≤ 0.5 is the target). A PyG form whose eval-mode output differed "
-           "from ours with the same weights, or that failed, is listed as such."
+           "from ours with the same weights, or that failed, is listed as such." + _rounds(m["rows"])
            + _settled(m["rows"], ("train", "infer")) + "\n"]
     rows = []
     for r in m["rows"]:
