@@ -13,17 +13,23 @@ from ..kernels.registry import run
 from .checks import dense, one_float, same_shape, shape
 
 
+def _product_output(op, A, B, out, accumulate, rows, cols):
+    """(out, accumulate) of a product into ``out`` -- checked: (rows, cols), A's and B's float dtype -- or into a
+    new uninitialised (rows, cols) array, which nothing is added to."""
+    if out is None:
+        one_float(op, A=A, B=B)
+        return empty((rows, cols), B.dtype, like=B), False
+    shape(op, "out", out, rows, cols)
+    one_float(op, A=A, B=B, out=out)
+    return out, accumulate
+
+
 def matmul(A, B, out=None, accumulate=False):
     """A @ B: A (N, K) dense or sparse, B (K, F) -> (N, F); into ``out`` (added to with ``accumulate``: a
     self term ``out += H W`` without a temporary the size of ``out`` and a pass over it)."""
     shape("matmul", "A", A, "N", "K")
     shape("matmul", "B", dense("matmul", "B", B), A.shape[1], "F")
-    if out is not None:
-        shape("matmul", "out", out, A.shape[0], B.shape[1])
-        one_float("matmul", A=A, B=B, out=out)
-    else:
-        one_float("matmul", A=A, B=B)
-        out, accumulate = empty((A.shape[0], B.shape[1]), B.dtype, like=B), False
+    out, accumulate = _product_output("matmul", A, B, out, accumulate, A.shape[0], B.shape[1])
     run("matmul", out.size, A, B, out, accumulate)
     return out
 
@@ -32,13 +38,7 @@ def matmul_tn(A, B, out=None, accumulate=False):
     """A^T @ B: A (K, M) dense or sparse, B (K, N) -> (M, N); into ``out`` (added to with ``accumulate``)."""
     shape("matmul_tn", "A", A, "K", "M")
     shape("matmul_tn", "B", dense("matmul_tn", "B", B), A.shape[0], "N")
-    if out is not None:
-        shape("matmul_tn", "out", out, A.shape[1], B.shape[1])
-        one_float("matmul_tn", A=A, B=B, out=out)
-    else:
-        one_float("matmul_tn", A=A, B=B)
-    if out is None:
-        out, accumulate = empty((A.shape[1], B.shape[1]), B.dtype, like=B), False
+    out, accumulate = _product_output("matmul_tn", A, B, out, accumulate, A.shape[1], B.shape[1])
     run("matmul_tn", out.size, A, B, out, accumulate)
     return out
 
