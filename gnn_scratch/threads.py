@@ -299,6 +299,12 @@ def _numba_threads():
     return _numba_api
 
 
+def numba_grain():
+    """The work below which ``call_numba`` runs a kernel on one thread, on this thread now: ``SERIAL_GRAIN``, or
+    ``INFERENCE_GRAIN`` inside ``parallel_products``."""
+    return getattr(_local, "grain", SERIAL_GRAIN)
+
+
 def call_numba(kernel, work, *args, one_thread=None):
     """``kernel(*args)``, a parallel Numba kernel, on one thread when ``work < SERIAL_GRAIN`` (``INFERENCE_GRAIN``
     in an evaluation-mode forward) -- then as ``one_thread(*args)`` when the kernel has such a form (the same

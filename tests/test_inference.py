@@ -15,7 +15,8 @@ from gnn_scratch.graph import Graph
 from gnn_scratch.graph.csr import _SCAN_SPLIT, first_non_finite
 from gnn_scratch.kernels import dense_cpu, dense_reference, elementwise_cpu, elementwise_reference
 from gnn_scratch.models import build_model
-from gnn_scratch.nn import ELU
+from gnn_scratch.nn import ELU, Sequential
+from gnn_scratch.nn.module import BackwardBeforeForward
 from gnn_scratch.nn.conv import GCNConv
 
 two_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs Numba's pool of >= 2 threads")
@@ -563,3 +564,122 @@ def test_gcnconv_with_its_relu_fused_equals_the_layer_then_relu(transform_first,
             c.params["b"][:] = np.linspace(-0.5, 0.5, F_out)
         c.train(train)
     _assert_fused_relu_equals_the_pair(*convs, x, g, G, train)
+
+
+# ------------------------------------------------------------------ GCN: a layer times the next W, in one op
+def _gcn(N, e, F_in, hidden, C, dtype=np.float32, seed=11):
+    g = _graph(N, e, seed)
+    x = np.random.default_rng(seed + 1).standard_normal((N, F_in)).astype(dtype)
+    model = build_model("gcn", in_channels=F_in, out_channels=C, hidden_channels=hidden, seed=seed, dtype=dtype)
+    for conv in (model.conv1, model.conv2):   # biases that move the ReLU's cut
+        conv.params["b"][:] = np.linspace(-0.2, 0.2, conv.out_channels)
+    return g, x, model
+
+
+# (N, edges, F_in, hidden, C): below the product split; split with the chunked sums (E F >= INFERENCE_GRAIN);
+# split with the one-thread form's sums (E F below it)
+GCN_SIZES = [(300, 1200, 24, 16, 7), (2 * threads.PRODUCT_BLOCK + 300, 6 * 8492, 96, 64, 32),
+             (2 * threads.PRODUCT_BLOCK + 300, 4000, 96, 64, 32)]
+
+
+@pytest.mark.parametrize("size", GCN_SIZES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gcn_eval_forward_fuses_the_second_product_and_gives_the_layers_bits(monkeypatch, size, dtype):
+    """In evaluation mode GCN's hidden output times conv2's W is one op (ops.spmm_bias_matmul, once per forward),
+    and the logits are those of the layers run one by one, bit for bit, at every size: below the split product
+    (the two steps as they are), and above it in blocks whose H never leaves the cache."""
+    N, e, F_in, hidden, C = size
+    g, x, model = _gcn(N, e, F_in, hidden, C, dtype)
+    model.eval()
+    want = np.array(Sequential.forward(model, x, g))          # the layers one by one
+    calls, blocks = [], []
+    real_op, real_rows = ops.spmm_bias_matmul, dense_cpu.spmm_sum_bias_rows
+    monkeypatch.setattr(ops, "spmm_bias_matmul", lambda *a: calls.append(a[-1]) or real_op(*a))
+    monkeypatch.setattr(dense_cpu, "spmm_sum_bias_rows", lambda *a: blocks.append(a[6]) or real_rows(*a))
+    got = np.array(model.forward(x, g))
+    np.testing.assert_array_equal(got, want)
+    assert calls == [True]
+    split = N * hidden * C >= threads.PRODUCT_GRAIN
+    assert len(blocks) == (-(-N // threads.PRODUCT_BLOCK) if split else 0)
+    if split:   # which sums the blocks used: the form call_numba gives the whole op at this size
+        g_hat, _ = model.conv1.propagation(g, np.dtype(dtype))
+        assert set(blocks) == {g_hat.num_edges * hidden < threads.INFERENCE_GRAIN}
+
+
+@two_threads
+def test_gcn_fused_eval_forward_bits_do_not_depend_on_the_thread_count():
+    g, x, model = _gcn(*GCN_SIZES[1])
+    model.eval()
+    one = _with_threads(1, lambda: np.array(model.forward(x, g)))
+    two = _with_threads(2, lambda: np.array(model.forward(x, g)))
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("size", GCN_SIZES[:2])
+def test_gcn_backward_after_a_fused_eval_forward_is_the_layers_backward(size):
+    """The fused forward keeps no layer caches; a backward after it runs the layers on the same input first (in
+    evaluation mode, whatever the mode is now), so dL/dx and every gradient are those of the unfused pair."""
+    g, x, model = _gcn(*size, dtype=np.float64)
+    g2, x2, plain = _gcn(*size, dtype=np.float64)
+    G = np.random.default_rng(3).standard_normal((x.shape[0], size[4]))
+    model.eval()
+    plain.eval()
+    out = model.forward(x, g)
+    model.train()                                   # the mode at backward time does not matter
+    dx = model.backward(G)
+    np.testing.assert_array_equal(out, Sequential.forward(plain, x2, g2))
+    np.testing.assert_array_equal(dx, plain.backward(G))
+    assert model.training and all(m.training for _, m in model.modules())
+    for (name, _, grad), (_, _, want) in zip(model.named_parameters(), plain.named_parameters()):
+        np.testing.assert_array_equal(grad, want, err_msg=name)
+    fresh = _gcn(*size, dtype=np.float64)[2].eval()
+    fresh.forward(x, g)
+    with pytest.raises(BackwardBeforeForward):      # the layers themselves keep nothing from a fused forward
+        fresh.conv1.backward(np.zeros((x.shape[0], size[3])))
+
+
+def test_gcn_in_training_mode_or_with_a_wide_second_layer_runs_the_layers(monkeypatch):
+    calls = []
+    real = ops.spmm_bias_matmul
+    monkeypatch.setattr(ops, "spmm_bias_matmul", lambda *a: calls.append(1) or real(*a))
+    g, x, model = _gcn(60, 240, 12, 8, 3)
+    model.train().forward(x, g)
+    model.eval()
+    model.drop2.train()                             # one layer left in training mode: no fusion
+    model.forward(x, g)
+    g, x, wide = _gcn(60, 240, 12, 8, 10)           # C > hidden: conv2 aggregates first
+    wide.eval().forward(x, g)
+    assert calls == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("n", [40, 2 * threads.PRODUCT_BLOCK + 300])
+def test_spmm_bias_matmul_is_spmm_bias_then_matmul_bit_for_bit(dtype, relu, n):
+    from gnn_scratch.kernels import dense_reference
+    g, X, w, b = _spmm_bias_case(dtype, n=n, e=4 * n, f=64)
+    W = np.random.default_rng(4).standard_normal((64, 32)).astype(dtype)
+    with threads.parallel_products():
+        want = ops.matmul(ops.spmm_bias(g, w, X, b, relu), W)
+        got = ops.spmm_bias_matmul(g, w, X, b, W, relu)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got).any() != relu           # the NaN row of X: kept without the ReLU, cut by it
+    ref = np.full_like(want, 7)
+    dense_reference.spmm_sum_bias_matmul(g.indptr, g.indices, w, X, b, relu, W, ref)
+    np.testing.assert_allclose(ref, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_spmm_bias_matmul_refuses_mismatched_shapes_and_dtypes():
+    import scipy.sparse as sp
+    g, X, w, b = _spmm_bias_case(np.float64)
+    W = np.ones((X.shape[1], 3))
+    with pytest.raises(ValueError, match="W"):
+        ops.spmm_bias_matmul(g, w, X, b, W[:-1])
+    with pytest.raises(ValueError, match="b"):
+        ops.spmm_bias_matmul(g, w, X, b[:-1], W)
+    with pytest.raises(TypeError, match="W"):
+        ops.spmm_bias_matmul(g, w, X, b, W.astype(np.float32))
+    with pytest.raises(TypeError, match="W"):
+        ops.spmm_bias_matmul(g, w, X, b, sp.csr_matrix(W))
+    with pytest.raises(ValueError, match="X"):
+        ops.spmm_bias_matmul(g, w, X[:-1], b, W)

@@ -100,6 +100,8 @@ EXAMPLES = {
     "gat_backward": lambda g: ((*_csr(), *_t(), *_gat_saved(g), _r(g, N, H, F), np.empty((E, H)), np.empty((E, H)),
                                 np.empty((N, H, F)), np.empty((N, H)), np.empty((N, H))), [14, 15, 16, 17, 18]),
     "matmul": lambda g: ((_r(g, N, F), _r(g, F, C), np.empty((N, C))), [2]),
+    "spmm_sum_bias_matmul": lambda g: ((*_csr(), _r(g, E), _r(g, N, F), _r(g, F), True, _r(g, F, C), np.empty((N, C))),
+                                       [7]),
     "matmul_tn": lambda g: ((_r(g, N, F), _r(g, N, C), _r(g, F, C), True), [2]),
     "matmul_nt": lambda g: ((_r(g, N, F), _r(g, C, F), np.empty((N, C))), [2]),
     "col_sum": lambda g: ((_r(g, N, F), _r(g, F), True), [1]),

@@ -367,6 +367,26 @@ def _spmm_mean_bias_one_thread(indptr, indices, X, b, accumulate, relu, out):
             _mean_bias_row(out, i, acc, lo, hi, b, accumulate, relu)
 
 
+@njit(**_PARALLEL)
+def spmm_sum_bias_rows(indptr, indices, edge_val, X, b, relu, in_cache, lo, out):
+    """out[r] = row lo + r of ``spmm_sum_bias``'s output, for r < out.shape[0], as one task (run it with Numba's thread
+    count at 1, ``threads.call_numba(.., 0, ..)``; ``nogil``: Python threads may run several row ranges at once,
+    Numba's thread count being per thread). ``in_cache`` picks the sums of the one-thread form
+    (``ONE_THREAD``: a zeroed row, no prefetch), else those of the chunked kernel (the first edge starts the row,
+    the prefetch), so a caller that splits the rows gets the bits ``call_numba`` gives the whole op. Rows as
+    ``spmm_sum_bias``; lo + out.shape[0] <= N_dst. For ``dense_cpu.spmm_sum_bias_matmul``.
+    """
+    pd = _prefetch_distance(X)
+    for _ in prange(1):     # a parallel region of one task: its arrays compile as not aliasing (see above)
+        for r in range(out.shape[0]):
+            i = lo + r
+            if in_cache:
+                _row_sum_in_cache(out, r, X, indices, indptr[i], indptr[i + 1], edge_val, None)
+            else:
+                _weighted_row_sum(out, r, X, indices, indptr[i], indptr[i + 1], edge_val, None, pd)
+            _bias_relu_row(out, r, b, relu)
+
+
 ONE_THREAD = {"spmm_sum": _spmm_sum_one_thread, "spmm_sum_bias": _spmm_sum_bias_one_thread,
               "spmm_sum_perm": _spmm_sum_perm_one_thread, "spmm_mean": _spmm_mean_one_thread,
               "spmm_mean_bias": _spmm_mean_bias_one_thread}

@@ -6,13 +6,15 @@ so the two cannot drift), and the registry test checks it like any other. A CSR 
 first layer's sparse features times W) is the SpMM the sparse kernels already compute -- a weighted gather of
 W's rows, summed in the order scipy sums them -- and runs there. Where NumPy pays a
 fixed cost per row of its broadcast loop, a Numba kernel takes over: ``add_bias`` (a GCN's 16 or 7
-columns: ~35 ns a row, several times the additions themselves). Contract: ``dense_reference``.
+columns: ~35 ns a row, several times the additions themselves). An evaluation-mode GCN layer followed by the
+next layer's product (``spmm_sum_bias_matmul``) runs block by block, so its hidden output never reaches memory.
+Contract: ``dense_reference``.
 """
 import numpy as np
 from numba import njit, prange
 
-from ..threads import PRODUCT_BLOCK, PRODUCT_GRAIN, call_numba, products_split, row_blocks
-from .cpu import ONE_THREAD, spmm_sum
+from ..threads import PRODUCT_BLOCK, PRODUCT_GRAIN, call_numba, numba_grain, products_split, row_blocks
+from .cpu import ONE_THREAD, spmm_sum, spmm_sum_bias, spmm_sum_bias_rows
 from .dense_reference import (add, sub, col_sum, fill, head_dot, head_dot_backward_att, head_dot_backward_Z,  # noqa: F401
                               head_mean, head_mean_backward, matmul_nt, matmul_tn, mul, row_normalize,
                               row_normalize_backward)
@@ -42,14 +44,43 @@ def matmul(A, B, out, accumulate=False):
                 out += P
             else:
                 out[...] = P
-    elif (products_split() and isinstance(A, np.ndarray) and A.ndim == 2
-            and A.shape[0] > PRODUCT_BLOCK and A.shape[0] * A.shape[1] * B.shape[1] >= PRODUCT_GRAIN):
+    elif isinstance(A, np.ndarray) and A.ndim == 2 and _splits(A.shape[0], A.shape[1], B.shape[1]):
         if accumulate:
             row_blocks(lambda lo, hi: np.add(out[lo:hi], np.matmul(A[lo:hi], B), out=out[lo:hi]), A.shape[0])
         else:
             row_blocks(lambda lo, hi: np.matmul(A[lo:hi], B, out=out[lo:hi]), A.shape[0])
     else:
         _matmul_whole(A, B, out, accumulate)
+
+
+def _splits(M, K, N):
+    """Whether ``matmul`` splits an (M, K) by (K, N) dense product into row blocks here (evaluation mode, large)."""
+    return products_split() and M > PRODUCT_BLOCK and M * K * N >= PRODUCT_GRAIN
+
+
+def spmm_sum_bias_matmul(indptr, indices, edge_val, X, b, relu, W, out):
+    """out = act(A X + b) @ W, as ``dense_reference.spmm_sum_bias_matmul``, with the bits of its two steps as the
+    host runs them apart (``spmm_sum_bias`` through ``call_numba``, then ``matmul``). Where ``matmul`` would split
+    the product (``_splits``), each block of ``PRODUCT_BLOCK`` rows is aggregated into a block-sized scratch H
+    (``cpu.spmm_sum_bias_rows``, the sums the whole op would use at this size) and multiplied while it is in
+    cache, the blocks spread over the threads (``row_blocks``): the (N_dst, F) H is never written to memory,
+    which on a graph beyond the caches saves its write, its read back and its page faults. Elsewhere the two
+    steps run as they are."""
+    n, F = out.shape[0], X.shape[1]
+    work = indices.size * F
+    if _splits(n, F, W.shape[1]):
+        in_cache = work < numba_grain()     # the form call_numba would run the whole op in
+
+        def block(lo, hi):
+            H = np.empty((hi - lo, F), X.dtype)
+            # work 0: on this Python thread alone (Numba's thread count is per thread)
+            call_numba(spmm_sum_bias_rows, 0, indptr, indices, edge_val, X, b, relu, in_cache, lo, H)
+            np.matmul(H, W, out=out[lo:hi])
+        row_blocks(block, n)
+        return
+    H = np.empty((n, F), X.dtype)
+    call_numba(spmm_sum_bias, work, indptr, indices, edge_val, X, b, relu, H, one_thread=ONE_THREAD["spmm_sum_bias"])
+    _matmul_whole(H, W, out, False)
 
 
 @njit(parallel=True, cache=True, nogil=True)

@@ -255,6 +255,18 @@ def matmul(A, B, out, accumulate=False):
     _matmul(A, B, out, False, False, accumulate, ("A", "B"))
 
 
+def spmm_sum_bias_matmul(indptr, indices, edge_val, X, b, relu, W, out):
+    """out = act(A X + b) @ W, as ``dense_reference.spmm_sum_bias_matmul``: the sparse family's ``spmm_sum_bias``
+    into a device temporary H (N_dst, F), then ``matmul``. Device arrays of one float dtype; the launches of
+    the two. (The CPU version's gain, H kept out of memory, would need a fused kernel here; not written.)"""
+    from . import cuda as sparse_cuda
+    X, W, out = _device(X=X, W=W, out=out)
+    _check("W", W, (X.shape[1], out.shape[1]))
+    H = cuda.device_array((out.shape[0], X.shape[1]), dtype=X.dtype)
+    sparse_cuda.spmm_sum_bias(indptr, indices, edge_val, X, b, relu, H)
+    matmul(H, W, out)
+
+
 def matmul_tn(A, B, out, accumulate=False):
     """out = A^T @ B (or out += A^T @ B): the weight gradient H^T dZ.
 

@@ -11,6 +11,8 @@ Shapes: matrices (M, K) / (K, N); GAT's per-head arrays Z (N, H, F), att (H, F),
 """
 import numpy as np
 
+from .reference import spmm_sum_bias
+
 
 def _put(result, out, accumulate):
     if accumulate:
@@ -30,6 +32,16 @@ def _product(A, B, out, accumulate):
 def matmul(A, B, out, accumulate=False):
     """out = A @ B (or +=). A (M, K) dense or sparse, B (K, N), out (M, N). O(M N K) (O(nnz N) sparse)."""
     _product(A, B, out, accumulate)
+
+
+def spmm_sum_bias_matmul(indptr, indices, edge_val, X, b, relu, W, out):
+    """out = act(A X + b) @ W, act the ReLU when ``relu`` (else none): an evaluation-mode GCN layer and the
+    next layer's product, H = act(A X + b) never returned. A is the CSR (indptr, indices, edge_val) of
+    ``reference.spmm_sum``; X (N_src, F), b (F,), W (F, C), out (N_dst, C) overwritten. The two steps apart:
+    ``reference.spmm_sum_bias`` into H (N_dst, F), then ``matmul``. O(E F + N_dst F C)."""
+    H = np.empty((out.shape[0], X.shape[1]), X.dtype)
+    spmm_sum_bias(indptr, indices, edge_val, X, b, relu, H)
+    matmul(H, W, out)
 
 
 def matmul_tn(A, B, out, accumulate=False):

@@ -18,7 +18,8 @@ Ops are grouped by concern, one module per (family, implementation):
     family       modules                                   what
     sparse       reference / cpu / cuda                    SpMM, SDDMM, edge softmax, mean / max aggregation
     fused        gat_reference / gat_cpu / gat_cuda        GAT's one-pass attention and its backward
-    dense        dense_reference / dense_cpu / dense_cuda  products, sums, GAT's per-head pieces, row norms
+    dense        dense_reference / dense_cpu / dense_cuda  products, sums, GAT's per-head pieces, row norms, a GCN
+                                                           layer's SpMM times the next layer's W
     elementwise  elementwise_{reference,cpu,cuda}          activations, dropout and keep masks (``rng``)
     loss         loss_{reference,cpu,cuda}                 masked softmax cross-entropy, accuracy counts, MSE
     optim        optim_{reference,cpu,cuda}                SGD and Adam updates
@@ -78,6 +79,7 @@ register("fused", "gat_forward", "gat_backward")
 register("dense", "matmul", "matmul_tn", "matmul_nt", "col_sum", "fill", "add", "sub", "add_bias", "mul",
          "head_dot", "head_dot_backward_att", "head_dot_backward_Z", "head_mean", "head_mean_backward",
          "row_normalize", "row_normalize_backward")
+register("dense", "spmm_sum_bias_matmul")     # an evaluation-mode GCN layer times the next W (issue 19)
 register("elementwise", "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "elu", "elu_backward",
          "dropout", "keep_mask")
 register("elementwise", "elu_inference")      # ELU with a vectorised expm1, evaluation mode (issue 19)

@@ -13,6 +13,12 @@ class GCN(Sequential):
     dropout -> GCNConv(F_in, hidden) -> ReLU -> dropout -> GCNConv(hidden, C); x: (N, F_in) dense or
     scipy.sparse, returns logits (N, C). Paper hyper-parameters: hidden 16, dropout 0.5, Adam lr
     0.01, L2 5e-4 on the first layer only (``param_groups``), 200 epochs, patience 100.
+
+    In evaluation mode (dropout the identity) with both layers in the order A_hat (H W) (C <= hidden <= F_in, or a
+    sparse x) and a bias on the first, the hidden layer's output times the second layer's W runs as one op
+    (``GCNConv.forward_product``): the (N, hidden) activations are never written to memory, the same bits as the
+    layers one by one. A ``backward`` after such a forward first runs the layers one by one on the same input,
+    in evaluation mode, for the caches it needs.
     """
 
     name = "gcn"
@@ -33,7 +39,42 @@ class GCN(Sequential):
         self.config = dict(model=self.name, in_channels=in_channels, out_channels=out_channels,
                            hidden_channels=hidden_channels, dropout=dropout, seed=seed, dtype=dtype.name)
 
+    def _fuses(self, x):
+        """Whether the evaluation-mode forward runs as ``forward_product`` then ``forward_transformed``."""
+        layers = self.layers()
+        return ([type(m) for m in layers] == [Dropout, GCNConv, ReLU, Dropout, GCNConv]
+                and not any(m.training for m in layers)
+                and self.conv1.fuses_next_product(x)
+                and self.conv2.out_channels <= self.conv2.in_channels)   # conv2's dense input: A_hat (H W)
+
+    def forward(self, x, graph=None):
+        if not self._fuses(x):
+            return super().forward(x, graph)
+        Z = self.conv1.forward_product(self.drop1.forward(x, graph), graph, self.conv2.params["W"], relu=True)
+        out = self.conv2.forward_transformed(Z, graph)      # drop2 is the identity in evaluation mode
+        self._cache = _FusedForward(x, graph)
+        return out
+
+    def backward(self, grad_out):
+        cache = self._saved()
+        if isinstance(cache, _FusedForward):   # the layers kept nothing: run them one by one, as that forward ran
+            modes = [(m, m.training) for _, m in self.modules()]
+            self.eval()
+            try:
+                Sequential.forward(self, cache.x, cache.graph)
+            finally:
+                for m, mode in modes:
+                    m.training = mode
+        return super().backward(grad_out)
+
     def param_groups(self, weight_decay):
         """Kipf & Welling's groups: L2 ``weight_decay`` on the first layer, none on the second."""
         return [{"params": self.conv1.parameters(), "weight_decay": weight_decay},
                 {"params": self.conv2.parameters(), "weight_decay": 0.0}]
+
+
+class _FusedForward:
+    """The cache of a fused evaluation-mode forward: its input, for a backward that asks for one."""
+
+    def __init__(self, x, graph):
+        self.x, self.graph = x, graph

@@ -40,11 +40,17 @@ def edge_weight_or_ones(graph, dtype):
 
 
 # --------------------------------------------------------------------------- weighted sum (SpMM)
+def _weighted_sum_inputs(op, graph, edge_val, X, **more):
+    """The checks of an A X: X one row per source node, edge_val one value per edge, both (and ``more``) of one
+    float dtype."""
+    _node_rows(op, graph, "src", X=X)
+    _edge_values(op, graph, edge_val)
+    one_float(op, X=X, edge_val=edge_val, **more)
+
+
 def spmm(graph, edge_val, X):
     """Weighted sum aggregation  out = A X,  A[i, j] = sum of edge_val over edges j -> i.  (N_dst, F)."""
-    _node_rows("spmm", graph, "src", X=X)
-    _edge_values("spmm", graph, edge_val)
-    one_float("spmm", X=X, edge_val=edge_val)
+    _weighted_sum_inputs("spmm", graph, edge_val, X)
     out = empty((graph.num_dst, X.shape[1]), X.dtype, like=X)
     run("spmm_sum", graph.num_edges * X.shape[1], graph.indptr, graph.indices, edge_val, X, out)
     return out
@@ -55,12 +61,26 @@ def spmm_bias(graph, edge_val, X, b, relu=False):
     the same numbers in one op -- on the CPU the bias and the ReLU touch each output row while it is in cache.
     b (F,) of X's dtype. With ``relu`` the mask x > 0 is not kept (``relu`` returns it for a backward):
     this is for a forward that no backward follows, or whose backward rebuilds the mask. (N_dst, F)."""
-    _node_rows("spmm_bias", graph, "src", X=X)
-    _edge_values("spmm_bias", graph, edge_val)
+    _weighted_sum_inputs("spmm_bias", graph, edge_val, X, b=b)
     shape("spmm_bias", "b", b, X.shape[1])
-    one_float("spmm_bias", X=X, edge_val=edge_val, b=b)
     out = empty((graph.num_dst, X.shape[1]), X.dtype, like=X)
     run("spmm_sum_bias", graph.num_edges * X.shape[1], graph.indptr, graph.indices, edge_val, X, b, bool(relu), out)
+    return out
+
+
+def spmm_bias_matmul(graph, edge_val, X, b, W, relu=False):
+    """act(A X + b) W, act the ReLU with ``relu``: ``spmm_bias`` followed by ``matmul(., W)``, the same bits, as one
+    op that on the CPU never writes the (N_dst, F) act(A X + b) to memory (``dense_cpu.spmm_sum_bias_matmul``):
+    an evaluation-mode GCN layer and the next layer's product. X (N_src, F), b (F,), W (F, C) of X's float
+    dtype; returns (N_dst, C). Nothing is kept for a backward. Raises ValueError for a shape that does not fit
+    the graph or each other, TypeError for mixed or non-float dtypes or a sparse W."""
+    dense("spmm_bias_matmul", "W", W)
+    _weighted_sum_inputs("spmm_bias_matmul", graph, edge_val, X, b=b, W=W)
+    shape("spmm_bias_matmul", "b", b, X.shape[1])
+    shape("spmm_bias_matmul", "W", W, X.shape[1], "C")
+    out = empty((graph.num_dst, W.shape[1]), X.dtype, like=X)
+    run("spmm_sum_bias_matmul", graph.num_edges * X.shape[1], graph.indptr, graph.indices, edge_val, X, b, bool(relu),
+        W, out)
     return out
 
 

@@ -60,7 +60,7 @@ class GCNConv(Module):
         b = self.params.get("b")
         H = check_features(x, num_cols=self.in_channels, dtype=W.dtype, graph=graph)   # H: x, sparse as CSR
         g, a = self.propagation(graph, W.dtype)
-        transform_first = self.out_channels <= self.in_channels or issparse(H)
+        transform_first = self.transform_first(H)
         relu_in_spmm = relu and not self.training and transform_first and b is not None
         if transform_first:
             Z = ops.matmul(H, W)
@@ -78,6 +78,41 @@ class GCNConv(Module):
         # where the ReLU's input was
         self._cache = (g, a, H, transform_first, relu, pos, out if relu_in_spmm else None)
         return out
+
+    def transform_first(self, x):
+        """Whether ``forward`` takes the order A_hat (H W) on input x: F_out <= F_in, or a sparse x."""
+        return self.out_channels <= self.in_channels or issparse(x)
+
+    def fuses_next_product(self, x):
+        """Whether ``forward_product`` runs on input x: evaluation mode, a bias, and the order A_hat (H W)."""
+        return not self.training and "b" in self.params and self.transform_first(x)
+
+    @layer_blas_pool
+    def forward_product(self, x, graph, W_next, relu=True):
+        """max(A_hat H W + b, 0) W_next (without the max when ``relu`` is False): this layer's output, with the ReLU
+        after it, times the next layer's weight W_next (F_out, C), as one op (``ops.spmm_bias_matmul``: on the
+        CPU the (N, F_out) output is never written to memory). The bits of ``forward`` followed by the next
+        layer's product ``ops.matmul(out, W_next)``. Only where ``fuses_next_product(x)``, else ValueError;
+        keeps nothing for a backward (the cache is cleared). Returns (N, C); raises as ``forward``."""
+        if not self.fuses_next_product(x):
+            raise ValueError("GCNConv.forward_product needs evaluation mode, a bias and F_out <= F_in (or a sparse x)")
+        check_graph(self, graph)
+        W, b = self.params["W"], self.params["b"]
+        H = check_features(x, num_cols=self.in_channels, dtype=W.dtype, graph=graph)
+        g, a = self.propagation(graph, W.dtype)
+        self._cache = None
+        return ops.spmm_bias_matmul(g, a, ops.matmul(H, W), b, W_next, relu)
+
+    @layer_blas_pool
+    def forward_transformed(self, Z, graph):
+        """A_hat Z + b for Z = H W already taken (by ``forward_product`` of the layer before): the rest of
+        ``forward`` in the order A_hat (H W), the same bits. Z: (N, F_out). Keeps nothing for a backward."""
+        check_graph(self, graph)
+        W, b = self.params["W"], self.params.get("b")
+        Z = check_features(Z, num_cols=self.out_channels, dtype=W.dtype, graph=graph, name="Z")
+        g, a = self.propagation(graph, W.dtype)
+        self._cache = None
+        return ops.spmm(g, a, Z) if b is None else ops.spmm_bias(g, a, Z, b)
 
     @single_blas_pool
     def backward(self, grad_out):
