@@ -305,6 +305,21 @@ def numba_grain():
     return getattr(_local, "grain", SERIAL_GRAIN)
 
 
+_regions_from_threads = None
+
+
+def numba_regions_from_threads():
+    """Whether Numba parallel regions may start on several Python threads at once: True for its OpenMP and TBB
+    threading layers; False for ``workqueue`` (its fallback without either, or chosen by the user), which aborts
+    the process when two threads enter it. Starts Numba's pool to ask."""
+    global _regions_from_threads
+    if _regions_from_threads is None:
+        import numba
+        launch_numba_pool()                   # the layer is chosen when the pool starts
+        _regions_from_threads = numba.threading_layer() != "workqueue"
+    return _regions_from_threads
+
+
 def call_numba(kernel, work, *args, one_thread=None):
     """``kernel(*args)``, a parallel Numba kernel, on one thread when ``work < SERIAL_GRAIN`` (``INFERENCE_GRAIN``
     in an evaluation-mode forward) -- then as ``one_thread(*args)`` when the kernel has such a form (the same

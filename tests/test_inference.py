@@ -649,7 +649,54 @@ def test_gcn_in_training_mode_or_with_a_wide_second_layer_runs_the_layers(monkey
     model.forward(x, g)
     g, x, wide = _gcn(60, 240, 12, 8, 10)           # C > hidden: conv2 aggregates first
     wide.eval().forward(x, g)
+    g, x, no_bias = _gcn(60, 240, 12, 8, 3)
+    no_bias.conv1 = GCNConv(12, 8, bias=False, seed=1)
+    no_bias.eval().forward(x, g)
     assert calls == []
+
+
+def test_gcn_with_mismatched_layers_or_after_a_fused_forward_says_what_is_wrong():
+    """A conv2 whose in_channels is not conv1's out_channels gets the layers' own error in evaluation mode too, and a
+    fused forward leaves no earlier forward's cache in the layers it skipped (a backward there would use it)."""
+    g, x, model = _gcn(60, 240, 12, 8, 3)
+    model.conv2 = GCNConv(6, 3, seed=2)
+    with pytest.raises(ValueError, match=r"x must have shape \(60, 6\).*in_channels=6"):
+        model.eval().forward(x, g)
+    g, x, model = _gcn(60, 240, 12, 8, 3)
+    model.train().forward(x, g)                     # every layer caches something
+    model.eval().forward(x, g)
+    for layer in (model.conv1, model.act1, model.drop2, model.conv2):
+        with pytest.raises(BackwardBeforeForward):
+            layer.backward(np.ones((60, layer.out_channels if hasattr(layer, "out_channels") else 8), np.float32))
+    with pytest.raises(ValueError, match=r"W_next must have shape \(8, C\)"):
+        model.conv1.forward_product(x, g, np.ones((7, 3), np.float32))
+
+
+_WORKQUEUE = """
+import numpy as np
+from numba import threading_layer
+from gnn_scratch.graph import Graph
+from gnn_scratch.models import build_model
+from gnn_scratch.nn import Sequential
+rng = np.random.default_rng(0)
+N = 9000
+g = Graph.from_edge_index(rng.integers(0, N, (2, 6 * N)), num_nodes=N)
+x = rng.standard_normal((N, 96)).astype(np.float32)
+model = build_model("gcn", in_channels=96, out_channels=32, hidden_channels=64, seed=0).eval()
+same = np.array_equal(model.forward(x, g), Sequential.forward(model, x, g))
+print(threading_layer(), same)
+"""
+
+
+def test_the_fused_gcn_forward_runs_under_numbas_workqueue_layer():
+    """workqueue aborts the process when two threads enter a parallel region: the blocks then run one after
+    another, the same blocks, the same bits."""
+    import subprocess
+    import sys
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    out = subprocess.run([sys.executable, "-c", _WORKQUEUE], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["workqueue", "True"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -371,7 +371,8 @@ def _spmm_mean_bias_one_thread(indptr, indices, X, b, accumulate, relu, out):
 def spmm_sum_bias_rows(indptr, indices, edge_val, X, b, relu, in_cache, lo, out):
     """out[r] = row lo + r of ``spmm_sum_bias``'s output, for r < out.shape[0], as one task (run it with Numba's thread
     count at 1, ``threads.call_numba(.., 0, ..)``; ``nogil``: Python threads may run several row ranges at once,
-    Numba's thread count being per thread). ``in_cache`` picks the sums of the one-thread form
+    Numba's thread count being per thread) -- under a threading layer that allows that (OpenMP, TBB; not
+    ``workqueue``: ``threads.numba_regions_from_threads``). ``in_cache`` picks the sums of the one-thread form
     (``ONE_THREAD``: a zeroed row, no prefetch), else those of the chunked kernel (the first edge starts the row,
     the prefetch), so a caller that splits the rows gets the bits ``call_numba`` gives the whole op. Rows as
     ``spmm_sum_bias``; lo + out.shape[0] <= N_dst. For ``dense_cpu.spmm_sum_bias_matmul``.

@@ -14,11 +14,12 @@ class GCN(Sequential):
     scipy.sparse, returns logits (N, C). Paper hyper-parameters: hidden 16, dropout 0.5, Adam lr
     0.01, L2 5e-4 on the first layer only (``param_groups``), 200 epochs, patience 100.
 
-    In evaluation mode (dropout the identity) with both layers in the order A_hat (H W) (C <= hidden <= F_in, or a
-    sparse x) and a bias on the first, the hidden layer's output times the second layer's W runs as one op
-    (``GCNConv.forward_product``): the (N, hidden) activations are never written to memory, the same bits as the
-    layers one by one. A ``backward`` after such a forward first runs the layers one by one on the same input,
-    in evaluation mode, for the caches it needs.
+    In evaluation mode (dropout the identity) with both layers in the order A_hat (H W) (C <= hidden, and
+    hidden <= F_in or a sparse x) and a bias on the first, the hidden layer's output times the second layer's W
+    runs as one op (``GCNConv.forward_product``): the (N, hidden) activations are never written to memory, the
+    same bits as the layers one by one. The layers then keep nothing for a backward; a ``backward`` after such a
+    forward first runs the layers one by one on the same input, in evaluation mode and with the parameters as
+    they are then, for the caches it needs.
     """
 
     name = "gcn"
@@ -44,7 +45,7 @@ class GCN(Sequential):
         layers = self.layers()
         return ([type(m) for m in layers] == [Dropout, GCNConv, ReLU, Dropout, GCNConv]
                 and not any(m.training for m in layers)
-                and self.conv1.fuses_next_product(x)
+                and self.conv1.fuses_next_product(x) and self.conv2.in_channels == self.conv1.out_channels
                 and self.conv2.out_channels <= self.conv2.in_channels)   # conv2's dense input: A_hat (H W)
 
     def forward(self, x, graph=None):
@@ -52,6 +53,7 @@ class GCN(Sequential):
             return super().forward(x, graph)
         Z = self.conv1.forward_product(self.drop1.forward(x, graph), graph, self.conv2.params["W"], relu=True)
         out = self.conv2.forward_transformed(Z, graph)      # drop2 is the identity in evaluation mode
+        self.act1._cache = self.drop2._cache = None         # nothing of an earlier forward stays for a backward
         self._cache = _FusedForward(x, graph)
         return out
 

@@ -37,5 +37,5 @@ from .pool import (global_add_pool, global_add_pool_backward, global_max_pool, g
                    global_mean_pool, global_mean_pool_backward)
 from .sparse import (edge_softmax, edge_softmax_backward, edge_weight_or_ones, gcn_norm, max_aggregate,  # noqa: F401
                      max_aggregate_backward, mean_aggregate, mean_aggregate_backward, mean_aggregate_bias,
-                     ones_on_edges, sddmm_add, sddmm_add_backward, sddmm_dot, spmm, spmm_bias, spmm_bias_matmul, spmm_backward_edge_val,
-                     spmm_backward_X, spmm_transposed)
+                     ones_on_edges, sddmm_add, sddmm_add_backward, sddmm_dot, spmm, spmm_bias, spmm_bias_matmul,
+                     spmm_backward_edge_val, spmm_backward_X, spmm_transposed)

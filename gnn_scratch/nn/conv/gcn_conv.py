@@ -92,10 +92,15 @@ class GCNConv(Module):
         """max(A_hat H W + b, 0) W_next (without the max when ``relu`` is False): this layer's output, with the ReLU
         after it, times the next layer's weight W_next (F_out, C), as one op (``ops.spmm_bias_matmul``: on the
         CPU the (N, F_out) output is never written to memory). The bits of ``forward`` followed by the next
-        layer's product ``ops.matmul(out, W_next)``. Only where ``fuses_next_product(x)``, else ValueError;
-        keeps nothing for a backward (the cache is cleared). Returns (N, C); raises as ``forward``."""
+        layer's evaluation-mode product ``ops.matmul(out, W_next)``. Only where ``fuses_next_product(x)``, else
+        ValueError; W_next must have F_out rows (ValueError). Keeps nothing for a backward (the cache is
+        cleared). Not a ``forward``: x is not scanned for NaN / Inf here and no output is recorded -- it is the
+        step of a model's forward (``models.GCN``), which does both. Returns (N, C); raises as ``forward``."""
         if not self.fuses_next_product(x):
             raise ValueError("GCNConv.forward_product needs evaluation mode, a bias and F_out <= F_in (or a sparse x)")
+        if getattr(W_next, "ndim", 0) != 2 or W_next.shape[0] != self.out_channels:
+            raise ValueError(f"GCNConv.forward_product: W_next must have shape ({self.out_channels}, C) for "
+                             f"out_channels={self.out_channels}, got {getattr(W_next, 'shape', type(W_next).__name__)}")
         check_graph(self, graph)
         W, b = self.params["W"], self.params["b"]
         H = check_features(x, num_cols=self.in_channels, dtype=W.dtype, graph=graph)
@@ -106,7 +111,9 @@ class GCNConv(Module):
     @layer_blas_pool
     def forward_transformed(self, Z, graph):
         """A_hat Z + b for Z = H W already taken (by ``forward_product`` of the layer before): the rest of
-        ``forward`` in the order A_hat (H W), the same bits. Z: (N, F_out). Keeps nothing for a backward."""
+        ``forward`` in the order A_hat (H W), the same bits. Z: (N, F_out) (a shape error names it "Z" against
+        the layer's out_channels, reported as ``in_channels`` of this step). Keeps nothing for a backward; like
+        ``forward_product``, not a ``forward`` (no scan, nothing recorded)."""
         check_graph(self, graph)
         W, b = self.params["W"], self.params.get("b")
         Z = check_features(Z, num_cols=self.out_channels, dtype=W.dtype, graph=graph, name="Z")
