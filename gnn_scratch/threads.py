@@ -130,7 +130,7 @@ def products_split():
 
 @contextmanager
 def _policy(split, grain):
-    saved = (getattr(_local, "split", False), getattr(_local, "grain", SERIAL_GRAIN))
+    saved = (products_split(), numba_grain())
     with blas_threads(1):
         _local.split, _local.grain = split, grain
         try:
@@ -196,12 +196,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def row_blocks(fn, n_rows, block=PRODUCT_BLOCK):
+def row_blocks(fn, n_rows, block=PRODUCT_BLOCK, enters_numba=False):
     """``fn(lo, hi)`` for the fixed row blocks [0, block), [block, 2 block), ... of ``n_rows`` rows, spread over
     Numba's thread count (the calling thread takes one share). ``fn`` must release the GIL to run in parallel
-    (a NumPy / BLAS call does) and write only its own rows. Exceptions propagate."""
+    (a NumPy / BLAS call does, a ``nogil`` Numba kernel does) and write only its own rows. With ``enters_numba``
+    (``fn`` starts Numba parallel regions) the blocks run one after another on the calling thread where Numba's
+    threading layer cannot take regions from several threads (``numba_regions_from_threads``). Exceptions
+    propagate."""
     blocks = [(lo, min(n_rows, lo + block)) for lo in range(0, n_rows, block)]
     n = min(len(blocks), (_numba_api or _numba_threads())[0]())
+    if enters_numba and not numba_regions_from_threads():
+        n = 1
     if n <= 1:
         for lo, hi in blocks:
             fn(lo, hi)
@@ -325,7 +330,7 @@ def call_numba(kernel, work, *args, one_thread=None):
     in an evaluation-mode forward) -- then as ``one_thread(*args)`` when the kernel has such a form (the same
     sums, compiled for one thread: ``kernels/cpu.py: ONE_THREAD``)."""
     get, set_ = _numba_api or _numba_threads()      # the first call starts the pool (launch_numba_pool)
-    if work < getattr(_local, "grain", SERIAL_GRAIN):
+    if work < numba_grain():
         if one_thread is not None:
             kernel = one_thread
         n_threads = get()

@@ -13,8 +13,7 @@ Contract: ``dense_reference``.
 import numpy as np
 from numba import njit, prange
 
-from ..threads import (PRODUCT_BLOCK, PRODUCT_GRAIN, call_numba, numba_grain, numba_regions_from_threads,
-                       products_split, row_blocks)
+from ..threads import PRODUCT_BLOCK, PRODUCT_GRAIN, call_numba, numba_grain, products_split, row_blocks
 from .cpu import ONE_THREAD, spmm_sum, spmm_sum_bias, spmm_sum_bias_rows
 from .dense_reference import (add, sub, col_sum, fill, head_dot, head_dot_backward_att, head_dot_backward_Z,  # noqa: F401
                               head_mean, head_mean_backward, matmul_nt, matmul_tn, mul, row_normalize,
@@ -77,11 +76,7 @@ def spmm_sum_bias_matmul(indptr, indices, edge_val, X, b, relu, W, out):
             # work 0: on this Python thread alone (Numba's thread count is per thread)
             call_numba(spmm_sum_bias_rows, 0, indptr, indices, edge_val, X, b, relu, in_cache, lo, H)
             np.matmul(H, W, out=out[lo:hi])
-        if numba_regions_from_threads():
-            row_blocks(block, n)
-        else:    # Numba's workqueue layer aborts when two threads enter it: the same blocks, one after another
-            for lo in range(0, n, PRODUCT_BLOCK):
-                block(lo, min(n, lo + PRODUCT_BLOCK))
+        row_blocks(block, n, enters_numba=True)     # one after another under Numba's workqueue layer
         return
     H = np.empty((n, F), X.dtype)
     call_numba(spmm_sum_bias, work, indptr, indices, edge_val, X, b, relu, H, one_thread=ONE_THREAD["spmm_sum_bias"])
