@@ -11,7 +11,9 @@ setup(
     install_requires=["numpy>=1.24", "scipy>=1.10", "numba>=0.59", "matplotlib>=3.7"],
     extras_require={
         # numba-cuda provides numba.cuda and its simulator: the CUDA kernels are tested without a GPU
-        "test": ["pytest>=7", "hypothesis>=6", "numba-cuda"],
+        # pytest-xdist: the README's test command runs the suite in one worker process per core (`-n auto`);
+        # a test process is mostly one-threaded Python, so on 2 cores that halves the suite's wall time
+        "test": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6", "numba-cuda"],
         # The peers: the benchmark scripts' and the oracle tests' (pytest -m oracle; .ci/run runs them).
         # Install torch==2.13.0 (CPU build) FIRST: an unpinned torch pulls gigabytes of CUDA libraries.
         # PyG Temporal is a peer too, but not listed: it declares torch-sparse / torch-scatter, which
