@@ -37,13 +37,16 @@ _saved = None
 
 
 def _libraries():
-    """The loaded libraries that may be NumPy's OpenBLAS: its bundled ``scipy_openblas``, then the process."""
+    """The loaded libraries that may be NumPy's OpenBLAS: its bundled ``scipy_openblas`` (the wheels put it in
+    ``numpy.libs`` on Linux and Windows, ``numpy/.dylibs`` on macOS), then the process's own symbols."""
     import numpy as np
-    libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(libdir, "libscipy_openblas*.so*"))) + [None]:
+    here = os.path.dirname(np.__file__)
+    paths = [p for d in (os.path.join(os.path.dirname(here), "numpy.libs"), os.path.join(here, ".dylibs"))
+             for ext in ("so*", "dll", "dylib") for p in sorted(glob.glob(os.path.join(d, f"libscipy_openblas*.{ext}")))]
+    for path in paths + [None]:
         try:
-            lib = ctypes.CDLL(path) if path else ctypes.CDLL(None)   # None: symbols already in the process
-        except OSError:
+            lib = ctypes.CDLL(path)    # None: the symbols already in the process (dlopen(NULL))
+        except (OSError, TypeError):   # Windows has no dlopen(NULL): CDLL(None) is a TypeError there
             continue
         yield lib
 

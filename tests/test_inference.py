@@ -188,6 +188,20 @@ def test_products_outside_inference_are_the_unsplit_call():
     assert not threads.products_split()
 
 
+def test_openblas_is_found_and_a_platform_without_dlopen_null_is_skipped(monkeypatch):
+    import ctypes
+    assert threads._find() is not False      # NumPy's wheels bundle OpenBLAS: blas_threads must reach it
+    real = ctypes.CDLL
+
+    def windows_like(path, *a, **k):         # Windows: CDLL(None) is a TypeError, not an OSError
+        if path is None:
+            raise TypeError("expected str, bytes or os.PathLike object, not NoneType")
+        return real(path, *a, **k)
+    monkeypatch.setattr(ctypes, "CDLL", windows_like)
+    libs = list(threads._libraries())        # the bundled library still, and no error for the process
+    assert libs and all(lib._name is not None for lib in libs)
+
+
 def test_layer_blas_pool_follows_the_mode():
     seen = []
     real = dense_cpu.products_split
