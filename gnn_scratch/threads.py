@@ -37,12 +37,15 @@ _saved = None
 
 
 def _libraries():
-    """The loaded libraries that may be NumPy's OpenBLAS: its bundled ``scipy_openblas`` (the wheels put it in
-    ``numpy.libs`` on Linux and Windows, ``numpy/.dylibs`` on macOS), then the process's own symbols."""
+    """The loaded libraries that may be NumPy's OpenBLAS: the one its wheels bundle (``libscipy_openblas*`` since
+    NumPy 2, ``libopenblas*`` before; in ``numpy.libs`` on Linux and Windows, ``numpy/.dylibs`` on macOS,
+    ``numpy/.libs`` in NumPy 1's Windows wheels), then the process's own symbols. A NumPy built on another BLAS
+    (Accelerate, MKL) yields nothing that ``_find`` accepts, and ``blas_threads`` then changes nothing."""
     import numpy as np
     here = os.path.dirname(np.__file__)
-    paths = [p for d in (os.path.join(os.path.dirname(here), "numpy.libs"), os.path.join(here, ".dylibs"))
-             for ext in ("so*", "dll", "dylib") for p in sorted(glob.glob(os.path.join(d, f"libscipy_openblas*.{ext}")))]
+    dirs = (os.path.join(os.path.dirname(here), "numpy.libs"), os.path.join(here, ".dylibs"), os.path.join(here, ".libs"))
+    paths = [p for d in dirs for name in ("libscipy_openblas", "libopenblas") for ext in ("so*", "dll", "dylib")
+             for p in sorted(glob.glob(os.path.join(d, f"{name}*.{ext}")))]
     for path in paths + [None]:
         try:
             lib = ctypes.CDLL(path)    # None: the symbols already in the process (dlopen(NULL))
