@@ -10,6 +10,13 @@ import pytest
 if os.environ.get("GNN_SCRATCH_TEST_DEVICE", "sim") == "sim":
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
+# Under pytest-xdist (the README's `-n auto`) every worker process starts Numba's pool, by default one thread
+# per core: on a many-core machine, workers x cores threads. Each worker takes its share of the cores, at least
+# 2 (tests compare one and two threads), unless NUMBA_NUM_THREADS is set already. Also before numba's import.
+_workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+if _workers and "NUMBA_NUM_THREADS" not in os.environ:
+    os.environ["NUMBA_NUM_THREADS"] = str(max(2, (os.cpu_count() or 2) // max(int(_workers), 1)))
+
 # Set (to anything but "" or "0") by .ci/run: an oracle test that skips (no torch, no torch_geometric)
 # fails instead, so a green CI means the comparisons against the reference implementations ran.
 REQUIRE_ORACLES = os.environ.get("GNN_SCRATCH_REQUIRE_ORACLES", "") not in ("", "0")

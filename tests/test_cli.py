@@ -175,6 +175,7 @@ def _signal_masks(pid):
         return f"no /proc status: {e}"
 
 
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT and sets the signal mask: POSIX only")
 def test_a_real_sigint_stops_training_with_one_line():
     # Unbuffered, so the first epoch line arrives when it is printed (a piped stdout is block-buffered:
     # under load both runs used to finish before the reader saw a line); no early stop, so run 1 is
