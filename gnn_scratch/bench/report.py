@@ -370,15 +370,22 @@ def _settled(rows, phases):
     ``rows`` (one group = one row's ``phases`` entry) that PyG took part in; "" when none was settled."""
     groups = [r[ph] for r in rows for ph in phases
               if isinstance(r.get(ph), dict) and any(k.startswith("pyg") for k in r[ph])]
+    if not groups:
+        return ""
     known = [g for g in groups if all("settled" in v for v in g.values())]
     done = [g for g in known if all(v["settled"] == v["n"] for v in g.values())]
-    if not done:
-        return ""
 
     def recorded(key, scale=1):     # the values the rows' runs used, e.g. "0.4 or 1"
         return " or ".join(f"{scale * v:g}" for v in sorted({r[key] for r in rows if key in r}))
+    alternated = " The two libraries run in two processes, alternated call by call."
+    if not done:                    # still say how they ran: a reader compares this table with settled runs
+        return alternated + (f" Not every timed call below was settled (a round with a call over "
+                             f"{recorded('settle_max_s')} s is not): such a call may follow the other library's "
+                             f"directly, whose idle OpenMP workers spin for milliseconds after it, a small part of "
+                             f"calls that long."
+                             if known and recorded("settle_max_s") else "")
     unknown = len(groups) - len(known)
-    return (f" The two libraries run in two processes, alternated call by call. In {len(done)} of the "
+    return (f"{alternated} In {len(done)} of the "
             f"{len(known)} groups below (those whose calls all take at most {recorded('settle_max_s')} s) each "
             f"timed call follows {recorded('settle_s', 1e3)} ms of untimed calls of the same function, so the "
             f"other library's idle OpenMP workers, which spin for milliseconds after its call, have gone to "
