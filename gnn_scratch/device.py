@@ -190,7 +190,10 @@ def host_empty(shape, dtype):
     dtype = np.dtype(dtype)
     # the ops' own call (a tuple of non-negative Python ints, ~100 per GIN training step) needs no normalising
     if not (type(shape) is tuple and all(type(s) is int and s >= 0 for s in shape)):
-        shape = (operator.index(shape),) if np.ndim(shape) == 0 else tuple(operator.index(s) for s in shape)
+        dims = [shape] if np.ndim(shape) == 0 else list(shape)
+        if any(isinstance(s, (bool, np.bool_)) for s in dims):     # operator.index takes a bool; NumPy does not
+            return np.empty(shape, dtype=dtype)                      # its TypeError
+        shape = tuple(operator.index(s) for s in dims)
         if any(s < 0 for s in shape):
             return np.empty(shape, dtype=dtype)
     if dtype.hasobject or dtype.subdtype is not None:

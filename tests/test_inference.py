@@ -404,6 +404,9 @@ def test_host_empty_starts_large_arrays_on_a_cache_line():
     for dtype, shape in [(object, (100_000, 2)), (np.dtype(("f4", (3,))), (10_000,))]:   # no uint8 view: NumPy's
         a = host_empty(shape, dtype)
         assert a.shape == np.empty(shape, dtype).shape and a.dtype == np.empty(shape, dtype).dtype
+    for bad in [(True, 100_000), True, (np.bool_(True), 100_000)]:     # a bool is no dimension, as for NumPy
+        with pytest.raises(TypeError):
+            host_empty(bad, np.float32)
     big_endian = host_empty((100_000, 4), ">f4")
     assert big_endian.dtype == np.dtype(">f4") and big_endian.ctypes.data % CACHE_LINE == 0
     for shape, error in [((3.5, 2), TypeError), ((-1, 70_000), ValueError), ((-2, -2), ValueError)]:
