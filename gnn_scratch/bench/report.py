@@ -367,7 +367,7 @@ def _kernels_md(k):
 
 def _settled(rows, phases):
     """The sentence on ``interleave``'s settle calls (``settled`` in each summary), for the timed groups of
-    ``rows`` (one group = one row's ``phases`` entry) that PyG took part in; "" when none was settled."""
+    ``rows`` (one group = one row's ``phases`` entry) that PyG took part in; "" when PyG took part in none."""
     groups = [r[ph] for r in rows for ph in phases
               if isinstance(r.get(ph), dict) and any(k.startswith("pyg") for k in r[ph])]
     if not groups:
@@ -378,15 +378,16 @@ def _settled(rows, phases):
     def recorded(key, scale=1):     # the values the rows' runs used, e.g. "0.4 or 1"
         return " or ".join(f"{scale * v:g}" for v in sorted({r[key] for r in rows if key in r}))
     alternated = " The two libraries run in two processes, alternated call by call."
+    limit = recorded("settle_max_s")
     if not done:                    # still say how they ran: a reader compares this table with settled runs
-        return alternated + (f" Not every timed call below was settled (a round with a call over "
-                             f"{recorded('settle_max_s')} s is not): such a call may follow the other library's "
-                             f"directly, whose idle OpenMP workers spin for milliseconds after it, a small part of "
-                             f"calls that long."
-                             if known and recorded("settle_max_s") else "")
+        if not (known and limit):
+            return alternated
+        return (f"{alternated} Not every timed call below was settled (a round with a call over {limit} s is "
+                f"not): such a call may follow the other library's directly, whose idle OpenMP workers spin for "
+                f"milliseconds after it, a small part of calls that long.")
     unknown = len(groups) - len(known)
     return (f"{alternated} In {len(done)} of the "
-            f"{len(known)} groups below (those whose calls all take at most {recorded('settle_max_s')} s) each "
+            f"{len(known)} groups below (those whose calls all take at most {limit} s) each "
             f"timed call follows {recorded('settle_s', 1e3)} ms of untimed calls of the same function, so the "
             f"other library's idle OpenMP workers, which spin for milliseconds after its call, have gone to "
             f"sleep; in the others such a spin is a small part of a call"
