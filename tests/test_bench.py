@@ -584,9 +584,70 @@ def test_kernel_rows_carry_the_gather_bound_and_the_report_shows_it():
     assert next(r for r in spmm if r["kernel"] == "max bwd")["gathered_bytes"] == 0
     assert all("gather_bound_s" not in r for r in rows if r["kernel"].startswith("edge softmax"))
     md = "\n".join(report._kernels_md(res))
-    assert "| gather bound ms | of gather bound |" in md and "Random row-gather bandwidth over the groups" in md
+    assert "| gather bound ms (scatter) | of that bound |" in md and "Random row-gather bandwidth over the groups" in md
     wsum = next(r for r in rows if r["kernel"] == "weighted-sum fwd")
     assert f"| {100 * wsum['fraction_of_gather_bound']:.0f} % |" in md
+    # max bwd gathers nothing: its group timed the random line update, and its column shows that bound
+    mb = next(r for r in spmm if r["kernel"] == "max bwd")
+    assert mb["updated_lines"] > 0 and mb["scatter"]["median"] > 0 and mb["scatter_ns_per_line"] > 0
+    assert mb["scatter_bound_s"] == pytest.approx(mb["updated_lines"] * 1e-9 * mb["scatter_ns_per_line"] +
+                                                  mb["bytes"] / (1e9 * mb["copy_bandwidth_gbs"]), rel=1e-9)
+    assert mb["fraction_of_scatter_bound"] == pytest.approx(mb["scatter_bound_s"] / mb["ours"]["median"], rel=1e-12)
+    assert all("scatter_bound_s" not in r for r in rows if r["kernel"] != "max bwd")
+    line = next(ln for ln in md.splitlines() if "| max bwd | 16 |" in ln)
+    assert line.endswith(f"| {report.ms(mb['scatter_bound_s'])} (scatter) | {100 * mb['fraction_of_scatter_bound']:.0f} % |")
+    assert "*Scatter bound*" in md and "Random line update over the groups" in md
+
+
+def test_updated_lines_counts_each_rows_distinct_grad_x_lines():
+    from gnn_scratch.bench.kernels import updated_lines
+    # float32, width 32: two lines a row. Row 0: node 5 wins every column -> lines (5, 0) and (5, 1);
+    # row 1: nodes 2 and 3 in the first line, nothing (-1) in the second -> 2; row 2: empty -> 0
+    a = np.full((3, 32), -1, dtype=np.int64)
+    a[0] = 5
+    a[1, :8], a[1, 8:16] = 2, 3
+    assert updated_lines(a, 4) == 4
+    assert updated_lines(a, 8) == 4 + 2     # float64: four lines a row, row 0 touching all four of node 5's
+    # against a brute-force count on random argmax rows, several blocks
+    rng = np.random.default_rng(3)
+    a = rng.integers(-1, 40, size=(300, 48))
+    brute = sum(len({(int(j), f // 16) for f, j in enumerate(row) if j >= 0}) for row in a)
+    assert updated_lines(a, 4, block=64) == brute == updated_lines(a.astype(np.int32), 4)
+
+
+def test_scatter_yardstick_updates_the_lines_it_says_each_thread_in_its_own_rows():
+    from gnn_scratch.bench.kernels import ScatterBandwidth
+    s = ScatterBandwidth(1000, 64, 5000, seed=2)
+    assert s.lines == 5000 == s.rows.size == s.cols.size
+    assert s.rows.min() >= 0 and s.rows.max() < 1000 and set(np.unique(s.cols)) <= {0, 16, 32, 48}
+    # update k belongs to scatter_lines' chunk k * n / M, whose rows are that chunk's slice of A
+    c = np.arange(s.lines) * s.n_chunks // s.lines
+    assert np.all(s.rows >= 1000 * c // s.n_chunks) and np.all(s.rows < 1000 * (c + 1) // s.n_chunks)
+    s.fn()
+    expect = np.zeros((1000, 64), dtype=np.float32)
+    np.add.at(expect, (s.rows, s.cols), 1)
+    np.testing.assert_array_equal(s.A, expect)
+    assert s.seconds_per_line(dict(median=0.5)) == 0.5 / 5000
+
+
+def test_kernel_targets_judge_max_bwd_at_30_percent_and_name_the_measured_bound():
+    t = lambda m: dict(median=m, min=m, max=m, n=1, times=[m])  # noqa: E731
+    base = dict(graph="random 1M nodes / 10M edges", width=64, scipy=None, copy=t(0.1), copy_bandwidth_gbs=10.0,
+                bytes=10 ** 9, speedup_vs_scipy=None)
+    rows = [dict(base, kernel="max bwd", ours=t(0.4), bound_s=0.1, fraction_of_bound=0.25, gathered_bytes=0,
+                 gather_bound_s=0.1, fraction_of_gather_bound=0.25, scatter_bound_s=0.3, fraction_of_scatter_bound=0.75),
+            dict(base, kernel="mean bwd", ours=t(0.2), bound_s=0.1, fraction_of_bound=0.5, gathered_bytes=10 ** 8,
+                 gather_bound_s=0.18, fraction_of_gather_bound=0.9),
+            dict(base, kernel="max fwd", ours=t(0.15), bound_s=0.1, fraction_of_bound=0.67, gathered_bytes=10 ** 8,
+                 gather_bound_s=0.12, fraction_of_gather_bound=0.8)]
+    got = {r["target"]: r for r in report.targets(dict(kernels=dict(rows=rows)))}
+    mb = got["max bwd (width 64, 1M graph) ≥ 30 % of the bytes-moved bound"]
+    assert mb["status"] == "MISS" and mb["note"] == \
+        "5 points short; at 75 % of its scatter bound (300 ms, measured in its group)"
+    mean = got["mean bwd (width 64, 1M graph) ≥ 60 % of the bytes-moved bound"]
+    assert mean["status"] == "MISS" and mean["note"].endswith("at 90 % of its gather bound (180 ms, measured in its group)")
+    fwd = got["max fwd (width 64, 1M graph) ≥ 60 % of the bytes-moved bound"]
+    assert fwd["status"] == "PASS" and fwd["note"] == ""
 
 
 def test_kernels_table_without_gather_rows_keeps_its_old_columns():

@@ -13,6 +13,13 @@ So each group also times a pure random row gather (``GatherBandwidth``: rows of 
 matrix at uniform random ids, prefetched as the kernels do, Numba's thread count) and reports the
 *gather bound* = gathered rows (``harness.gathered_bytes``) / gather bandwidth + the other bytes /
 copy bandwidth, and the kernel's fraction of it.
+
+The max aggregation's backward gathers nothing: it streams argmax and grad_out once and adds each
+gradient into the grad_X line its argmax names, a random read-modify-write per (destination row,
+distinct line) -- neither the copy nor the gather bandwidth says what that can reach. Its group times
+a pure random line update instead (``ScatterBandwidth``: single float32 lines of an (N_src, F)
+matrix, prefetched, Numba's thread count) and reports the *scatter bound* = the kernel's updated
+lines (``updated_lines``, counted from the argmax it runs on) / that rate + its bytes / copy bandwidth.
 """
 from __future__ import annotations
 
@@ -21,10 +28,10 @@ import inspect
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from ..device import host_empty
-from ..kernels.prefetch import prefetch_distance, prefetch_row
+from ..kernels.prefetch import prefetch_distance, prefetch_line, prefetch_row
 from .harness import CopyBandwidth, Shape, bytes_moved, gathered_bytes, interleave, ratio
 
 WIDTHS = (16, 64, 256)
@@ -85,6 +92,76 @@ class GatherBandwidth:
         return self.bytes / summary["median"]
 
 
+SCATTER_LINES = 2_000_000   # line updates per timing of the random-scatter yardstick (fewer on a smaller graph)
+# Lines ahead that the scatter yardstick prefetches: 0, 8 and 32 measured on the Intel VM (1M x 64 float32,
+# one thread: 31, 21 and 16 ns a line; two: 23, 12 and 9), 32 the best.
+SCATTER_AHEAD = 32
+LINE_BYTES = 64
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def scatter_lines(A, rows, cols, d, n_chunks):
+    """A[rows[k], cols[k]] += 1 for every k, chunk c (< n_chunks) of k on one thread, with a software prefetch of
+    the line ``d`` updates ahead: random single-line read-modify-writes with nothing else to do. The caller draws
+    chunk c's rows from its own slice of A's rows (``ScatterBandwidth``), so no two threads write one line."""
+    M = rows.size
+    item = A.itemsize
+    for c in prange(n_chunks):
+        lo, hi = M * c // n_chunks, M * (c + 1) // n_chunks
+        for k in range(lo, hi):
+            if d > 0 and k + d < hi:
+                prefetch_line(A, rows[k + d], cols[k + d] * item)
+            A[rows[k], cols[k]] += 1
+
+
+def updated_lines(argmax, itemsize, block=1 << 16):
+    """Cache lines ``spmm_max_backward`` reads and writes back, on rows of ``itemsize``-byte items starting on a line:
+    per destination row i, the distinct (argmax[i, f], line of column f) with argmax[i, f] >= 0, summed over i
+    (a row i adds into several columns of one line of grad_X at once, so a line counts once per row i)."""
+    n, F = argmax.shape
+    per_line = max(1, LINE_BYTES // itemsize)
+    lines_per_row = -(-F // per_line)
+    line_of = np.arange(F, dtype=np.int64) // per_line
+    total = 0
+    for r0 in range(0, n, block):
+        a = argmax[r0:r0 + block]
+        key = np.where(a >= 0, a.astype(np.int64) * lines_per_row + line_of, -1)
+        key.sort(axis=1)
+        new = np.ones(key.shape, dtype=bool)
+        new[:, 1:] = key[:, 1:] != key[:, :-1]
+        total += int(np.count_nonzero(new & (key >= 0)))
+    return total
+
+
+class ScatterBandwidth:
+    """Random single-line read-modify-writes into an (n_rows, F) float32 matrix: the ceiling of a kernel that adds
+    into rows at random (``spmm_max_backward``'s scatter) on a graph with no locality.
+
+    ``fn`` updates ``min(lines, SCATTER_LINES)`` lines -- a uniform random row and a uniform random line of it --
+    over Numba's threads, each thread in its own slice of the rows, prefetching ``SCATTER_AHEAD`` updates ahead;
+    ``seconds_per_line`` = time / lines.
+    """
+
+    def __init__(self, n_rows, F, lines, seed=0):
+        rng = np.random.default_rng(seed)
+        self.A = aligned(np.zeros((n_rows, F), dtype=np.float32))
+        self.n_chunks = max(1, min(get_num_threads(), n_rows))
+        M = max(1, min(lines, SCATTER_LINES))
+        c = np.arange(M, dtype=np.int64) * self.n_chunks // M          # the chunk scatter_lines gives update k
+        lo, hi = n_rows * c // self.n_chunks, n_rows * (c + 1) // self.n_chunks
+        self.rows = (lo + rng.integers(0, hi - lo)).astype(np.int32)
+        per_line = max(1, LINE_BYTES // self.A.itemsize)
+        self.cols = (rng.integers(0, -(-F // per_line), M) * per_line).astype(np.int32)
+        self.lines = M
+
+    def fn(self):
+        scatter_lines(self.A, self.rows, self.cols, SCATTER_AHEAD, self.n_chunks)
+
+    def seconds_per_line(self, summary):
+        """Seconds per line update from the ``summarize`` dict of ``fn``'s timings (median time)."""
+        return summary["median"] / self.lines
+
+
 def _gat_module():
     try:
         return importlib.import_module("gnn_scratch.kernels.gat_cpu")
@@ -93,7 +170,8 @@ def _gat_module():
 
 
 def kernel_cases(graph, F, rng, gat=None):
-    """name -> (ours fn, scipy fn or None, bytes-moved kernel name(s), Shape) for width F."""
+    """name -> (ours fn, scipy fn or None, bytes-moved kernel name(s), Shape[, lines]) for width F; ``lines``, for a
+    kernel that adds into random rows (max bwd), is the count of cache lines it updates (``updated_lines``)."""
     from ..kernels import cpu
     g = graph
     N, E = g.num_dst, g.num_edges
@@ -123,7 +201,8 @@ def kernel_cases(graph, F, rng, gat=None):
         "mean bwd": (lambda: cpu.spmm_mean_backward(t_indptr, t_indices, g.indptr, G, out_s),
                      lambda: A_mean.T @ G, ["spmm_mean_backward"], shape),
         "max fwd": (lambda: cpu.spmm_max(g.indptr, g.indices, X, out_d, argmax), None, ["spmm_max"], shape),
-        "max bwd": (lambda: cpu.spmm_max_backward(t_indptr, t_indices, argmax_saved, G, out_s), None, ["spmm_max_backward"], shape),
+        "max bwd": (lambda: cpu.spmm_max_backward(t_indptr, t_indices, argmax_saved, G, out_s), None, ["spmm_max_backward"], shape,
+                    updated_lines(argmax_saved, out_s.itemsize)),
     }
     # SDDMM, one head at width F: the edge-weight gradient of the weighted sum (an (E, 1) output)
     A3, B3 = G[:, None, :], X[:, None, :]
@@ -180,14 +259,17 @@ def _softmax_cases(graph, rng):
 
 
 def _measure(cases, width_label, copy, repeats, warmup, log, graph_label, min_time=0.2, max_time=None,
-             gather=None):
+             gather=None, scatter=None):
     rows = []
-    for name, (ours, peer, kinds, shape) in cases.items():
+    for name, (ours, peer, kinds, shape, *lines) in cases.items():
+        lines = lines[0] if lines and scatter is not None else None
         fns = {"ours": ours, "copy": copy.fn}
         if peer is not None:
             fns["scipy"] = peer
         if gather is not None:
             fns["gather"] = gather.fn
+        if lines is not None:
+            fns["scatter"] = scatter.fn
         try:
             res = interleave(fns, repeats=repeats, warmup=warmup, min_time=min_time, max_time=max_time)
         except Exception as e:   # noqa: BLE001 -- a kernel still being written must not stop the run
@@ -210,6 +292,12 @@ def _measure(cases, width_label, copy, repeats, warmup, log, graph_label, min_ti
             row.update(gather=res["gather"], gather_bandwidth_gbs=gbw / 1e9, gathered_bytes=int(g_bytes),
                        gather_bound_s=g_bound, fraction_of_gather_bound=g_bound / res["ours"]["median"])
             gb = f"  gather bound {100 * row['fraction_of_gather_bound']:5.1f} %"
+        if lines is not None:
+            per_line = scatter.seconds_per_line(res["scatter"])
+            s_bound = lines * per_line + nbytes / bw
+            row.update(scatter=res["scatter"], scatter_ns_per_line=1e9 * per_line, updated_lines=int(lines),
+                       scatter_bound_s=s_bound, fraction_of_scatter_bound=s_bound / res["ours"]["median"])
+            gb += f"  scatter bound {100 * row['fraction_of_scatter_bound']:5.1f} %"
         rows.append(row)
         if log:
             sc = f"  scipy {1e3 * res['scipy']['median']:.2f} ms" if "scipy" in res else ""
@@ -244,8 +332,9 @@ def run(specs, widths=WIDTHS, repeats=5, warmup=1, copy_mb=256, min_time=0.2, lo
         for F in (widths_by_graph or {}).get(spec.name, widths):
             cases = kernel_cases(graph, F, rng, gat)
             gather = GatherBandwidth(graph.num_src, F, graph.num_edges)
-            rows += _measure(cases, F, copy, repeats, warmup, log, spec.label, min_time, max_time, gather)
-            del cases, gather
+            scatter = ScatterBandwidth(graph.num_src, F, max((c[4] for c in cases.values() if len(c) > 4), default=1))
+            rows += _measure(cases, F, copy, repeats, warmup, log, spec.label, min_time, max_time, gather, scatter)
+            del cases, gather, scatter
         rows += _measure(_softmax_cases(graph, rng), f"H={SOFTMAX_HEADS}", copy, repeats, warmup, log, spec.label,
                          min_time, max_time)
         graphs.append(dict(name=spec.name, label=spec.label, num_nodes=graph.num_nodes, num_edges=graph.num_edges))

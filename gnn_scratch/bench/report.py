@@ -18,6 +18,9 @@ TARGET_MODELS = ("gcn", "sage", "gat")
 MODEL_LABELS = {"gcn": "GCN", "sage": "SAGE-mean", "gat": "GAT"}
 AGGREGATION_KERNELS = ("weighted-sum fwd", "weighted-sum bwd", "weighted-sum bwd (pre-permuted)", "mean fwd",
                        "mean bwd", "max fwd", "max bwd")
+# Issue 19's goals, fractions of the bytes-moved bound: 60 % for every aggregation kernel, 30 % for the max
+# backward (whose bytes-moved formula counts none of the random line updates that bound it).
+KERNEL_GOALS = {"max bwd": 0.3}
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -95,12 +98,18 @@ def targets(results):
     krows = [r for r in results.get("kernels", {}).get("rows", [])
              if "error" not in r and r["width"] == 64 and "1M nodes" in r["graph"] and r["kernel"] in AGGREGATION_KERNELS]
     if not krows:
-        out.append(dict(target="aggregation kernels, width 64, 1M graph ≥ 60 % of the bytes-moved bound",
-                        status="not measured"))
+        out.append(dict(target="aggregation kernels, width 64, 1M graph ≥ 60 % of the bytes-moved bound "
+                               "(max bwd ≥ 30 %)", status="not measured"))
     for r in krows:
-        out.append(_judge(f"{r['kernel']} (width 64, 1M graph) ≥ 60 % of the bytes-moved bound",
-                          f"{100 * r['fraction_of_bound']:.0f} % ({ms(r['ours']['median'])} ms, bound "
-                          f"{ms(r['bound_s'])} ms)", r["fraction_of_bound"], 0.6, "ge", pct=True))
+        goal = KERNEL_GOALS.get(r["kernel"], 0.6)
+        judged = _judge(f"{r['kernel']} (width 64, 1M graph) ≥ {100 * goal:.0f} % of the bytes-moved bound",
+                        f"{100 * r['fraction_of_bound']:.0f} % ({ms(r['ours']['median'])} ms, bound "
+                        f"{ms(r['bound_s'])} ms)", r["fraction_of_bound"], goal, "ge", pct=True)
+        if judged["status"] == "MISS":      # the issue's alternative: the measured bound that stops the kernel
+            name, (bound, frac) = _measured_ceiling(r)
+            if name:
+                judged["note"] += f"; at {100 * frac:.0f} % of its {name} bound ({ms(bound)} ms, measured in its group)"
+        out.append(judged)
     mem = results.get("memory", {}).get("rows", [])
     ours = [r for r in mem if r["model"] == "gat" and _is_big(r["graph"]) and r["lib"] == "ours" and "peak_mb" in r]
     theirs = [r for r in mem if r["model"] == "gat" and _is_big(r["graph"]) and r["lib"] == "pyg" and "peak_mb" in r]
@@ -229,6 +238,16 @@ def _embeddings_targets(e):
     return out
 
 
+def _measured_ceiling(r):
+    """(name, (seconds, fraction)) of the yardstick-measured bound of a kernel row: the scatter bound where the
+    group timed one (max bwd), else the gather bound where it gathers rows; ("", (None, None)) without either."""
+    if "scatter_bound_s" in r:
+        return "scatter", (r["scatter_bound_s"], r["fraction_of_scatter_bound"])
+    if r.get("gathered_bytes") and "gather_bound_s" in r:
+        return "gather", (r["gather_bound_s"], r["fraction_of_gather_bound"])
+    return "", (None, None)
+
+
 def _judge(label, measured, value, goal, op, pct=False, unit="×"):
     ok = {"le": value <= goal, "lt": value < goal, "ge": value >= goal}[op]
     shown = f"{100 * value:.0f} %" if pct else (f"{value:.2f}{unit}" if unit == "×" else f"{value:.1f}{unit}")
@@ -341,15 +360,26 @@ def _kernels_md(k):
                      f"{r['bytes'] / 1e6:.0f}", ms(r["bound_s"]), f"{100 * r['fraction_of_bound']:.0f} %"])
     header = ["graph", "kernel", "width", "ours ms", "scipy ms", "ours faster than scipy", "MB moved",
               "bound ms", "of bound"]
+    scatter = any("scatter_bound_s" in r for r in k["rows"])
     if any("gather_bound_s" in r for r in k["rows"]):     # the random-gather ceiling (bench/kernels.py)
-        header += ["gather bound ms", "of gather bound"]
+        header += ["gather bound ms" + (" (scatter)" if scatter else ""), "of that bound"]
         for r, row in zip(k["rows"], rows):
-            row += ([ms(r["gather_bound_s"]), f"{100 * r['fraction_of_gather_bound']:.0f} %"]
-                    if "gather_bound_s" in r else ["–", "–"])
+            if "scatter_bound_s" in r:
+                row += [ms(r["scatter_bound_s"]) + " (scatter)", f"{100 * r['fraction_of_scatter_bound']:.0f} %"]
+            elif "gather_bound_s" in r:
+                row += [ms(r["gather_bound_s"]), f"{100 * r['fraction_of_gather_bound']:.0f} %"]
+            else:
+                row += ["–", "–"]
         out.append("*Gather bound* = the gathered rows (one per edge) over the bandwidth of a pure random row "
                    "gather of the same matrix size timed in the same group (Numba's threads, the kernels' "
                    "prefetch), plus the other bytes over the copy bandwidth: what a row gather can reach on a "
                    "graph with no locality (DRAM latency × rows in flight), `scripts/measure_memory_bounds.py`.\n")
+        if scatter:
+            out.append("*Scatter bound* (max bwd, which gathers nothing) = the cache lines the kernel reads and "
+                       "writes back at random (per destination row, the distinct grad_X lines its argmax names; "
+                       "`bench/kernels.py: updated_lines`) times the time per line of a pure random single-line "
+                       "update of the same matrix size timed in the same group (Numba's threads, prefetched), plus "
+                       "its bytes over the copy bandwidth.\n")
     out.append(table(header, rows))
     bws = [r["copy_bandwidth_gbs"] for r in k["rows"] if "copy_bandwidth_gbs" in r]
     if bws:
@@ -359,6 +389,10 @@ def _kernels_md(k):
     if gbws:
         out.append(f"Random row-gather bandwidth over the groups: median {sorted(gbws)[len(gbws) // 2]:.1f} GB/s "
                    f"(min {min(gbws):.1f}, max {max(gbws):.1f}).")
+    sns = [r["scatter_ns_per_line"] for r in k["rows"] if "scatter_ns_per_line" in r]
+    if sns:
+        out.append(f"Random line update over the groups: median {sorted(sns)[len(sns) // 2]:.1f} ns a line "
+                   f"(min {min(sns):.1f}, max {max(sns):.1f}).")
     if not k.get("gat_fused"):
         out.append("\nFused GAT kernels: `kernels/gat_cpu.py` not present, not measured.")
     out.append("")
