@@ -71,9 +71,7 @@ def test_generator_errors(kwargs, match):
         generate_bipartite(**{**dict(num_items=100, num_users=100, num_communities=5), **kwargs})
 
 
-def test_a_million_interactions_in_seconds():
-    import time
-    t = time.perf_counter()
+def test_a_million_interactions():
+    """The generator at PinSage-benchmark scale (its speed is not asserted here: timings belong in benchmarks)."""
     d = generate_bipartite(num_items=20000, num_users=50000, num_test_pairs=100, seed=0)
     assert d.num_interactions > 800_000
-    assert time.perf_counter() - t < 60

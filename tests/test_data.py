@@ -9,7 +9,6 @@ import os
 import pickle
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -310,12 +309,10 @@ def test_csbm_features_carry_class_signal():
     assert np.all(flat.meta["class_means"] == 0)
 
 
-def test_csbm_large_is_fast():
-    t = time.perf_counter()
+def test_csbm_builds_100k_nodes_and_a_million_edges():
+    """The benchmark-sized CSBM graph (its speed is not asserted here: timings belong in benchmarks)."""
     ds = csbm(num_nodes=100_000, avg_degree=10, seed=0)
-    elapsed = time.perf_counter() - t
-    assert ds.num_edges > 990_000
-    assert elapsed < 2.0, f"csbm with 100k nodes / 1M edges took {elapsed:.2f} s"
+    assert ds.num_nodes == 100_000 and ds.num_edges > 990_000
 
 
 @pytest.mark.parametrize("kwargs, match", [

