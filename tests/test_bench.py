@@ -648,6 +648,9 @@ def test_kernel_targets_judge_max_bwd_at_30_percent_and_name_the_measured_bound(
     assert mean["status"] == "MISS" and mean["note"].endswith("at 90 % of its gather bound (180 ms, measured in its group)")
     fwd = got["max fwd (width 64, 1M graph) ≥ 60 % of the bytes-moved bound"]
     assert fwd["status"] == "PASS" and fwd["note"] == ""
+    rows[2].update(fraction_of_bound=0.59, gathered_bytes=0)     # no gathered rows: no measured ceiling to name
+    got = {r["target"]: r for r in report.targets(dict(kernels=dict(rows=rows)))}
+    assert got["max fwd (width 64, 1M graph) ≥ 60 % of the bytes-moved bound"]["note"] == "1 point short"
 
 
 def test_kernels_table_without_gather_rows_keeps_its_old_columns():

@@ -256,7 +256,8 @@ def _judge(label, measured, value, goal, op, pct=False, unit="×"):
         if op in ("le", "lt"):
             note = f"{value / goal:.2f}× over the goal" + (" (needs a further speed-up of that much)" if unit == "×" else "")
         else:
-            note = f"{100 * (goal - value):.0f} points short"
+            short = f"{100 * (goal - value):.0f}"
+            note = f"{short} point{'' if short == '1' else 's'} short"
     return dict(target=label, measured=measured, ratio=shown, status="PASS" if ok else "MISS", note=note)
 
 
