@@ -194,7 +194,7 @@ def kernels(args, log, gather_bw=None):
     rows = []
     for t in args.threads:
         set_num_threads(t)
-        for name, (fn, _, kinds, shape) in cases.items():
+        for name, (fn, _, kinds, shape, *_) in cases.items():
             if args.only and not any(o in name for o in args.only):
                 continue
             m = interleaved({"k": fn, "copy": copy.fn}, args.repeats)

@@ -14,12 +14,15 @@ matrix at uniform random ids, prefetched as the kernels do, Numba's thread count
 *gather bound* = gathered rows (``harness.gathered_bytes``) / gather bandwidth + the other bytes /
 copy bandwidth, and the kernel's fraction of it.
 
-The max aggregation's backward gathers nothing: it streams argmax and grad_out once and adds each
-gradient into the grad_X line its argmax names, a random read-modify-write per (destination row,
-distinct line) -- neither the copy nor the gather bandwidth says what that can reach. Its group times
-a pure random line update instead (``ScatterBandwidth``: single float32 lines of an (N_src, F)
-matrix, prefetched, Numba's thread count) and reports the *scatter bound* = the kernel's updated
-lines (``updated_lines``, counted from the argmax it runs on) / that rate + its bytes / copy bandwidth.
+The max aggregation's backward, where it runs its scatter (``cpu.max_backward_scatters``: every graph
+whose grad_X leaves L2), gathers nothing: it streams argmax and grad_out once and adds each gradient
+into the grad_X line its argmax names, a random read-modify-write per (destination row, distinct
+line), on one thread -- neither the copy nor the gather bandwidth says what that can reach. Its group
+times a pure random line update instead (``ScatterBandwidth``: single float32 lines of an (N_src, F)
+matrix, prefetched), on one thread as the kernel runs and on Numba's threads, and reports the
+*scatter bound* = the kernel's updated lines (``updated_lines``, counted from the argmax it runs on)
+x the one-thread time per line + its bytes / copy bandwidth, and the same with the all-thread time
+(what a kernel using every core could at best reach).
 """
 from __future__ import annotations
 
@@ -94,7 +97,7 @@ class GatherBandwidth:
 
 SCATTER_LINES = 2_000_000   # line updates per timing of the random-scatter yardstick (fewer on a smaller graph)
 # Lines ahead that the scatter yardstick prefetches: 0, 8 and 32 measured on the Intel VM (1M x 64 float32,
-# one thread: 31, 21 and 16 ns a line; two: 23, 12 and 9), 32 the best.
+# one thread: 31, 21 and 16 ns a line; two: 23, 12 and 9), 32 the best of those tried.
 SCATTER_AHEAD = 32
 LINE_BYTES = 64
 
@@ -115,17 +118,16 @@ def scatter_lines(A, rows, cols, d, n_chunks):
 
 
 def updated_lines(argmax, itemsize, block=1 << 16):
-    """Cache lines ``spmm_max_backward`` reads and writes back, on rows of ``itemsize``-byte items starting on a line:
-    per destination row i, the distinct (argmax[i, f], line of column f) with argmax[i, f] >= 0, summed over i
-    (a row i adds into several columns of one line of grad_X at once, so a line counts once per row i)."""
+    """Cache lines ``spmm_max_backward``'s scatter reads and writes back in a C-contiguous grad_X of ``itemsize``-byte
+    items starting on a line (``device.host_empty``): per destination row i, the distinct lines holding the
+    elements (argmax[i, f], f) with argmax[i, f] >= 0, summed over i (row i adds into several columns of one line
+    at once, so a line counts once per row i; two source rows sharing a line, at a width under a line, count once)."""
     n, F = argmax.shape
-    per_line = max(1, LINE_BYTES // itemsize)
-    lines_per_row = -(-F // per_line)
-    line_of = np.arange(F, dtype=np.int64) // per_line
+    col_bytes = np.arange(F, dtype=np.int64) * itemsize
     total = 0
     for r0 in range(0, n, block):
         a = argmax[r0:r0 + block]
-        key = np.where(a >= 0, a.astype(np.int64) * lines_per_row + line_of, -1)
+        key = np.where(a >= 0, (a.astype(np.int64) * (F * itemsize) + col_bytes) // LINE_BYTES, -1)
         key.sort(axis=1)
         new = np.ones(key.shape, dtype=bool)
         new[:, 1:] = key[:, 1:] != key[:, :-1]
@@ -138,21 +140,22 @@ class ScatterBandwidth:
     into rows at random (``spmm_max_backward``'s scatter) on a graph with no locality.
 
     ``fn`` updates ``min(lines, SCATTER_LINES)`` lines -- a uniform random row and a uniform random line of it --
-    over Numba's threads, each thread in its own slice of the rows, prefetching ``SCATTER_AHEAD`` updates ahead;
-    ``seconds_per_line`` = time / lines.
+    on ``threads`` threads (default: Numba's count), each in its own slice of the rows, prefetching
+    ``SCATTER_AHEAD`` updates ahead; ``seconds_per_line`` = time / lines.
     """
 
-    def __init__(self, n_rows, F, lines, seed=0):
+    def __init__(self, n_rows, F, lines, threads=None, seed=0):
         rng = np.random.default_rng(seed)
         self.A = aligned(np.zeros((n_rows, F), dtype=np.float32))
-        self.n_chunks = max(1, min(get_num_threads(), n_rows))
-        M = max(1, min(lines, SCATTER_LINES))
-        c = np.arange(M, dtype=np.int64) * self.n_chunks // M          # the chunk scatter_lines gives update k
-        lo, hi = n_rows * c // self.n_chunks, n_rows * (c + 1) // self.n_chunks
-        self.rows = (lo + rng.integers(0, hi - lo)).astype(np.int32)
+        self.n_chunks = max(1, min(threads or get_num_threads(), n_rows))
+        M = self.lines = max(1, min(lines, SCATTER_LINES))
         per_line = max(1, LINE_BYTES // self.A.itemsize)
+        self.rows = np.empty(M, dtype=np.int32)
+        n = self.n_chunks
+        for c in range(n):     # scatter_lines' chunk c runs updates [lo, hi): their rows from chunk c's own rows
+            lo, hi = M * c // n, M * (c + 1) // n
+            self.rows[lo:hi] = rng.integers(n_rows * c // n, n_rows * (c + 1) // n, hi - lo)
         self.cols = (rng.integers(0, -(-F // per_line), M) * per_line).astype(np.int32)
-        self.lines = M
 
     def fn(self):
         scatter_lines(self.A, self.rows, self.cols, SCATTER_AHEAD, self.n_chunks)
@@ -169,9 +172,10 @@ def _gat_module():
         return None
 
 
-def kernel_cases(graph, F, rng, gat=None):
-    """name -> (ours fn, scipy fn or None, bytes-moved kernel name(s), Shape[, lines]) for width F; ``lines``, for a
-    kernel that adds into random rows (max bwd), is the count of cache lines it updates (``updated_lines``)."""
+def kernel_cases(graph, F, rng, gat=None, count_lines=False):
+    """name -> (ours fn, scipy fn or None, bytes-moved kernel name(s), Shape[, lines]) for width F. With
+    ``count_lines``, max bwd's case also has ``lines``, the cache lines it updates (``updated_lines``), when it runs
+    its one-thread scatter at this size (``cpu.max_backward_scatters``)."""
     from ..kernels import cpu
     g = graph
     N, E = g.num_dst, g.num_edges
@@ -201,9 +205,10 @@ def kernel_cases(graph, F, rng, gat=None):
         "mean bwd": (lambda: cpu.spmm_mean_backward(t_indptr, t_indices, g.indptr, G, out_s),
                      lambda: A_mean.T @ G, ["spmm_mean_backward"], shape),
         "max fwd": (lambda: cpu.spmm_max(g.indptr, g.indices, X, out_d, argmax), None, ["spmm_max"], shape),
-        "max bwd": (lambda: cpu.spmm_max_backward(t_indptr, t_indices, argmax_saved, G, out_s), None, ["spmm_max_backward"], shape,
-                    updated_lines(argmax_saved, out_s.itemsize)),
+        "max bwd": (lambda: cpu.spmm_max_backward(t_indptr, t_indices, argmax_saved, G, out_s), None, ["spmm_max_backward"], shape),
     }
+    if count_lines and cpu.max_backward_scatters(out_s):
+        cases["max bwd"] += (updated_lines(argmax_saved, out_s.itemsize),)
     # SDDMM, one head at width F: the edge-weight gradient of the weighted sum (an (E, 1) output)
     A3, B3 = G[:, None, :], X[:, None, :]
     e_out = np.empty((E, 1), dtype=np.float32)
@@ -259,17 +264,20 @@ def _softmax_cases(graph, rng):
 
 
 def _measure(cases, width_label, copy, repeats, warmup, log, graph_label, min_time=0.2, max_time=None,
-             gather=None, scatter=None):
+             gather=None, scatter=()):
+    """Rows for ``cases``; ``scatter`` = (one-thread yardstick[, all-thread yardstick]), timed in a group whose case
+    has a line count (max bwd's scatter)."""
     rows = []
     for name, (ours, peer, kinds, shape, *lines) in cases.items():
-        lines = lines[0] if lines and scatter is not None else None
+        lines = lines[0] if lines and scatter else None
         fns = {"ours": ours, "copy": copy.fn}
         if peer is not None:
             fns["scipy"] = peer
         if gather is not None:
             fns["gather"] = gather.fn
         if lines is not None:
-            fns["scatter"] = scatter.fn
+            for key, yardstick in zip(("scatter", "scatter_all"), scatter):
+                fns[key] = yardstick.fn
         try:
             res = interleave(fns, repeats=repeats, warmup=warmup, min_time=min_time, max_time=max_time)
         except Exception as e:   # noqa: BLE001 -- a kernel still being written must not stop the run
@@ -293,11 +301,13 @@ def _measure(cases, width_label, copy, repeats, warmup, log, graph_label, min_ti
                        gather_bound_s=g_bound, fraction_of_gather_bound=g_bound / res["ours"]["median"])
             gb = f"  gather bound {100 * row['fraction_of_gather_bound']:5.1f} %"
         if lines is not None:
-            per_line = scatter.seconds_per_line(res["scatter"])
-            s_bound = lines * per_line + nbytes / bw
-            row.update(scatter=res["scatter"], scatter_ns_per_line=1e9 * per_line, updated_lines=int(lines),
-                       scatter_bound_s=s_bound, fraction_of_scatter_bound=s_bound / res["ours"]["median"])
-            gb += f"  scatter bound {100 * row['fraction_of_scatter_bound']:5.1f} %"
+            row["updated_lines"] = int(lines)
+            for key, yardstick in zip(("scatter", "scatter_all"), scatter):
+                per_line = yardstick.seconds_per_line(res[key])
+                s_bound = lines * per_line + nbytes / bw
+                row.update({key: res[key], f"{key}_threads": yardstick.n_chunks, f"{key}_ns_per_line": 1e9 * per_line,
+                            f"{key}_bound_s": s_bound, f"fraction_of_{key}_bound": s_bound / res["ours"]["median"]})
+                gb += f"  {key.replace('_', ' ')} bound {100 * row[f'fraction_of_{key}_bound']:5.1f} %"
         rows.append(row)
         if log:
             sc = f"  scipy {1e3 * res['scipy']['median']:.2f} ms" if "scipy" in res else ""
@@ -330,9 +340,12 @@ def run(specs, widths=WIDTHS, repeats=5, warmup=1, copy_mb=256, min_time=0.2, lo
         rng = np.random.default_rng(0)
         copy = CopyBandwidth(copy_mb * 2 ** 20)
         for F in (widths_by_graph or {}).get(spec.name, widths):
-            cases = kernel_cases(graph, F, rng, gat)
+            cases = kernel_cases(graph, F, rng, gat, count_lines=True)
             gather = GatherBandwidth(graph.num_src, F, graph.num_edges)
-            scatter = ScatterBandwidth(graph.num_src, F, max((c[4] for c in cases.values() if len(c) > 4), default=1))
+            lines = max((c[4] for c in cases.values() if len(c) > 4), default=0)
+            # the kernel's scatter runs on one thread: its bound, and what every thread could reach
+            scatter = tuple(ScatterBandwidth(graph.num_src, F, lines, threads=t)
+                            for t in sorted({1, get_num_threads()})) if lines else ()
             rows += _measure(cases, F, copy, repeats, warmup, log, spec.label, min_time, max_time, gather, scatter)
             del cases, gather, scatter
         rows += _measure(_softmax_cases(graph, rng), f"H={SOFTMAX_HEADS}", copy, repeats, warmup, log, spec.label,

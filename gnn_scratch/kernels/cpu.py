@@ -514,7 +514,8 @@ def spmm_max_backward(t_indptr, t_indices, argmax, grad_out, grad_X):
       per edge (E / N_dst times the bytes: 7.7 GB on the 1M-node graph at width 64) and was
       3.4-5.9x slower on one thread, 2.5-3x slower on two, on the 100k- and 1M-node graphs.
       What bounds it: the random read-modify-write of grad_X's lines (31.5 per destination row
-      there, ~4 ns each).
+      there; ~4 ns each estimated on the AMD EPYC, 13.5-13.9 ns measured on one core of the Intel
+      Xeon VM, at that core's rate for a pure random line update: ``bench/kernels.py: ScatterBandwidth``).
     * ``_max_backward_gather`` (row-parallel over the transpose, O(E * F)): used with more than
       one thread when grad_X fits in L2 (at most ``_PREFETCH_MIN_ITEMS`` elements): there the
       gather's rows are cache hits and it scales with the threads (Cora, width 64, 2 threads:
@@ -522,13 +523,21 @@ def spmm_max_backward(t_indptr, t_indices, argmax, grad_out, grad_X):
 
     A Python function (the thread count is read here, outside the compiled code, which keeps
     the kernels cacheable) marked parallel for the registry, which then runs small calls on one
-    thread as it does every parallel kernel. Splitting the scatter by column blocks, one per
-    thread, was measured and lost (2 blocks of 2 lines: 1.3-1.5x slower on 2 threads).
+    thread as it does every parallel kernel. Splitting the scatter over two threads, the same bits,
+    was measured and not taken: by column blocks, one per thread (2 blocks of 2 lines at width 64),
+    1.3-1.5x slower on the AMD EPYC and 0.95-1.02x on the Intel Xeon VM; by source-row halves, each
+    thread streaming everything, 1.14-1.31x on the Intel VM (BENCHMARKS.md, run of 2026-12-01 21:45).
     """
-    if grad_X.size <= _PREFETCH_MIN_ITEMS and get_num_threads() > 1:
-        _max_backward_gather(t_indptr, t_indices, argmax, grad_out, grad_X)
-    else:
+    if max_backward_scatters(grad_X):
         _max_backward_scatter(argmax, grad_out, grad_X)
+    else:
+        _max_backward_gather(t_indptr, t_indices, argmax, grad_out, grad_X)
+
+
+def max_backward_scatters(grad_X):
+    """True when ``spmm_max_backward`` into ``grad_X`` runs the one-thread scatter at the calling thread count,
+    False when it runs the row-parallel gather (grad_X in L2 and more than one thread)."""
+    return not (grad_X.size <= _PREFETCH_MIN_ITEMS and get_num_threads() > 1)
 
 
 @njit(**_SERIAL)
