@@ -690,6 +690,12 @@ def test_kernel_targets_judge_max_bwd_at_30_percent_and_name_the_measured_bound(
     rows[2].update(fraction_of_bound=0.598)
     got = {r["target"]: r for r in report.targets(dict(kernels=dict(rows=rows)))}
     assert got["max fwd (width 64, 1M graph) ≥ 60 % of the bytes-moved bound"]["note"] == "0.2 points short"
+    rows[2].update(fraction_of_bound=0.59996)      # shown with the decimals that tell it from the goal
+    fwd = {r["target"]: r for r in report.targets(dict(kernels=dict(rows=rows)))}[
+        "max fwd (width 64, 1M graph) ≥ 60 % of the bytes-moved bound"]
+    assert fwd["status"] == "MISS" and fwd["ratio"] == "59.996 %" and fwd["measured"].startswith("59.996 % (")
+    assert fwd["note"].startswith("0.004 points short")
+    assert report._pct(0.6, 0.6) == "60 %" and report._pct(0.61, 0.6) == "61 %" and report._pct(0.5996, 0.6) == "59.96 %"
 
 
 def test_kernels_table_without_gather_rows_keeps_its_old_columns():

@@ -103,7 +103,7 @@ def targets(results):
     for r in krows:
         goal = KERNEL_GOALS.get(r["kernel"], 0.6)
         judged = _judge(f"{r['kernel']} (width 64, 1M graph) ≥ {100 * goal:.0f} % of the bytes-moved bound",
-                        f"{100 * r['fraction_of_bound']:.0f} % ({ms(r['ours']['median'])} ms, bound "
+                        f"{_pct(r['fraction_of_bound'], goal)} ({ms(r['ours']['median'])} ms, bound "
                         f"{ms(r['bound_s'])} ms)", r["fraction_of_bound"], goal, "ge", pct=True)
         if judged["status"] == "MISS":      # the issue's alternative: the measured bound that stops the kernel
             ceiling = _measured_ceiling(r)
@@ -254,16 +254,26 @@ def _measured_ceiling(r):
     return ""
 
 
+def _pct(value, goal):
+    """``value`` (a fraction) as a whole percentage, or with as many decimals as it takes to show on which side
+    of ``goal`` it lies (59.96 % is not shown as 60 % against a 60 % goal)."""
+    for digits in range(4):
+        shown = round(100 * value, digits)
+        if (shown >= 100 * goal) == (value >= goal):
+            return f"{shown:.{digits}f} %"
+    return f"{100 * value:.4f} %"
+
+
 def _judge(label, measured, value, goal, op, pct=False, unit="×"):
     ok = {"le": value <= goal, "lt": value < goal, "ge": value >= goal}[op]
-    shown = f"{100 * value:.0f} %" if pct else (f"{value:.2f}{unit}" if unit == "×" else f"{value:.1f}{unit}")
+    shown = _pct(value, goal) if pct else (f"{value:.2f}{unit}" if unit == "×" else f"{value:.1f}{unit}")
     note = ""
     if not ok:
         if op in ("le", "lt"):
             note = f"{value / goal:.2f}× over the goal" + (" (needs a further speed-up of that much)" if unit == "×" else "")
         else:
             gap = 100 * (goal - value)
-            short = f"{gap:.0f}" if gap >= 1 else f"{gap:.1f}"
+            short = f"{gap:.0f}" if gap >= 1 else f"{gap:.1g}"
             note = f"{short} point{'' if short == '1' else 's'} short"
     return dict(target=label, measured=measured, ratio=shown, status="PASS" if ok else "MISS", note=note)
 
