@@ -622,6 +622,9 @@ def test_max_bwd_where_it_scatters_carries_the_one_thread_and_every_thread_scatt
     assert line.endswith(f"| {report.ms(mb['scatter_bound_s'])} (scatter, 1 thread) | "
                          f"{100 * mb['fraction_of_scatter_bound']:.0f} % |")
     assert "*Scatter bound*" in md and f"width 16: {mb['scatter_ns_per_line']:.1f}" in md
+    if get_num_threads() > 1:
+        assert (f"width 16: {mb['scatter_ns_per_line']:.1f} / {mb['scatter_all_ns_per_line']:.1f} "
+                f"({get_num_threads()} threads), {100 * mb['fraction_of_scatter_all_bound']:.0f} %") in md
 
 
 def test_updated_lines_counts_each_rows_distinct_grad_x_lines():
@@ -643,7 +646,7 @@ def test_updated_lines_counts_each_rows_distinct_grad_x_lines():
     assert updated_lines(two, 4) == 1
 
 
-@pytest.mark.parametrize("threads, lines", [(1, 5000), (2, 5000), (3, 5001), (7, 5)])
+@pytest.mark.parametrize("threads, lines", [(1, 5000), (2, 5000), (3, 5000), (7, 5)])   # 3 and 7: uneven chunks
 def test_scatter_yardstick_updates_the_lines_it_says_each_thread_in_its_own_rows(threads, lines):
     from gnn_scratch.bench.kernels import ScatterBandwidth
     s = ScatterBandwidth(1000, 64, lines, threads=threads, seed=2)
@@ -696,6 +699,11 @@ def test_kernel_targets_judge_max_bwd_at_30_percent_and_name_the_measured_bound(
     assert fwd["status"] == "MISS" and fwd["ratio"] == "59.996 %" and fwd["measured"].startswith("59.996 % (")
     assert fwd["note"].startswith("0.004 points short")
     assert report._pct(0.6, 0.6) == "60 %" and report._pct(0.61, 0.6) == "61 %" and report._pct(0.5996, 0.6) == "59.96 %"
+    assert report._pct(0.5999999, 0.6) == "59.99999 %"
+    rows[2].update(fraction_of_bound=0.5999999)
+    fwd = {r["target"]: r for r in report.targets(dict(kernels=dict(rows=rows)))}[
+        "max fwd (width 64, 1M graph) ≥ 60 % of the bytes-moved bound"]
+    assert fwd["note"].startswith("0.00001 points short")
 
 
 def test_kernels_table_without_gather_rows_keeps_its_old_columns():

@@ -257,11 +257,11 @@ def _measured_ceiling(r):
 def _pct(value, goal):
     """``value`` (a fraction) as a whole percentage, or with as many decimals as it takes to show on which side
     of ``goal`` it lies (59.96 % is not shown as 60 % against a 60 % goal)."""
-    for digits in range(4):
+    for digits in range(8):
         shown = round(100 * value, digits)
         if (shown >= 100 * goal) == (value >= goal):
             return f"{shown:.{digits}f} %"
-    return f"{100 * value:.4f} %"
+    return f"{100 * value!r} %"
 
 
 def _judge(label, measured, value, goal, op, pct=False, unit="×"):
@@ -273,7 +273,8 @@ def _judge(label, measured, value, goal, op, pct=False, unit="×"):
             note = f"{value / goal:.2f}× over the goal" + (" (needs a further speed-up of that much)" if unit == "×" else "")
         else:
             gap = 100 * (goal - value)
-            short = f"{gap:.0f}" if gap >= 1 else f"{gap:.1g}"
+            short = f"{gap:.0f}" if gap >= 1 else next(
+                (f"{gap:.{d}f}" for d in range(1, 8) if round(gap, d) > 0), f"{gap!r}")
             note = f"{short} point{'' if short == '1' else 's'} short"
     return dict(target=label, measured=measured, ratio=shown, status="PASS" if ok else "MISS", note=note)
 
@@ -398,8 +399,10 @@ def _kernels_md(k):
                        "grad_X lines its argmax names; `bench/kernels.py: updated_lines`) times the time per line of "
                        "a pure random single-line update of the same matrix size timed in the same group on one "
                        "thread, as the kernel runs (prefetched), plus its bytes over the copy bandwidth. The same "
-                       "update on every thread, what a kernel using both cores could at best reach, is listed "
-                       "below the table.\n")
+                       "update on every thread, about what a kernel using every core could reach, is listed "
+                       "below the table. Like the gather bound, a measured yardstick rather than a hard limit: a "
+                       "kernel past 100 % keeps more lines in flight than the yardstick does (max bwd prefetches "
+                       "a whole row's lines at once).\n")
     out.append(table(header, rows))
     bws = [r["copy_bandwidth_gbs"] for r in k["rows"] if "copy_bandwidth_gbs" in r]
     if bws:

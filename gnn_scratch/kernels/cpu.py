@@ -514,8 +514,9 @@ def spmm_max_backward(t_indptr, t_indices, argmax, grad_out, grad_X):
       per edge (E / N_dst times the bytes: 7.7 GB on the 1M-node graph at width 64) and was
       3.4-5.9x slower on one thread, 2.5-3x slower on two, on the 100k- and 1M-node graphs.
       What bounds it: the random read-modify-write of grad_X's lines (31.5 per destination row
-      there; ~4 ns each estimated on the AMD EPYC, 13.5-13.9 ns measured on one core of the Intel
-      Xeon VM, at that core's rate for a pure random line update: ``bench/kernels.py: ScatterBandwidth``).
+      there; ~4 ns each estimated on the AMD EPYC; 12-14 ns measured on one core of the Intel Xeon
+      VM, its streams included, about that core's rate for a pure random line update:
+      ``bench/kernels.py: ScatterBandwidth``, BENCHMARKS.md, 2026-12-01).
     * ``_max_backward_gather`` (row-parallel over the transpose, O(E * F)): used with more than
       one thread when grad_X fits in L2 (at most ``_PREFETCH_MIN_ITEMS`` elements): there the
       gather's rows are cache hits and it scales with the threads (Cora, width 64, 2 threads:
