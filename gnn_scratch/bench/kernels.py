@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from numba import get_num_threads, njit, prange
 
 from ..device import host_empty
-from ..kernels.prefetch import prefetch_distance, prefetch_line, prefetch_row
+from ..kernels.prefetch import CACHE_LINE, prefetch_distance, prefetch_line, prefetch_row
 from .harness import CopyBandwidth, Shape, bytes_moved, gathered_bytes, interleave, ratio
 
 WIDTHS = (16, 64, 256)
@@ -99,7 +99,6 @@ SCATTER_LINES = 2_000_000   # line updates per timing of the random-scatter yard
 # Lines ahead that the scatter yardstick prefetches: 0, 8 and 32 measured on the Intel VM (1M x 64 float32,
 # one thread: 31, 21 and 16 ns a line; two: 23, 12 and 9), 32 the best of those tried.
 SCATTER_AHEAD = 32
-LINE_BYTES = 64
 
 
 @njit(parallel=True, cache=True, nogil=True)
@@ -127,7 +126,7 @@ def updated_lines(argmax, itemsize, block=1 << 16):
     total = 0
     for r0 in range(0, n, block):
         a = argmax[r0:r0 + block]
-        key = np.where(a >= 0, (a.astype(np.int64) * (F * itemsize) + col_bytes) // LINE_BYTES, -1)
+        key = np.where(a >= 0, (a.astype(np.int64) * (F * itemsize) + col_bytes) // CACHE_LINE, -1)
         key.sort(axis=1)
         new = np.ones(key.shape, dtype=bool)
         new[:, 1:] = key[:, 1:] != key[:, :-1]
@@ -149,7 +148,7 @@ class ScatterBandwidth:
         self.A = aligned(np.zeros((n_rows, F), dtype=np.float32))
         self.n_chunks = max(1, min(threads or get_num_threads(), n_rows))
         M = self.lines = max(1, min(lines, SCATTER_LINES))
-        per_line = max(1, LINE_BYTES // self.A.itemsize)
+        per_line = max(1, CACHE_LINE // self.A.itemsize)
         self.rows = np.empty(M, dtype=np.int32)
         n = self.n_chunks
         for c in range(n):     # scatter_lines' chunk c runs updates [lo, hi): their rows from chunk c's own rows
