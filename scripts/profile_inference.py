@@ -48,8 +48,8 @@ def _median_forward(fn, repeats):
 
 
 def worker_ours(model_name, graph, repeats):
-    import gnn_scratch.kernels.registry as registry
     import gnn_scratch.nn.checks as checks
+    from gnn_scratch.bench.harness import op_times
     from gnn_scratch.bench.models import build_ours
     from gnn_scratch.loop import input_is_data
     spec, d = _data(graph)
@@ -63,44 +63,29 @@ def worker_ours(model_name, graph, repeats):
         model.forward(x, g)
     total = _median_forward(fwd, repeats)
     # instrumented: every registered op, and the input scan
-    acc = {}
-    real_run, real_finite = registry.run, checks.check_finite
+    real_finite = checks.check_finite
+    scan = [0.0]
 
-    def timed(key, fn):
-        def wrapper(*args, **kwargs):
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                acc[key] = acc.get(key, 0.0) + time.perf_counter() - t
-        return wrapper
-    patched = []
-    for mod in list(sys.modules.values()):
-        if getattr(mod, "__name__", "").startswith("gnn_scratch.") and getattr(mod, "run", None) is real_run:
-            patched.append(mod)
-    calls = {}
-
-    def run(name, work, *args):
-        key = f"{name}"
-        calls[key] = calls.get(key, 0) + 1
-        return timed(key, real_run)(name, work, *args)
-    for mod in patched:
-        mod.run = run
-    checks.check_finite = timed("input finite-scan", real_finite)
+    def timed_finite(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return real_finite(*args, **kwargs)
+        finally:
+            scan[0] += time.perf_counter() - t
+    checks.check_finite = timed_finite
     per = {}
     try:
         for _ in range(repeats):
-            acc.clear()
-            calls.clear()
-            t = time.perf_counter()
-            fwd()
-            wall = time.perf_counter() - t
+            scan[0] = 0.0
+            with op_times() as (acc, calls):
+                t = time.perf_counter()
+                fwd()
+                wall = time.perf_counter() - t
+            acc = dict(acc, **{"input finite-scan": scan[0]})
             acc["rest (Python, checks, allocation)"] = wall - sum(acc.values())
             for k, v in acc.items():
                 per.setdefault(k, []).append(1e3 * v)
     finally:
-        for mod in patched:
-            mod.run = real_run
         checks.check_finite = real_finite
     ops = {k: float(np.median(v)) for k, v in per.items()}
     return dict(total=total, ops=ops, calls=dict(calls), n_calls=sum(calls.values()))

@@ -11,6 +11,7 @@ import gc
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +116,38 @@ def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None, settle=0.0):
         if r >= 50 * max(repeats, 1):
             break
     return {name: dict(summarize(v), settled=settled[name]) for name, v in times.items()}
+
+
+@contextmanager
+def op_times():
+    """Time every registered op call (``kernels.registry.run``) inside the block, summed by op name.
+
+    Yields ``(seconds, calls)``, two dicts by op name, filled as ops run. The modules that imported
+    ``run`` by name are patched for the block and restored after it, exceptions or not. The wrapper
+    costs ~0.3 us a call: for a per-op breakdown (``scripts/profile_*.py``), not for the timings.
+    """
+    import sys
+
+    from ..kernels import registry
+    real = registry.run
+    seconds, calls = {}, {}
+
+    def run(name, work, *args):
+        t = time.perf_counter()
+        try:
+            return real(name, work, *args)
+        finally:
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t
+            calls[name] = calls.get(name, 0) + 1
+    patched = [m for m in list(sys.modules.values())
+               if getattr(m, "__name__", "").startswith("gnn_scratch") and getattr(m, "run", None) is real]
+    for m in patched:
+        m.run = run
+    try:
+        yield seconds, calls
+    finally:
+        for m in patched:
+            m.run = real
 
 
 # ----------------------------------------------------------------------------------- bandwidth

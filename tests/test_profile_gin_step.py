@@ -1,0 +1,43 @@
+"""scripts/profile_gin_step.py: the per-op breakdown of the bench's GIN step (issue 13's accounting)."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = str(REPO / "scripts" / "profile_gin_step.py")
+
+
+def _run(*args, timeout=600):
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_the_step_is_broken_down_by_phase_and_op(data_root):
+    if not (data_root / "tu" / "PROTEINS").is_dir():
+        pytest.skip(f"PROTEINS not found under {data_root}")
+    from gnn_scratch.bench.harness import torch_available
+    pyg = torch_available()
+    p = _run("--iters", "3", "--repeats", "1", "--data-root", str(data_root), *([] if pyg else ["--no-pyg"]))
+    assert p.returncode == 0, p.stderr[-3000:]
+    head = re.search(r"ours ([\d.]+) ms, (PyG \(index cut\) ([\d.]+) ms, ratio ([\d.]+)x|PyG not run)", p.stdout)
+    assert head, p.stdout
+    assert float(head.group(1)) > 0
+    if pyg:
+        assert float(head.group(3)) > 0 and float(head.group(4)) > 0
+    for phase in ("forward", "backward", "batch cut (select)", "optimiser"):
+        assert re.search(rf"^\| {re.escape(phase)} \| [\d.]+ \|$", p.stdout, re.M), phase
+    # GIN with 5 layers on data features: 4 aggregations forward, 3 backward (conv1 computes no dx)
+    assert re.search(r"^\| gin_aggregate \(7\) \| [\d.]+ \|", p.stdout, re.M), p.stdout
+    assert re.search(r"^\| matmul \(13\) \| [\d.]+ \|", p.stdout, re.M), p.stdout
+    assert "| rest (Python, checks, allocation) |" in p.stdout
+    if pyg:
+        assert "aten::" in p.stdout
+
+
+@pytest.mark.parametrize("flag", ["--repeats", "--iters", "--batch-size", "--threads"])
+def test_counts_below_one_are_refused(flag):
+    p = _run(flag, "0", timeout=120)
+    assert p.returncode == 2 and f"{flag} must be >= 1, got 0" in p.stderr
