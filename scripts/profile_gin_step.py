@@ -12,6 +12,8 @@ Ours: the median epoch over ``--repeats`` uninstrumented epochs, then instrument
 step's phases (the batch cut, forward, loss, backward, optimiser; ``loop.train_step`` as the bench
 calls it, its pieces timed through the model's, loss's and optimiser's own methods) and every
 registered op (``kernels.registry.run``, by op name), the rest being Python, checks and allocation.
+Then the column "alone": every op call of one more epoch repeated by itself on the inputs it had (warm caches, nothing between calls, OpenBLAS on one thread as in the step) -- what the
+step's ops would cost with no Python between them and no cache misses from one op to the next.
 PyG: the median epoch, then ``torch.profiler``'s self CPU time per aten op over one epoch.
 All times are per training step (the epoch over ``--iters``), in ms. Prints Markdown tables.
 """
@@ -28,6 +30,7 @@ import time
 import numpy as np
 
 
+
 def _epoch_median(fn, repeats):
     for _ in range(2):
         fn()
@@ -36,6 +39,19 @@ def _epoch_median(fn, repeats):
         t = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def _alone(run, name, work, args, calls=10, repeats=3):
+    """Seconds of one ``run(name, work, *args)``: the median over ``repeats`` of the mean of ``calls`` in a row."""
+    for _ in range(2):
+        run(name, work, *args)
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(calls):
+            run(name, work, *args)
+        ts.append((time.perf_counter() - t) / calls)
     return float(np.median(ts))
 
 
@@ -52,7 +68,9 @@ def _timed(acc, key, fn):
 def worker_ours(args):
     from gnn_scratch.bench.graphs import LR, MODEL, DatasetSpec, draw_batches, load_dataset
     from gnn_scratch.bench.harness import op_times
+    from gnn_scratch.kernels import registry
     from gnn_scratch.loop import input_is_data, train_step
+    from gnn_scratch.threads import blas_threads
     from gnn_scratch.models import build_model
     from gnn_scratch.nn import SoftmaxCrossEntropy
     from gnn_scratch.optim import Adam
@@ -102,8 +120,20 @@ def worker_ours(args):
     finally:
         for obj, name in wrapped.values():
             delattr(obj, name)
+    # each op call of an epoch again, alone: repeated on the inputs it had (warm caches, nothing between)
+    steps = batches
+    captured = []
+    with input_is_data(model), op_times(capture=captured):
+        for ids in steps:
+            sub, nodes = whole.select(ids)
+            train_step(model, x_all[nodes], sub, y_all[ids], None, opt, loss_fn)
+    alone = {}
+    with blas_threads(1):                # as train_step runs them
+        for name, work, op_args in captured:
+            alone[name] = alone.get(name, 0.0) + _alone(registry.run, name, work, op_args) / len(steps)
     return dict(step=1e3 * total / args.iters, ops={k: float(np.median(v)) for k, v in per_op.items()},
                 phases={k: float(np.median(v)) for k, v in per_phase.items()},
+                alone={k: 1e3 * v for k, v in alone.items()},
                 calls={k: v / args.iters for k, v in calls.items()}, num_graphs=d.num_graphs)
 
 
@@ -142,16 +172,20 @@ def _tables(ours, pyg, top):
             + (f"PyG (index cut) {pyg['step']:.2f} ms, ratio {r:.2f}x" if pyg else "PyG not run") + "\n")
     phases = ["| ours: phase | ms / step |", "|---|---:|"]
     phases += [f"| {k} | {v:.2f} |" for k, v in sorted(ours["phases"].items(), key=lambda kv: -kv[1])]
-    lines = ["| ours: op (calls / step) | ms / step | PyG: aten op, self CPU (calls / step) | ms / step |",
-             "|---|---:|---|---:|"]
+    lines = ["| ours: op (calls / step) | ms / step | alone | PyG: aten op, self CPU (calls / step) | ms / step |",
+             "|---|---:|---:|---|---:|"]
     a = sorted(ours["ops"].items(), key=lambda kv: -kv[1])[:top]
     b = sorted(pyg["ops"].items(), key=lambda kv: -kv[1])[:top] if pyg else []
     for i in range(max(len(a), len(b))):
-        left = (_named(a[i][0], ours["calls"]), f"{a[i][1]:.3f}") if i < len(a) else ("", "")
+        left = (_named(a[i][0], ours["calls"]), f"{a[i][1]:.3f}",
+                f"{ours['alone'][a[i][0]]:.3f}" if a[i][0] in ours["alone"] else "") if i < len(a) else ("", "", "")
         right = (_named(b[i][0], pyg["calls"]), f"{b[i][1]:.3f}") if i < len(b) else ("", "")
-        lines.append(f"| {left[0]} | {left[1]} | {right[0]} | {right[1]} |")
+        lines.append(f"| {left[0]} | {left[1]} | {left[2]} | {right[0]} | {right[1]} |")
+    products = sum(v for k, v in ours["alone"].items() if k.startswith("matmul"))
     sums = (f"\nOurs, instrumented: ops {sum(v for k, v in ours['ops'].items() if not k.startswith('rest')):.2f} ms "
-            f"a step, {sum(ours['calls'].values()):g} op calls")
+            f"a step, {sum(ours['calls'].values()):g} op calls. Alone (each call of an epoch repeated on its own "
+            f"inputs, warm, one thread as in the step): {sum(ours['alone'].values()):.2f} ms a "
+            f"step, the products {products:.2f} ms")
     if pyg:
         sums += f"; PyG's profiled self CPU time {sum(pyg['ops'].values()):.2f} ms a step (both threads, profiler on)"
     return head + "\n" + "\n".join(phases) + "\n\n" + "\n".join(lines) + sums + ".\n"

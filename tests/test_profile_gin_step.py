@@ -30,8 +30,11 @@ def test_the_step_is_broken_down_by_phase_and_op(data_root):
     for phase in ("forward", "backward", "batch cut (select)", "optimiser"):
         assert re.search(rf"^\| {re.escape(phase)} \| [\d.]+ \|$", p.stdout, re.M), phase
     # GIN with 5 layers on data features: 4 aggregations forward, 3 backward (conv1 computes no dx)
-    assert re.search(r"^\| gin_aggregate \(7\) \| [\d.]+ \|", p.stdout, re.M), p.stdout
-    assert re.search(r"^\| matmul \(13\) \| [\d.]+ \|", p.stdout, re.M), p.stdout
+    # each op row: in the step, then alone (repeated on its own inputs), both timed
+    for op in (r"gin_aggregate \(7\)", r"matmul \(13\)"):
+        m = re.search(rf"^\| {op} \| ([\d.]+) \| ([\d.]+) \|", p.stdout, re.M)
+        assert m and float(m.group(1)) > 0 and float(m.group(2)) > 0, p.stdout
+    assert re.search(r"Alone \(each call of an epoch .*\): [\d.]+ ms a step, the products [\d.]+ ms", p.stdout)
     assert "| rest (Python, checks, allocation) |" in p.stdout
     if pyg:
         assert "aten::" in p.stdout

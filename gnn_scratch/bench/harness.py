@@ -119,10 +119,12 @@ def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None, settle=0.0):
 
 
 @contextmanager
-def op_times():
+def op_times(capture=None):
     """Time every registered op call (``kernels.registry.run``) inside the block, summed by op name.
 
-    Yields ``(seconds, calls)``, two dicts by op name, filled as ops run. The modules that imported
+    Yields ``(seconds, calls)``, two dicts by op name, filled as ops run. With a list as ``capture``,
+    each call is also appended to it as ``(name, work, args)``, its array arguments copied before the
+    call (so the call can be repeated alone later, on the inputs it had). The modules that imported
     ``run`` by name are patched for the block and restored after it, exceptions or not. The wrapper
     costs ~0.3 us a call: for a per-op breakdown (``scripts/profile_*.py``), not for the timings.
     """
@@ -133,6 +135,8 @@ def op_times():
     seconds, calls = {}, {}
 
     def run(name, work, *args):
+        if capture is not None:
+            capture.append((name, work, tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)))
         t = time.perf_counter()
         try:
             return real(name, work, *args)
