@@ -822,7 +822,7 @@ def bench_pyg(model_name, twin, lr, g, data, expected, args, bound_ms, label, bu
             gc.collect()
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
-    del x, y, mask
+    x = y = mask = None     # the step closures hold these cells: dropping the tensors frees the GPU memory
     if dev.type == "cuda":
         torch.cuda.empty_cache()
     return rows

@@ -17,11 +17,12 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
+from ..device import CACHE_LINE   # the line size the allocator aligns large arrays to: one constant for both
+
 _SERIAL = dict(cache=True, nogil=True)
 
 # About this many bytes of gathered rows ahead of the current edge (width 64 float32: 16 edges).
 PREFETCH_BYTES = 4096
-CACHE_LINE = 64
 # An array this small stays in L2 (1-2 MB per core on the machines measured) once a kernel has read it,
 # so a hint for its rows only costs instructions: Cora's SpMM on one thread ran 0.75-0.84x without them
 # (width 7, 16, 64). The kernels test ``e + pd < E``; this distance makes that false for every edge.
