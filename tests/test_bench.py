@@ -749,3 +749,29 @@ def test_measure_memory_bounds_script_runs_its_kernel_part_on_a_small_graph():
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "max bwd" in p.stdout and "weighted-sum fwd" in p.stdout
+
+
+def test_op_times_counts_every_op_call_captures_inputs_and_restores_run():
+    """``harness.op_times``: per-op seconds and calls, inputs copied as they were before the call, run restored."""
+    from gnn_scratch import ops
+    from gnn_scratch.bench.harness import op_times
+    from gnn_scratch.kernels import registry
+    from gnn_scratch.ops import dense
+    real = registry.run
+    Y, b = np.ones((3, 4), np.float32), np.arange(4, dtype=np.float32)
+    captured = []
+    with op_times(capture=captured) as (seconds, calls):
+        ops.add_bias(Y, b)                     # in place: Y becomes 1 + b
+        ops.add_bias(Y, b)
+        ops.col_sum(Y)
+    assert calls == {"add_bias": 2, "col_sum": 1}
+    assert set(seconds) == {"add_bias", "col_sum"} and all(v > 0 for v in seconds.values())
+    assert [c[0] for c in captured] == ["add_bias", "add_bias", "col_sum"]
+    np.testing.assert_array_equal(captured[0][2][0], np.ones((3, 4)))          # Y as it was before the first call
+    np.testing.assert_array_equal(captured[1][2][0], 1 + b[None, :].repeat(3, 0))
+    assert captured[0][2][0] is not Y
+    assert registry.run is real and dense.run is real
+    with pytest.raises(ValueError):
+        with op_times():
+            raise ValueError("inside")
+    assert registry.run is real and dense.run is real
