@@ -10,11 +10,30 @@ fused kernel per parameter on the GPU, with the state created beside each parame
 import numpy as np
 
 from . import ops
+from .nn.checks import finite_real
 from .nn.flat import flat_span
 
 
+def _check_hyper(g, where):
+    """Check the hyper-parameters of group ``g`` (values kept as given): lr, weight_decay, eps and momentum finite
+    and >= 0, betas two finite numbers in [0, 1) (torch.optim's ranges). TypeError / ValueError naming the one
+    at fault: a NaN or negative rate would otherwise turn every weight into NaN at the first step, silently."""
+    for k in ("lr", "weight_decay", "eps", "momentum"):
+        if k in g and finite_real(k + where, g[k]) < 0:
+            raise ValueError(f"{k}{where} must be >= 0, got {g[k]!r}")
+    if "betas" in g:
+        b = g["betas"]
+        if isinstance(b, (str, bytes)) or not hasattr(b, "__len__") or len(b) != 2:
+            raise TypeError(f"betas{where} must be a pair (beta1, beta2), got {b!r}")
+        if not all(0.0 <= finite_real(f"betas[{i}]{where}", v) < 1.0 for i, v in enumerate(b)):
+            raise ValueError(f"betas{where} must both be in [0, 1), got {b!r}")
+
+
 class Optimizer:
-    """Shared handling of parameter groups and hyper-parameter defaults."""
+    """Shared handling of parameter groups and hyper-parameter defaults.
+
+    Errors: ValueError for no parameters; TypeError / ValueError for a hyper-parameter out of its range
+    (``_check_hyper``), naming it and its group."""
 
     def __init__(self, params, defaults):
         params = list(params)
@@ -26,9 +45,7 @@ class Optimizer:
             g = dict(defaults)
             g.update(grp)
             g["params"] = list(g["params"])
-            for k in ("lr", "weight_decay"):
-                if g[k] < 0:
-                    raise ValueError(f"{k} must be non-negative, got {g[k]}")
+            _check_hyper(g, f" (parameter group {len(self.groups)})" if len(groups) > 1 else "")
             self.groups.append(g)
         self.state = {}  # id(param) -> per-parameter buffers (a flat group's are in self._flat, one set per group)
         self.t = 0
@@ -133,10 +150,6 @@ class SparseAdam(Optimizer):
     """
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8):
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"betas must be in [0, 1), got {betas}")
-        if eps < 0:
-            raise ValueError(f"eps must be non-negative, got {eps}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=0.0))
 
     def zero_grad(self):

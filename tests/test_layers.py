@@ -6,7 +6,7 @@ from gnn_scratch import ops
 from gnn_scratch.graph import Graph
 from gnn_scratch.nn import (ELU, BackwardBeforeForward, Dropout, GCNConv, LeakyReLU, Linear, ReLU,
                             SoftmaxCrossEntropy, log_softmax)
-from gnn_scratch.optim import SGD, Adam
+from gnn_scratch.optim import SGD, Adam, SparseAdam
 
 EI = np.array([[0, 1, 2, 2, 3, 1, 1, 4],
                [1, 0, 2, 1, 1, 0, 0, 4]])  # self-loops on 2 and 4, repeated 1->0, node 5 isolated
@@ -116,6 +116,35 @@ def test_sgd_momentum_and_per_group_weight_decay():
     np.testing.assert_allclose(p1, [0.95 - 0.1 * v])
     with pytest.raises(ValueError, match="lr"):
         SGD([(p1, g1)], lr=-1)
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda ps: Adam(ps, lr=float("nan")), ValueError, "lr must be a finite number"),
+    (lambda ps: Adam(ps, lr=float("inf")), ValueError, "lr must be a finite number"),
+    (lambda ps: Adam(ps, lr=-0.1), ValueError, "lr must be >= 0"),
+    (lambda ps: Adam(ps, betas=(0.9, 1.0)), ValueError, r"betas must both be in \[0, 1\)"),
+    (lambda ps: Adam(ps, betas=(1.5, 0.999)), ValueError, r"betas must both be in \[0, 1\)"),
+    (lambda ps: Adam(ps, betas=(float("nan"), 0.999)), ValueError, r"betas\[0\] must be a finite number"),
+    (lambda ps: Adam(ps, betas=0.9), TypeError, "betas must be a pair"),
+    (lambda ps: Adam(ps, eps=-1.0), ValueError, "eps must be >= 0"),
+    (lambda ps: Adam(ps, weight_decay=float("nan")), ValueError, "weight_decay must be a finite number"),
+    (lambda ps: SGD(ps, momentum=-1.0), ValueError, "momentum must be >= 0"),
+    (lambda ps: SGD(ps, lr="0.1"), TypeError, "lr must be a finite number, got '0.1'"),
+    (lambda ps: SGD([{"params": ps}, {"params": ps, "lr": -1.0}]), ValueError, r"lr \(parameter group 1\) must"),
+    (lambda ps: SparseAdam(ps, betas=(0.9, 1.0)), ValueError, "betas must both be in"),
+])
+def test_optimisers_refuse_hyper_parameters_out_of_range(make, error, message):
+    """A NaN, infinite or out-of-range rate would turn every weight into NaN at the first step: refused at once."""
+    ps = [(np.ones(3), np.ones(3))]
+    with pytest.raises(error, match=message):
+        make(ps)
+
+
+def test_optimisers_keep_the_hyper_parameters_as_given():
+    """The checks change no value or type (a float32 lr reaches the update as float32, as before)."""
+    lr = np.float32(0.01)
+    opt = Adam([(np.ones(2), np.ones(2))], lr=lr, betas=[0.8, 0.9])
+    assert type(opt.groups[0]["lr"]) is np.float32 and opt.groups[0]["betas"] == [0.8, 0.9]
 
 
 def test_gradients_accumulate_until_zeroed():
