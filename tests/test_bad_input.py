@@ -428,3 +428,30 @@ def test_the_loss_refuses_a_mask_or_labels_of_the_wrong_shape_or_dtype():
         SoftmaxCrossEntropy().forward(Z, np.zeros(4, np.int64), np.ones(4, np.int64))
     with pytest.raises(TypeError, match="y must hold integer class ids"):
         accuracy(Z, np.zeros(4, np.float32))
+
+
+def test_every_model_names_a_bad_hidden_channels_itself():
+    """A model's hidden width is refused under its own name, not as the in/out_channels of the layer it reaches."""
+    import inspect
+
+    from gnn_scratch.models.registry import MODELS
+    checked = []
+    for name, cls in sorted(MODELS.items()):
+        sig = inspect.signature(cls.__init__)
+        if "hidden_channels" not in sig.parameters:
+            continue
+        required = {p for p, v in sig.parameters.items() if p != "self" and v.default is inspect.Parameter.empty}
+        kw = dict(in_channels=3, out_channels=2)
+        if "pe" in sig.parameters and sig.parameters["pe"].default not in (None, "none"):
+            kw["pe_dim"] = 4                   # a positional encoding's width has no default
+        if name == "han":
+            kw.update(metadata=(["a"], [("a", "to", "a")]), target="a")
+        elif name == "rgcn":
+            kw.update(num_nodes={"a": 4}, metadata=(["a"], [("a", "to", "a")]), target="a")
+        assert required <= set(kw), (name, required)
+        kw = {k: v for k, v in kw.items() if k in sig.parameters}
+        for bad, error in ((0, ValueError), (-4, ValueError), (2.5, TypeError)):
+            with pytest.raises(error, match="hidden_channels must be a positive int"):
+                cls(hidden_channels=bad, **kw)
+        checked.append(name)
+    assert {"gcn", "gat", "sage", "gin", "cheb", "gconv_gru", "han", "rgcn"} <= set(checked)

@@ -28,6 +28,7 @@ from ..nn.conv.gcn2_conv import GCN2Conv
 from ..nn.init import as_rng
 from ..nn.module import Module
 from ..nn.pair_norm import PairNorm
+from ..nn.checks import positive_int
 from .common import child_seeds
 from .registry import register
 
@@ -72,6 +73,7 @@ class DeepStack(_EdgeDropping):
 
     def __init__(self, in_channels, out_channels, hidden_channels=64, num_layers=8, dropout=0.5, residual=False,
                  pairnorm=False, dropedge=0.0, seed=0, dtype="float32"):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         L = _num_layers(num_layers)
         dtype = np.dtype(dtype)
@@ -217,6 +219,7 @@ class GCNII(_EdgeDropping):
 
     def __init__(self, in_channels, out_channels, hidden_channels=64, num_layers=64, dropout=0.6, alpha=0.1,
                  theta=0.5, shared_weights=True, dropedge=0.0, seed=0, dtype="float32"):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         L = _num_layers(num_layers, least=1)
         dtype = np.dtype(dtype)

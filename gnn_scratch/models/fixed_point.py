@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..nn.fixed_point import FixedPointGNN
+from ..nn.checks import positive_int
 from .registry import register
 
 
@@ -28,6 +29,7 @@ class FixedPoint(FixedPointGNN):
     def __init__(self, in_channels, out_channels, state_dim=16, hidden_channels=32, output_hidden=16,
                  transition="nonlinear", aggr="mean", mu=0.9, contraction_norm="inf", penalty_weight=1.0,
                  tol=None, max_iter=500, unroll_steps=None, dropout=0.5, seed=0, dtype="float32"):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         dtype = np.dtype(dtype)
         super().__init__(in_channels, out_channels, state_dim=state_dim, hidden_channels=hidden_channels,
                          output_hidden=output_hidden, transition=transition, aggr=aggr, mu=mu,

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..nn import ELU, Dropout, Sequential
+from ..nn.checks import positive_int
 from ..nn.conv.gat_conv import GATConv
 from .registry import register
 from .common import child_seeds
@@ -27,6 +28,7 @@ class GAT(Sequential):
 
     def __init__(self, in_channels, out_channels, hidden_channels=8, heads=8, dropout=0.6, seed=0,
                  dtype="float32", fused=True):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         s = child_seeds(seed, 4)
         dtype = np.dtype(dtype)
         super().__init__(

@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..nn import GCNConv, Dropout, ReLU, Sequential
+from ..nn.checks import positive_int
 from .registry import register
 from .common import child_seeds
 
@@ -28,6 +29,7 @@ class GCN(Sequential):
     train_defaults = dict(lr=0.01, weight_decay=5e-4, epochs=200, patience=100)    # Adam, early stopping
 
     def __init__(self, in_channels, out_channels, hidden_channels=16, dropout=0.5, seed=0, dtype="float32"):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         s = child_seeds(seed, 4)
         dtype = np.dtype(dtype)
         super().__init__(

@@ -15,6 +15,7 @@ from ..nn.conv.han_conv import HANConv
 from ..nn.conv.rgcn_conv import RGCNConv
 from ..nn.hetero_input import HeteroInput
 from ..nn.module import Module
+from ..nn.checks import positive_int
 from .common import child_seeds
 from .registry import register
 
@@ -45,6 +46,7 @@ class HAN(Module):
 
     def __init__(self, in_channels, out_channels, metadata, target, hidden_channels=64, heads=8, dropout=0.6,
                  seed=0, dtype="float32"):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         s = child_seeds(seed, 2)
         dtype = np.dtype(dtype)
@@ -110,6 +112,7 @@ class RGCN(Module):
 
     def __init__(self, in_channels, out_channels, num_nodes, metadata, target, hidden_channels=64, num_bases=None,
                  num_blocks=None, dropout=0.5, seed=0, dtype="float32"):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         s = child_seeds(seed, 4)
         dtype = np.dtype(dtype)

@@ -4,6 +4,7 @@ import numpy as np
 from ..graph import Graph
 from ..nn import Dropout, ReLU
 from ..nn.module import Module
+from ..nn.checks import positive_int
 from ..nn.conv.sage_conv import AGGREGATORS, SAGEConv
 from .registry import register
 from .common import child_seeds
@@ -30,6 +31,7 @@ class SAGE(Module):
 
     def __init__(self, in_channels, out_channels, hidden_channels=64, num_layers=2, dropout=0.5, aggr="mean",
                  agg_channels=None, normalize=False, seed=0, dtype="float32"):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         if aggr not in AGGREGATORS:
             raise ValueError(f"aggr must be one of {AGGREGATORS}, got {aggr!r}")

@@ -21,6 +21,7 @@ protocol, as ``scripts/kipf_table3.py`` does).
 import numpy as np
 
 from ..nn import Dropout, Linear, ReLU, Sequential
+from ..nn.checks import positive_int
 from ..nn.conv.cheb_conv import ChebConv, FirstOrderConv
 from .common import child_seeds
 from .registry import register
@@ -39,6 +40,7 @@ class TwoLayer(Sequential):
         raise NotImplementedError
 
     def _build(self, in_channels, out_channels, hidden_channels, dropout, seed, dtype, **extra):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         s = child_seeds(seed, 4)
         dtype = np.dtype(dtype)
         super().__init__(

@@ -14,6 +14,7 @@ from ..nn.activations import ReLU
 from ..nn.linear import Linear
 from ..nn.module import Module
 from ..nn.recurrent import A3TGCN, DCRNN, TGCN, GConvGRU, GConvLSTM, Recurrent
+from ..nn.checks import positive_int
 from .registry import register
 
 
@@ -73,6 +74,7 @@ class GConvGRUForecaster(RecurrentForecaster):
 
     def __init__(self, in_channels, out_channels=1, hidden_channels=32, K=2, normalization="sym", bptt=None, seed=0,
                  dtype=np.float32):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         self._build(GConvGRU(in_channels, hidden_channels, K, normalization, seed=seed, dtype=dtype), out_channels,
                     seed, dtype, bptt, in_channels=in_channels, K=K, normalization=normalization)
@@ -87,6 +89,7 @@ class TGCNForecaster(RecurrentForecaster):
 
     def __init__(self, in_channels, out_channels=1, hidden_channels=32, improved=False, add_self_loops=True, bptt=None,
                  seed=0, dtype=np.float32):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         self._build(TGCN(in_channels, hidden_channels, improved=improved, add_self_loops=add_self_loops, seed=seed,
                          dtype=dtype), out_channels, seed, dtype, bptt, in_channels=in_channels, improved=improved,
@@ -105,6 +108,7 @@ class A3TGCNForecaster(RecurrentForecaster):
 
     def __init__(self, in_channels, out_channels=1, hidden_channels=32, improved=False, add_self_loops=True,
                  recurrent_periods=False, seed=0, dtype=np.float32):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         # in_channels = the window's length: its periods, one feature each
         self._build(A3TGCN(1, hidden_channels, periods=in_channels, improved=improved, add_self_loops=add_self_loops,
@@ -133,6 +137,7 @@ class GConvLSTMForecaster(RecurrentForecaster):
 
     def __init__(self, in_channels, out_channels=1, hidden_channels=32, K=2, normalization="sym", bptt=None, seed=0,
                  dtype=np.float32):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         self._build(GConvLSTM(in_channels, hidden_channels, K, normalization, seed=seed, dtype=dtype), out_channels,
                     seed, dtype, bptt, in_channels=in_channels, K=K, normalization=normalization)
@@ -146,6 +151,7 @@ class DCRNNForecaster(RecurrentForecaster):
     model_defaults = dict(hidden_channels=32, K=2, bptt=None)
 
     def __init__(self, in_channels, out_channels=1, hidden_channels=32, K=2, bptt=None, seed=0, dtype=np.float32):
+        hidden_channels = positive_int("hidden_channels", hidden_channels)
         super().__init__()
         self._build(DCRNN(in_channels, hidden_channels, K, seed=seed, dtype=dtype), out_channels, seed, dtype, bptt,
                     in_channels=in_channels, K=K)
