@@ -30,14 +30,20 @@ def to_device_inputs(model, optimizer, data, x, device):
 
     The model moves in place (``Module.to``); the view holds the graph (``Graph.to``), y and the
     three masks on ``device``. Labels and masks are checked on the host first, with the CPU
-    loss's own messages, because the device loss cannot raise without a host round trip. On the
+    loss's own messages prefixed by the mask's name (and a test mask must select a node), because
+    the device loss cannot raise without a host round trip. On the
     host every move is a no-op (the same arrays come back). Raises ValueError when ``optimizer``
     holds arrays that are not the model's (it was built before ``model.to(device)``), RuntimeError
     without a GPU.
     """
     C = int(np.max(data.y)) + 1 if getattr(data, "num_classes", None) is None else data.num_classes
-    for mask in (data.train_mask, data.val_mask):
-        SoftmaxCrossEntropy().forward(np.zeros((len(data.y), C), np.float32), data.y, mask)
+    for key in ("train_mask", "val_mask"):
+        try:
+            SoftmaxCrossEntropy().forward(np.zeros((len(data.y), C), np.float32), data.y, getattr(data, key))
+        except ValueError as e:
+            raise ValueError(f"data.{key}: {e}") from None
+    if not np.any(np.asarray(data.test_mask, dtype=bool)):     # the reported accuracy would be nan
+        raise ValueError("data.test_mask selects no node: there is no test accuracy to report")
     model.to(device)
     own = {id(p) for p, _ in model.parameters()}
     if any(id(p) not in own for g in optimizer.groups for p, _ in g["params"]):
