@@ -24,12 +24,12 @@ DEBUG_ENV = "GNN_SCRATCH_DEBUG"     # set to 1: an unexpected error shows its tr
 Parser = options.Parser   # argparse, its errors in one line
 
 
-def _add_data_args(p, default="csbm", names=None):
+def _add_data_args(p, default="csbm", names=None, default_help=None):
     from .data import DATASETS
     names = names or DATASETS
     generated = " (csbm and karate are built in: no file needed)" if "csbm" in names else ""
     p.add_argument("--dataset", default=default, type=str.lower, choices=names, metavar="NAME",
-                   help=f"{', '.join(names)}{generated} (default: {default})")
+                   help=f"{', '.join(names)}{generated} (default: {default_help or default})")
     p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
                    help="an existing folder holding planetoid/ind.<name>.* or tu/<NAME>/ (default: $GNN_SCRATCH_DATA, "
                         "then the user cache, then a download for Planetoid; the TU files are never downloaded here)")
@@ -255,6 +255,11 @@ def cmd_predict(args):
         if getattr(cls, flag, False):
             raise ValueError(f"--load {args.load} holds a {cls.name} model of --task {task}; predict scores "
                              f"node-classification models (train --task {task} reports its own test scores)")
+    if args.dataset is None:     # the dataset the model was trained on, as train --save recorded it
+        args.dataset = extra.get("dataset")
+        if args.dataset not in NODE_DATASETS:
+            raise ValueError(f"--load {args.load} does not record a dataset predict can load (it says "
+                             f"{args.dataset!r}): give --dataset, one of {', '.join(NODE_DATASETS)}")
     if args.dataset not in NODE_DATASETS:
         raise ValueError(f"predict scores node classification: --dataset must be one of {', '.join(NODE_DATASETS)}, "
                          f"got {args.dataset}")
@@ -338,7 +343,7 @@ def build_parser(task="node"):
     pr = sub.add_parser("predict", help="restore a saved model and print its accuracy on a dataset")
     pr.add_argument("--load", required=True, type=options.model_input, metavar="FILE[.npz]",
                     help="a model written by train --save, named with or without .npz (required, no default)")
-    _add_data_args(pr)
+    _add_data_args(pr, default=None, default_help="the dataset the model was trained on, as --save recorded it")
     pr.add_argument("--json", action="store_true",
                     help="standard output is one JSON object of the accuracies; the rest goes to standard error "
                          "(default: off)")

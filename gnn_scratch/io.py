@@ -5,6 +5,7 @@ The file holds one array per parameter (``param/<qualified name>``) and ``config
 """
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -25,6 +26,8 @@ def find_model_file(path):
     for candidate in dict.fromkeys((os.fspath(path), npz_path(path))):
         if os.path.isfile(candidate):
             return candidate
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{os.fspath(path)!r} is a folder, not a model file (an .npz written by save_model)")
     tried = " nor ".join(repr(c) for c in dict.fromkeys((os.fspath(path), npz_path(path))))
     raise FileNotFoundError(f"no model file {tried}")
 
@@ -43,15 +46,31 @@ def save_model(path, model, extra=None):
 
 def load_model(path):
     """Rebuild the model saved at ``path`` (with or without its .npz suffix, ``find_model_file``);
-    returns (model, extra)."""
+    returns (model, extra).
+
+    Errors: FileNotFoundError (no such file), IsADirectoryError (a folder); ValueError naming the file for
+    anything that is not a model file ``save_model`` wrote: not an .npz archive at all (empty, truncated, a
+    text or .npy file), one without a readable ``config`` entry, another format version."""
     path = find_model_file(path)
-    with np.load(path, allow_pickle=False) as f:
-        if "config" not in f.files:
-            raise ValueError(f"{path} is not a gnn_scratch model file: it has no 'config' entry")
-        meta = json.loads(str(f["config"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} has format {meta.get('format')!r}; expected {FORMAT!r}")
-        state = {k[len("param/"):]: f[k] for k in f.files if k.startswith("param/")}
+    what = f"{path} is not a gnn_scratch model file (an .npz written by save_model or `gnn-scratch train --save`)"
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if not head.startswith(b"PK"):     # an .npz is a zip archive; NumPy would try other formats and say so
+        kind = "it is empty" if not head else ("it holds a single array (.npy)" if head == b"\x93NUMPY"
+                                               else f"it is not a zip archive (it starts with {head!r})")
+        raise ValueError(f"{what}: {kind}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "config" not in f.files:
+                raise ValueError(f"{what}: it has no 'config' entry")
+            meta = json.loads(str(f["config"]))
+            state = {k[len("param/"):]: f[k] for k in f.files if k.startswith("param/")}
+    except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:    # truncated, corrupt
+        raise ValueError(f"{what}: it cannot be read ({type(e).__name__}: {e})") from None
+    if not (isinstance(meta, dict) and isinstance(meta.get("config"), dict) and "model" in meta["config"]):
+        raise ValueError(f"{what}: its 'config' entry does not describe a model")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path} has format {meta.get('format')!r}; expected {FORMAT!r}")
     config = dict(meta["config"])
     model = build_model(config.pop("model"), **config)
     model.load_state_dict(state)

@@ -72,3 +72,52 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
     assert main(["predict", "--load", str(tmp_path / "missing.npz"), "--dataset", "karate"]) == 2
     err = capsys.readouterr().err
     assert "error: argument --load" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("mask", ["train_mask", "val_mask", "test_mask"])
+def test_an_empty_mask_is_refused_by_name_before_training(mask):
+    """An empty train or val mask has no loss, an empty test mask no accuracy (nan): refused, the mask named."""
+    import dataclasses
+    data = csbm(num_nodes=200, num_val=50, num_test=50, seed=0)
+    empty = dataclasses.replace(data, **{mask: np.zeros_like(getattr(data, mask))})
+    with pytest.raises(ValueError, match=f"data.{mask}: .*no node|data.{mask} selects no node"):
+        run("gcn", empty, epochs=2)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "it is empty"),
+    (b"hello, not a model\n", "it is not a zip archive"),
+    (b"\x93NUMPY\x01\x00", r"it holds a single array \(.npy\)"),
+    ("truncated", r"it cannot be read \(BadZipFile"),
+    ("config-not-a-model", "its 'config' entry does not describe a model"),
+])
+def test_load_names_the_file_and_what_is_wrong_with_it(tmp_path, content, reason):
+    path = tmp_path / "bad.npz"
+    if content == "truncated":
+        save_model(path, run("gcn", csbm(num_nodes=300, num_val=100, num_test=100, seed=2), epochs=1)[1])
+        path.write_bytes(path.read_bytes()[:200])
+    elif content == "config-not-a-model":
+        np.savez(path, config=np.array(json.dumps([1, 2])))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"bad.npz is not a gnn_scratch model file \(.*\): {reason}"):
+        load_model(path)
+    with pytest.raises(IsADirectoryError, match="is a folder, not a model file"):
+        load_model(tmp_path)
+
+
+def test_cli_predict_defaults_to_the_dataset_the_model_was_trained_on(tmp_path, capsys):
+    path = tmp_path / "k.npz"
+    assert main(["train", "--dataset", "karate", "--epochs", "5", "--quiet", "--save", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--load", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["dataset"] == "karate"
+    save_model(tmp_path / "old.npz", load_model(path)[0])         # saved without the dataset's name
+    assert main(["predict", "--load", str(tmp_path / "old.npz")]) == 2
+    assert "does not record a dataset predict can load" in capsys.readouterr().err
+
+
+def test_cli_embedding_save_refuses_an_npz_name(tmp_path, capsys):
+    assert main(["train", "--task", "embedding", "--model", "deepwalk", "--dataset", "karate",
+                 "--save", str(tmp_path / "emb.npz")]) == 2
+    assert "written with numpy.save to NAME.npy" in capsys.readouterr().err

@@ -94,10 +94,8 @@ fanouts = _argtype("fanouts")
 
 
 # ============================================================================== files and folders
-def model_output(text):
-    """--save: the .npz path written (suffix added as numpy adds it); its folder must exist and be writable."""
-    from ..io import npz_path
-    path = npz_path(text)
+def _writable_file(path):
+    """``path`` when its folder exists and is writable and it is not itself a folder, else ArgumentTypeError."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise argparse.ArgumentTypeError(f"expected a file in an existing folder, but folder {folder!r} does not exist")
@@ -106,20 +104,21 @@ def model_output(text):
     if os.path.isdir(path):
         raise argparse.ArgumentTypeError(f"expected a file name, but {path!r} is a folder")
     return path
+
+
+def model_output(text):
+    """--save: the .npz path written (suffix added as numpy adds it); its folder must exist and be writable."""
+    from ..io import npz_path
+    return _writable_file(npz_path(text))
 
 
 def array_output(text):
     """--save of an array (an embedding): the .npy path written (suffix added as numpy.save adds it); its folder
-    must exist and be writable."""
-    path = text if text.endswith(".npy") else text + ".npy"
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"expected a file in an existing folder, but folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"expected a file in a writable folder, but {folder!r} is not writable")
-    if os.path.isdir(path):
-        raise argparse.ArgumentTypeError(f"expected a file name, but {path!r} is a folder")
-    return path
+    must exist and be writable. A name ending in .npz is refused (numpy.save would write NAME.npz.npy)."""
+    if text.endswith(".npz"):
+        raise argparse.ArgumentTypeError(f"the embedding is one array, written with numpy.save to NAME.npy; got "
+                                         f"{text!r}, an .npz name (give NAME or NAME.npy)")
+    return _writable_file(text if text.endswith(".npy") else text + ".npy")
 
 
 def model_input(text):
