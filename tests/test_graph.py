@@ -57,6 +57,21 @@ def test_with_self_loops_follows_pyg_add_remaining_self_loops():
     np.testing.assert_array_equal(off, dense_adjacency(EI, 5, w) - np.diag(np.diag(dense_adjacency(EI, 5, w))))
 
 
+def test_with_self_loops_of_an_unweighted_graph_keeps_its_meaning():
+    """Unweighted = weight-1 edges: a fill of 1 leaves it unweighted, another fill weights the new loops only
+    (a fill was silently dropped before); a fill that is not a finite real is refused."""
+    g = Graph.from_edge_index(EI, num_nodes=5)
+    assert g.with_self_loops().edge_weight is None
+    A = g.with_self_loops(fill_value=2.0).to_scipy().toarray()
+    expected = dense_adjacency(EI, 5)
+    np.fill_diagonal(expected, 2.0)
+    expected[2, 2] = 1.0                                   # node 2's own loop keeps weight 1
+    np.testing.assert_array_equal(A, expected)
+    for bad, error in ((float("nan"), ValueError), (np.inf, ValueError), ("a", TypeError), (True, TypeError)):
+        with pytest.raises(error, match="fill_value must be a finite real number"):
+            g.with_self_loops(fill_value=bad)
+
+
 def test_gcn_norm_matches_dense_formula():
     g = Graph.from_edge_index(EI, num_nodes=5)
     gh, val = ops.gcn_norm(g, np.float64)

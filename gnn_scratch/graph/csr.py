@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 
+import numbers
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -252,11 +254,22 @@ class Graph:
 
         Existing self-loops are removed and one loop per node is added. With edge weights, a node
         that had a self-loop keeps that loop's weight (the last one in edge order if it had several);
-        the others get ``fill_value``. Repeated non-loop edges are kept. Requires a square graph.
+        the others get ``fill_value``. An unweighted graph is a graph of weight-1 edges: with the default
+        fill_value 1 it stays unweighted, with another one it gets float64 weights (1 on its edges and on
+        the loops it had, ``fill_value`` on the new ones). Repeated non-loop edges are kept. Requires a
+        square graph (GraphError) and a finite real ``fill_value`` (TypeError / ValueError).
         The new loop of node i comes last in row i; ``edge_id`` of a new loop is -1.
         """
         if self.num_dst != self.num_src:
             raise GraphError(f"self-loops need a square graph, got shape {self.shape}")
+        if isinstance(fill_value, (bool, np.bool_)) or not isinstance(fill_value, (numbers.Real, np.integer,
+                                                                                   np.floating)):
+            raise TypeError(f"fill_value must be a finite real number, got {fill_value!r}")
+        if not np.isfinite(fill_value):
+            raise ValueError(f"fill_value must be a finite real number, got {fill_value!r}")
+        if self.edge_weight is None and fill_value != 1:      # the loops' weight has to be stored: all-ones first
+            return Graph(self.indptr, self.indices, np.ones(self.num_edges), self.num_src, edge_id=self.edge_id,
+                         _validated=True).with_self_loops(fill_value)
         N = self.num_dst
         dst = self.dst_of_edge()
         keep = self.indices != dst
