@@ -121,3 +121,10 @@ def test_cli_embedding_save_refuses_an_npz_name(tmp_path, capsys):
     assert main(["train", "--task", "embedding", "--model", "deepwalk", "--dataset", "karate",
                  "--save", str(tmp_path / "emb.npz")]) == 2
     assert "written with numpy.save to NAME.npy" in capsys.readouterr().err
+
+
+def test_run_refuses_data_that_is_not_a_dataset():
+    with pytest.raises(TypeError, match=r"got str \(load it first: gnn_scratch.data.get_dataset\('cora'\)\)"):
+        run("gcn", "cora")
+    with pytest.raises(TypeError, match="data must be a node-classification Dataset"):
+        run("gcn", None)

@@ -234,7 +234,7 @@ class NodeClassification(Task):
         test_acc_mean, test_acc_std, test_acc, val_acc, best_epoch (lists, one per run),
         epoch_ms_median (epoch 1 excluded: it compiles), hparams. Raises ValueError for an unknown
         model, a value out of range (``check``), a device it cannot use, or mini-batch training
-        where it cannot run.
+        where it cannot run; TypeError when ``data`` is not a dataset (a name, None).
 
         ``interruptible``: a KeyboardInterrupt during run k + 1 ends training and returns the summary
         of the k runs that finished (and the last of their models), with ``interrupted=True`` and
@@ -242,6 +242,11 @@ class NodeClassification(Task):
         """
         options.check("positive_int", runs, "runs (--runs)")
         options.check("non_negative_int", seed, "seed (--seed)")
+        missing = [a for a in ("x", "y", "graph", "train_mask", "val_mask", "test_mask") if not hasattr(data, a)]
+        if missing:
+            hint = f" (load it first: gnn_scratch.data.get_dataset({data!r}))" if isinstance(data, str) else ""
+            raise TypeError(f"data must be a node-classification Dataset (x, y, graph and the three masks), got "
+                            f"{type(data).__name__}{hint}")
         model_cls, model_kw, train = cls.validate(model_name, device, hparams)
         x = placement.to(prepare_features(data, dtype=_constructor_value(model_cls, model_kw, "dtype", "float32")),
                          device)
