@@ -94,8 +94,9 @@ fanouts = _argtype("fanouts")
 
 
 # ============================================================================== files and folders
-def _writable_file(path):
-    """``path`` when its folder exists and is writable and it is not itself a folder, else ArgumentTypeError."""
+def output_file(path):
+    """--out and the like: ``path`` when its folder exists and is writable and it is not itself a folder, else
+    ArgumentTypeError -- checked when the command line is read, not after the work that writes it."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise argparse.ArgumentTypeError(f"expected a file in an existing folder, but folder {folder!r} does not exist")
@@ -109,7 +110,7 @@ def _writable_file(path):
 def model_output(text):
     """--save: the .npz path written (suffix added as numpy adds it); its folder must exist and be writable."""
     from ..io import npz_path
-    return _writable_file(npz_path(text))
+    return output_file(npz_path(text))
 
 
 def array_output(text):
@@ -118,7 +119,7 @@ def array_output(text):
     if text.endswith(".npz"):
         raise argparse.ArgumentTypeError(f"the embedding is one array, written with numpy.save to NAME.npy; got "
                                          f"{text!r}, an .npz name (give NAME or NAME.npy)")
-    return _writable_file(text if text.endswith(".npy") else text + ".npy")
+    return output_file(text if text.endswith(".npy") else text + ".npy")
 
 
 def model_input(text):
