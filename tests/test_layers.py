@@ -188,3 +188,24 @@ def test_dropout_backward_follows_what_forward_did():
     y = d(x)
     d.eval()  # switching mode between forward and backward must not skip the mask
     np.testing.assert_array_equal(d.backward(x), y)
+
+
+def test_losses_refuse_a_nan_or_infinite_loss_on_host_arrays():
+    """A NaN / Inf logit on a row the loss reads gives a NaN loss: an error naming the cause, not a silent NaN."""
+    from gnn_scratch.nn.loss import MSELoss, WeightedSoftmaxCrossEntropy
+    Z = np.zeros((3, 2), np.float32)
+    Z[0, 0] = np.nan
+    y = np.array([0, 1, 1])
+    for loss in (SoftmaxCrossEntropy(), WeightedSoftmaxCrossEntropy(weight=np.ones(2))):
+        with pytest.raises(ValueError, match="the loss is nan: the logits Z hold NaN or Inf"):
+            loss.forward(Z, y)
+        assert np.isfinite(loss.forward(Z, y, np.array([False, True, True])))    # the NaN row is masked out
+    with pytest.raises(ValueError, match="the loss is inf: P or Y hold NaN or Inf"):
+        MSELoss().forward(np.array([1.0, np.inf]), np.zeros(2))
+
+
+def test_activations_refuse_a_list_by_name():
+    """A non-array used to pass the dtype check as float64 (NumPy reads None as float64) and fail deeper."""
+    for act, op in ((ReLU(), "relu"), (ELU(), "elu"), (LeakyReLU(), "leaky_relu")):
+        with pytest.raises(TypeError, match=rf"ops.{op}: x must be float32 or float64, got list"):
+            act.forward([[1.0, -1.0]])

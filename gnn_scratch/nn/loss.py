@@ -6,6 +6,15 @@ from .. import ops
 from ..kernels.loss_reference import log_softmax  # noqa: F401  (the max-shifted log-softmax, re-exported)
 
 
+def _finite(loss, why):
+    """``loss``; ValueError when it is a host value that is NaN or infinite. Free (a scalar), and with a stable
+    log-sum-exp a finite loss is what finite inputs give, so a non-finite one means a NaN / Inf input on the
+    rows it reads -- typically a training run that diverged. A loss on the GPU is not read back to check."""
+    if isinstance(loss, (np.ndarray, np.generic, float)) and not np.isfinite(loss):
+        raise ValueError(f"the loss is {float(loss)}: {why} (a diverged training run? try a lower learning rate)")
+    return loss
+
+
 class SoftmaxCrossEntropy:
     """L = -(1/|M|) sum_{n in M} log softmax(Z_n)[y_n] over the masked nodes M.
 
@@ -13,7 +22,7 @@ class SoftmaxCrossEntropy:
     Backward: dZ_n = (softmax(Z_n) - onehot(y_n)) / |M| for n in M, 0 elsewhere.
     ``forward`` returns the loss as a 0-d array of Z's dtype (``float(loss)``, or ``device.item``).
     Raises ValueError for y of the wrong shape, and (host arrays) for labels outside [0, C) on the
-    masked rows or an empty mask.
+    masked rows, an empty mask, or a NaN / infinite loss (NaN or Inf logits on the masked rows).
     """
 
     def forward(self, Z, y, mask=None):
@@ -21,7 +30,7 @@ class SoftmaxCrossEntropy:
         if y.shape != (Z.shape[0],):
             raise ValueError(f"y must have shape ({Z.shape[0]},) to match the logits {Z.shape}, got {y.shape}")
         loss, self._cache = ops.cross_entropy(Z, y, mask)
-        return loss
+        return _finite(loss, "the logits Z hold NaN or Inf on the rows the mask keeps")
 
     def backward(self):
         return ops.cross_entropy_backward(self._cache)
@@ -38,12 +47,13 @@ class MSELoss:
     P, Y: (N, F) or (N,) float of one dtype and the same shape -- never broadcast (the forecasting
     examples of PyG Temporal compare a (N, 1) prediction with (N,) targets, which broadcasts to N x N
     pairs; here that is a ValueError). Backward: dP = 2 (P - Y) / (N F).
-    ``forward`` returns a 0-d array of P's dtype; raises ValueError / TypeError for mismatched shapes or dtypes.
+    ``forward`` returns a 0-d array of P's dtype; raises ValueError / TypeError for mismatched shapes or dtypes,
+    and ValueError for a NaN / infinite loss on host arrays (a NaN or Inf in P or Y, or an overflow).
     """
 
     def forward(self, P, Y):
         loss, self._cache = ops.mse(P, Y)
-        return loss
+        return _finite(loss, "P or Y hold NaN or Inf, or their squared differences overflow")
 
     def backward(self):
         return ops.mse_backward(self._cache)
@@ -66,8 +76,8 @@ class WeightedSoftmaxCrossEntropy:
     Z: (N, C) float; y: (N,) int host labels (the class masks are built from them); mask: (N,) bool or None.
     ``forward`` returns the loss as a 0-d array of Z's dtype. Raises ValueError for y of the wrong
     shape, labels outside [0, C), a weight of the wrong shape or with a negative or non-finite entry,
-    an empty mask, or present classes whose weights sum to 0 (torch returns NaN there: e.g. a
-    "balanced" loss over nodes that all carry one label).
+    an empty mask, present classes whose weights sum to 0 (torch returns NaN there: e.g. a
+    "balanced" loss over nodes that all carry one label), or a NaN / infinite loss (NaN or Inf logits).
     """
 
     def __init__(self, weight="balanced"):
@@ -116,7 +126,7 @@ class WeightedSoftmaxCrossEntropy:
             part, cache = ops.cross_entropy(Z, y, keep & (y == c))
             loss += a_c * float(part)
             self._parts.append((a_c, cache))
-        return np.asarray(loss, dtype=Z.dtype)
+        return _finite(np.asarray(loss, dtype=Z.dtype), "the logits Z hold NaN or Inf on the rows the mask keeps")
 
     def backward(self):
         """dL/dZ (N, C): sum_c a_c (softmax - onehot) / V_c on the rows of class c, 0 off the mask."""

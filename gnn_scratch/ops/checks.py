@@ -42,10 +42,12 @@ def one_float(op, **arrays):
     items = iter(arrays.items())
     first, a = next(items)
     dtype = getattr(a, "dtype", None)
-    if dtype not in _FLOATS:
+    # ``is None`` first: NumPy reads None as float64, so ``np.dtype(np.float64) == None`` holds
+    if dtype is None or dtype not in _FLOATS:
         raise TypeError(f"ops.{op}: {first} must be float32 or float64, got {dtype if dtype is not None else type(a).__name__}")
     for name, b in items:
-        if getattr(b, "dtype", None) != dtype:
+        other = getattr(b, "dtype", None)
+        if other is None or other != dtype:
             raise TypeError(f"ops.{op}: {name} must have the dtype of {first} ({dtype}), got "
                             f"{getattr(b, 'dtype', type(b).__name__)}")
     return dtype
