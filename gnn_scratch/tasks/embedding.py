@@ -52,8 +52,8 @@ OPTIONS = dict(
     alpha=(None, "non_negative_float", "sdne: weight of the first-order Laplacian term (default 1)"),
     beta=(10.0, "finite_positive_float", "sdne: weight of the non-zero entries in the reconstruction (default 10)"),
     patience=(20, "positive_int", "dgi: epochs without a lower loss before stopping (default 20)"),
-    train_fraction=(0.5, "probability", "evaluation on multi-label data: the fraction of nodes the classifier "
-                                        "trains on, in (0, 1) (default 0.5)"),
+    train_fraction=(0.5, "fraction", "evaluation on multi-label data: the fraction of nodes the classifier "
+                                     "trains on, in (0, 1) (default 0.5)"),
     repeats=(10, "positive_int", "evaluation on multi-label data: random splits averaged (default 10)"),
 )
 METHOD_DEFAULTS = {
@@ -138,8 +138,6 @@ class EmbeddingTask(Task):
         for key, (_, kind, _) in OPTIONS.items():
             if kind is not None and opts.get(key) is not None:
                 options.check(kind, opts[key], f"{key} (--{key.replace('_', '-')})")
-        if not 0 < opts["train_fraction"] < 1:
-            raise ValueError(f"train_fraction (--train-fraction) must be in (0, 1), got {opts['train_fraction']}")
         return method, opts
 
     @classmethod

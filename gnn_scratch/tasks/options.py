@@ -1,7 +1,7 @@
 """The checks of every user-given value, one per kind of value: the command line's argparse types and the API's.
 
 Each kind (``positive_int``, ``non_negative_int``, ``finite_positive_float``, ``non_negative_float``,
-``probability``, ``fanouts``) is one test and one phrase saying what is expected. The same test serves
+``probability``, ``fraction``, ``fanouts``) is one test and one phrase saying what is expected. The same test serves
 two callers:
 
 * the command line: ``positive_int`` (and the others) are argparse ``type=`` functions; a bad value
@@ -49,6 +49,7 @@ KINDS = {
     "finite_positive_float": (float, lambda v: _is_real(v) and math.isfinite(v) and v > 0, "a finite number > 0"),
     "non_negative_float": (float, lambda v: _is_real(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
     "probability": (float, lambda v: _is_real(v) and 0 <= v < 1, "a probability in [0, 1)"),
+    "fraction": (float, lambda v: _is_real(v) and 0 < v < 1, "a fraction in (0, 1)"),
     "fanouts": (lambda s: [int(f) for f in s.split(",")],
                 lambda v: len(v) > 0 and all(_is_int(f) and (f >= 1 or f == -1) for f in v),
                 "comma-separated fan-outs, each a positive integer or -1 (all neighbours), such as 25,10"),
@@ -90,6 +91,7 @@ finite_float = _argtype("finite_float")
 finite_positive_float = _argtype("finite_positive_float")
 non_negative_float = _argtype("non_negative_float")
 probability = _argtype("probability")
+fraction = _argtype("fraction")
 fanouts = _argtype("fanouts")
 
 

@@ -58,8 +58,8 @@ class Windows:
             T = data.signal.shape[0]
             n_train = data.train_size if train["train_ratio"] is None else int(train["train_ratio"] * T)
             if (seq_len, pre_len, n_train) != (data.seq_len, data.pre_len, data.train_size):
-                self.train_x, self.train_y = tgcn_windows(data.signal[:n_train], seq_len, pre_len, "the training part")
-                self.test_x, self.test_y = tgcn_windows(data.signal[n_train:], seq_len, pre_len, "the test part")
+                self.train_x, self.train_y = tgcn_windows(data.signal[:n_train], seq_len, pre_len, "training part")
+                self.test_x, self.test_y = tgcn_windows(data.signal[n_train:], seq_len, pre_len, "test part")
             else:
                 self.train_x, self.train_y, self.test_x, self.test_y = data.train_x, data.train_y, data.test_x, data.test_y
             self.train_series, self.scale = data.signal[:n_train], float(data.scale)
