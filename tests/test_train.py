@@ -128,3 +128,18 @@ def test_run_refuses_data_that_is_not_a_dataset():
         run("gcn", "cora")
     with pytest.raises(TypeError, match="data must be a node-classification Dataset"):
         run("gcn", None)
+
+
+def test_fit_trains_on_a_view_without_test_nodes():
+    """``fit`` (unlike ``run``) takes an empty test mask: an inductive split scores its test nodes on another graph
+    (scripts/sage_inductive.py)."""
+    from types import SimpleNamespace
+
+    from gnn_scratch.train import build_for, fit
+    data = csbm(num_nodes=300, num_val=100, num_test=100, seed=2)
+    view = SimpleNamespace(name="csbm[no test]", graph=data.graph, y=data.y, num_features=data.num_features,
+                           num_classes=data.num_classes, train_mask=data.train_mask, val_mask=data.val_mask,
+                           test_mask=np.zeros_like(data.test_mask))
+    model, opt, hp = build_for("gcn", view, 0, dict(epochs=3))
+    res = fit(model, view, opt, hp["epochs"], hp["patience"], x=prepare_features(data))
+    assert np.isnan(res.test_acc) and 0.0 <= res.val_acc <= 1.0

@@ -30,8 +30,8 @@ def to_device_inputs(model, optimizer, data, x, device):
 
     The model moves in place (``Module.to``); the view holds the graph (``Graph.to``), y and the
     three masks on ``device``. Labels and masks are checked on the host first, with the CPU
-    loss's own messages prefixed by the mask's name (and a test mask must select a node), because
-    the device loss cannot raise without a host round trip. On the
+    loss's own messages prefixed by the mask's name, because the device loss cannot raise without a
+    host round trip (an empty test mask is allowed here: ``fit`` may score on another graph). On the
     host every move is a no-op (the same arrays come back). Raises ValueError when ``optimizer``
     holds arrays that are not the model's (it was built before ``model.to(device)``), RuntimeError
     without a GPU.
@@ -42,8 +42,6 @@ def to_device_inputs(model, optimizer, data, x, device):
             SoftmaxCrossEntropy().forward(np.zeros((len(data.y), C), np.float32), data.y, getattr(data, key))
         except ValueError as e:
             raise ValueError(f"data.{key}: {e}") from None
-    if not np.any(np.asarray(data.test_mask, dtype=bool)):     # the reported accuracy would be nan
-        raise ValueError("data.test_mask selects no node: there is no test accuracy to report")
     model.to(device)
     own = {id(p) for p, _ in model.parameters()}
     if any(id(p) not in own for g in optimizer.groups for p, _ in g["params"]):
@@ -234,7 +232,8 @@ class NodeClassification(Task):
         test_acc_mean, test_acc_std, test_acc, val_acc, best_epoch (lists, one per run),
         epoch_ms_median (epoch 1 excluded: it compiles), hparams. Raises ValueError for an unknown
         model, a value out of range (``check``), a device it cannot use, or mini-batch training
-        where it cannot run; TypeError when ``data`` is not a dataset (a name, None).
+        where it cannot run, or an empty test mask (its accuracy would be nan); TypeError when ``data``
+        is not a dataset (a name, None).
 
         ``interruptible``: a KeyboardInterrupt during run k + 1 ends training and returns the summary
         of the k runs that finished (and the last of their models), with ``interrupted=True`` and
@@ -247,6 +246,8 @@ class NodeClassification(Task):
             hint = f" (load it first: gnn_scratch.data.get_dataset({data!r}))" if isinstance(data, str) else ""
             raise TypeError(f"data must be a node-classification Dataset (x, y, graph and the three masks), got "
                             f"{type(data).__name__}{hint}")
+        if not np.any(np.asarray(data.test_mask, dtype=bool)):     # the reported accuracy would be nan
+            raise ValueError("data.test_mask selects no node: there is no test accuracy to report")
         model_cls, model_kw, train = cls.validate(model_name, device, hparams)
         x = placement.to(prepare_features(data, dtype=_constructor_value(model_cls, model_kw, "dtype", "float32")),
                          device)
