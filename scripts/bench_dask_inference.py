@@ -17,7 +17,6 @@ with the files each Dask run wrote. Prints a Markdown table.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -117,17 +116,20 @@ def table(rows):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", nargs="+", default=["1m", "10m"])
-    p.add_argument("--workers", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--json", default=None, help="write the rows here too")
-    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child:
-        kind, size, *rest = args.child
+    if sys.argv[1:2] == ["--child"] and len(sys.argv) > 3:   # one measurement (``child``), checked by the parent
+        kind, size, *rest = sys.argv[2:]
         row = one_dask(size, int(rest[0]), rest[1]) if kind == "dask" else one_local(size, rest)
         print(json.dumps(row))
         return
+    from gnn_scratch.distributed import BIPARTITE_SIZES
+    from gnn_scratch.tasks import options
+    p = options.Parser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", nargs="+", default=["1m", "10m"], type=str.lower, choices=tuple(BIPARTITE_SIZES),
+                   metavar="SIZE", help=f"generated graphs, among {', '.join(BIPARTITE_SIZES)} (default 1m 10m)")
+    p.add_argument("--workers", nargs="+", type=options.positive_int, default=[1, 2],
+                   help="Dask worker counts (default 1 2)")
+    p.add_argument("--json", default=None, type=options.output_file, help="write the rows here too")
+    args = p.parse_args()
     rows = []
     for size in args.sizes:
         folders = []

@@ -216,27 +216,28 @@ def table(results):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--nodes", type=int, default=1_000_000)
-    p.add_argument("--edges", type=int, default=10_000_000)
-    p.add_argument("--features", type=int, default=128)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--hidden", type=int, default=8)
-    p.add_argument("--classes", type=int, default=7)
-    p.add_argument("--steps", type=int, default=2, help="training steps per implementation (default 2)")
+    sys.path.insert(0, str(REPO))                 # the workers get this checkout too (PYTHONPATH, run_one)
+    from gnn_scratch.tasks import options
+    p = options.Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=options.positive_int, default=1_000_000)
+    p.add_argument("--edges", type=options.positive_int, default=10_000_000)
+    p.add_argument("--features", type=options.positive_int, default=128)
+    p.add_argument("--heads", type=options.positive_int, default=8)
+    p.add_argument("--hidden", type=options.positive_int, default=8)
+    p.add_argument("--classes", type=options.positive_int, default=7)
+    p.add_argument("--steps", type=options.positive_int, default=2,
+                   help="training steps per implementation (default 2)")
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {','.join(IMPLS)}")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
+    p.add_argument("--json", default=None, type=options.output_file, metavar="PATH",
+                   help="also write the results as JSON here")
     p.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    for name in ("nodes", "edges", "features", "heads", "hidden", "classes", "steps"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.worker:
         return worker(args)
     impls = [s.strip() for s in args.impls.split(",") if s.strip()]
     bad = [s for s in impls if s not in IMPLS]
-    if bad:
-        p.error(f"--impls: unknown implementation(s) {bad}; choose from {IMPLS}")
+    if bad or not impls:
+        p.error(f"argument --impls: expected a comma-separated subset of {','.join(IMPLS)}, got {args.impls!r}")
     results = []
     for impl in impls:
         if impl == "pyg":

@@ -16,7 +16,6 @@ shares are measured back to back in one process, so compare them with each other
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ from gnn_scratch.models.sage import SAGE
 from gnn_scratch.nn import SoftmaxCrossEntropy
 from gnn_scratch.optim import Adam
 from gnn_scratch.sampling import sample_blocks
+from gnn_scratch.tasks import options
 from gnn_scratch.train import prepare_features
 
 
@@ -79,15 +79,23 @@ def wait_share(data, x, batch_size, fanouts, steps, use_thread, seed=0):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch-size", type=int, default=512)
-    ap.add_argument("--fanout", default="25,10", help="comma-separated fan-outs, hop order (default 25,10)")
-    ap.add_argument("--batches", type=int, default=40, help="batches timed for the throughput (default 40)")
-    ap.add_argument("--steps", type=int, default=30, help="training steps timed per variant (default 30)")
-    ap.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
-    ap.add_argument("--data-root", default=None)
+    ap = options.Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch-size", type=options.positive_int, default=512)
+    ap.add_argument("--fanout", type=options.fanouts, default="25,10",
+                    help="comma-separated fan-outs, hop order, one per layer of the 2-layer SAGE; -1 = all "
+                         "neighbours (default 25,10)")
+    ap.add_argument("--batches", type=options.positive_int, default=40,
+                    help="batches timed for the throughput (default 40)")
+    ap.add_argument("--steps", type=options.positive_int, default=30,
+                    help="training steps timed per variant (default 30)")
+    ap.add_argument("--json", default=None, type=options.output_file, metavar="PATH",
+                    help="also write the results as JSON")
+    ap.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                    help="an existing folder holding planetoid/ind.cora.* (default: $GNN_SCRATCH_DATA, then the cache)")
     args = ap.parse_args(argv)
-    fanouts = [int(v) for v in args.fanout.split(",")]
+    fanouts = args.fanout
+    if len(fanouts) != 2:
+        ap.error(f"argument --fanout: expected one fan-out per layer of the 2-layer SAGE (2), got {len(fanouts)}")
     graphs = []
     try:
         graphs.append(("cora", get_dataset("cora", root=args.data_root, download=False)))

@@ -11,7 +11,6 @@ the 1000 test nodes. Paper (Veličković et al. 2019, Table 2): 82.3 ± 0.6.
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -20,6 +19,7 @@ from gnn_scratch.data import load_planetoid
 from gnn_scratch.data.dataset import row_normalize
 from gnn_scratch.device import to_host
 from gnn_scratch.embed.dgi import DGI, logreg_accuracies
+from gnn_scratch.tasks import options
 
 PAPER = "82.3 ± 0.6"
 
@@ -59,13 +59,15 @@ def table(rows, runs):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--runs", type=int, default=50, help="logistic regressions per DGI seed")
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--out", default=None, help="write the Markdown table here too")
+    ap = options.Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=options.positive_int, default=10, help="DGI seeds (default 10)")
+    ap.add_argument("--first-seed", type=options.non_negative_int, default=0,
+                    help="the seeds are first-seed .. first-seed + seeds - 1 (default 0)")
+    ap.add_argument("--runs", type=options.positive_int, default=50, help="logistic regressions per DGI seed")
+    ap.add_argument("--hidden", type=options.positive_int, default=512)
+    ap.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                    help="an existing folder holding planetoid/ind.cora.* (default: $GNN_SCRATCH_DATA, then the cache)")
+    ap.add_argument("--out", default=None, type=options.output_file, help="write the Markdown table here too")
     args = ap.parse_args(argv)
     data = load_planetoid("cora", root=args.data_root)
     x = row_normalize(data.x)                      # the reference's preprocess_features

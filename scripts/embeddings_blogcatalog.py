@@ -51,6 +51,7 @@ from gnn_scratch.embed import DeepWalk, Node2Vec
 from gnn_scratch.embed.evaluate import NORMALIZATIONS, classify_split, select_and_evaluate
 from gnn_scratch.embed.line import line_embedding
 from gnn_scratch.graph import Graph
+from gnn_scratch.tasks import options
 from gnn_scratch.tasks.embedding import _line_samples
 
 PAPER = dict(deepwalk=0.2110, line=0.0784, node2vec=0.2581)     # node2vec paper, Table 2, Macro-F1 at 50 %
@@ -119,6 +120,19 @@ def _c_values(text):
             raise argparse.ArgumentTypeError(f"C values must be positive finite numbers, got {item.strip()!r}")
         values.append(c)
     return list(dict.fromkeys(values))
+
+
+def _grid(text):
+    """argparse type of --grid: comma-separated positive finite numbers (node2vec's p and q); the text is kept as
+    given (the --json file records it), main reads the numbers from it."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive finite numbers (the p and q values), "
+                                         f"got {text!r}")
+    return text
 
 
 def _normalizations(text):
@@ -271,11 +285,12 @@ def markdown(bc, co, args, grid):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--grid", default="0.25,1,4", help="comma-separated values searched for both p and q")
-    ap.add_argument("--seed", type=int, default=0, help="embedding seed (walks, skip-gram, LINE)")
-    ap.add_argument("--eval-seed", type=int, default=0, help="seed of the random splits")
-    ap.add_argument("--repeats", type=int, default=10)
+    ap = options.Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grid", default="0.25,1,4", type=_grid,
+                    help="comma-separated values (positive, finite) searched for both p and q")
+    ap.add_argument("--seed", type=options.non_negative_int, default=0, help="embedding seed (walks, skip-gram, LINE)")
+    ap.add_argument("--eval-seed", type=options.non_negative_int, default=0, help="seed of the random splits")
+    ap.add_argument("--repeats", type=options.positive_int, default=10, help="random splits (default 10)")
     ap.add_argument("--C", default="1", type=_c_values, help="comma-separated C values (positive, finite) of the "
                     "logistic regression, chosen on validation with (p, q) when several (default 1: the DeepWalk "
                     "scoring protocol)")
@@ -286,7 +301,7 @@ def main(argv=None):
     ap.add_argument("--no-cora", dest="cora", action="store_false")
     ap.add_argument("--no-blogcatalog", dest="blogcatalog", action="store_false")
     ap.add_argument("--cache", default=None, help="folder for the embeddings (.npy), reused when present")
-    ap.add_argument("--json", default=None, help="write every number here as well")
+    ap.add_argument("--json", default=None, type=options.output_file, help="write every number here as well")
     args = ap.parse_args(argv)
     grid = [float(v) for v in args.grid.split(",")]
     if args.cache:

@@ -33,9 +33,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from gnn_scratch.data import load_sbm                                  # noqa: E402
+from gnn_scratch.data import SBM_DATASETS, load_sbm                    # noqa: E402
 from gnn_scratch.models import GraphTransformer                        # noqa: E402
-from gnn_scratch.tasks import get_task                                 # noqa: E402
+from gnn_scratch.tasks import get_task, options                        # noqa: E402
+from gnn_scratch.tasks.inductive import parse_size                     # noqa: E402
 
 BUDGETS = {
     "100k": {"gt": dict(num_layers=4, hidden_channels=56, heads=8),
@@ -55,22 +56,54 @@ REF_NOTE = ("The GCN figures are benchmarking-gnns' GCN (L=16, ~500k parameters)
             "tables quote them; they were not re-checked against the papers' PDFs here.")
 
 
+def _names(allowed, what):
+    """An argparse type: comma-separated names among ``allowed`` (the text, lower-cased, is kept)."""
+    def names(text):
+        items = text.lower().split(",")
+        if not all(item in allowed for item in items):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} among {', '.join(allowed)}, "
+                                             f"got {text!r}")
+        return text.lower()
+    return names
+
+
+def _size(text):
+    """argparse type of --size: small, full or a positive number of training graphs (the text is kept)."""
+    parse_size(text)
+    return text
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", default="pattern,cluster")
-    p.add_argument("--models", default="gt,gps,sbm_gcn")
+    p = options.Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="pattern,cluster", type=_names(SBM_DATASETS, "datasets"),
+                   help=f"comma-separated, among {', '.join(SBM_DATASETS)} (default pattern,cluster)")
+    p.add_argument("--models", default="gt,gps,sbm_gcn", type=_names(tuple(LABELS), "models"),
+                   help=f"comma-separated, among {', '.join(LABELS)} (default gt,gps,sbm_gcn)")
     p.add_argument("--budget", default="100k", choices=sorted(BUDGETS))
-    p.add_argument("--size", default="1000", help="training graphs per dataset (val/test keep the full ratio), "
-                                                 "small or full (default 1000)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=16, help="graphs per mini-batch, every model (default 16)")
-    p.add_argument("--max-time", type=float, default=None, help="minutes per run at most (default: none)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", default=None, help="also write every summary to this JSON file")
+    p.add_argument("--size", default="1000", type=_size,
+                   help="training graphs per dataset, N >= 1 (val/test keep the full ratio), small or full "
+                        "(default 1000)")
+    p.add_argument("--epochs", type=options.positive_int, default=10)
+    p.add_argument("--batch-size", type=options.positive_int, default=16,
+                   help="graphs per mini-batch, every model (default 16)")
+    p.add_argument("--max-time", type=options.finite_positive_float, default=None,
+                   help="minutes per run at most, > 0 (default: none)")
+    p.add_argument("--seed", type=options.non_negative_int, default=0)
+    p.add_argument("--json", default=None, type=options.output_file, help="also write every summary to this JSON file")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     size = args.size if args.size in ("small", "full") else int(args.size)
     task = get_task("inductive")
+    for ds in args.datasets.split(","):            # every run's settings checked before any data is built
+        for name in args.models.split(","):
+            kw = dict(BUDGETS[args.budget][name])
+            if name != "sbm_gcn":
+                kw.update(pe="laplacian", pe_dim=GraphTransformer.pe_dim_for(ds, "laplacian"))
+            try:
+                task.validate(name, hparams=dict(epochs=args.epochs, batch_size=args.batch_size,
+                                                 max_time=args.max_time, size=size, **kw))
+            except ValueError as e:
+                p.error(f"{ds} {name}: {e}")
     rows, summaries, t_all = [], [], time.perf_counter()
     for ds in args.datasets.split(","):
         t0 = time.perf_counter()

@@ -39,8 +39,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from gnn_scratch.data import get_dataset  # noqa: E402
-from gnn_scratch.tasks import get_task  # noqa: E402
+from gnn_scratch.data import HETERO_DATASETS, get_dataset  # noqa: E402
+from gnn_scratch.tasks import get_task, options  # noqa: E402
 
 SUPERVISED = ("han", "rgcn")
 UNSUPERVISED = ("metapath2vec", "hetgnn")
@@ -57,20 +57,42 @@ def _runs_only(line):
         print(line, file=sys.stderr, flush=True)
 
 
+def _names(allowed, what):
+    """An argparse type: comma-separated names among ``allowed`` (the text is kept)."""
+    def names(text):
+        if not all(item in allowed for item in text.split(",")):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} among {', '.join(allowed)}, "
+                                             f"got {text!r}")
+        return text
+    return names
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", default="acm,dblp")
-    p.add_argument("--models", default=",".join(SUPERVISED + UNSUPERVISED))
-    p.add_argument("--runs", type=int, default=10)
+    p = options.Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="acm,dblp", type=_names(HETERO_DATASETS, "datasets"),
+                   help=f"comma-separated, among {', '.join(HETERO_DATASETS)} (default acm,dblp)")
+    p.add_argument("--models", default=",".join(SUPERVISED + UNSUPERVISED),
+                   type=_names(SUPERVISED + UNSUPERVISED, "models"),
+                   help=f"comma-separated, among {', '.join(SUPERVISED + UNSUPERVISED)} (default: all)")
+    p.add_argument("--runs", type=options.positive_int, default=10, help="seeds 0 .. runs - 1 (default 10)")
     p.add_argument("--split", type=int, default=20, choices=(20, 40, 60))
-    p.add_argument("--epochs", type=int, default=None, help="cap the supervised models' epochs (default: theirs)")
-    p.add_argument("--patience", type=int, default=None, help="the supervised models' patience (default: theirs)")
-    p.add_argument("--pyg-runs", type=int, default=None, help="seeds for the PyG twins (default: --runs)")
+    p.add_argument("--epochs", type=options.positive_int, default=None,
+                   help="cap the supervised models' epochs (default: theirs)")
+    p.add_argument("--patience", type=options.positive_int, default=None,
+                   help="the supervised models' patience (default: theirs)")
+    p.add_argument("--pyg-runs", type=options.positive_int, default=None,
+                   help="seeds for the PyG twins (default: --runs)")
     p.add_argument("--no-pyg", action="store_true")
     p.add_argument("--no-ours", action="store_true", help="only the PyG twins (to run them in a separate process)")
-    p.add_argument("--json", default=None, metavar="FILE")
+    p.add_argument("--json", default=None, type=options.output_file, metavar="FILE")
     args = p.parse_args(argv)
     task = get_task("hetero")
+    for model in args.models.split(","):            # every model's settings checked before any data is read
+        hp = {} if model in UNSUPERVISED else dict(epochs=args.epochs, patience=args.patience)
+        try:
+            task.validate(model, hparams=hp)
+        except ValueError as e:
+            p.error(f"{model}: {e}")
     rows, detail = [], {}
     for name in args.datasets.split(","):
         data = get_dataset(name, split=args.split)

@@ -11,8 +11,6 @@ regression trained on the two leaders (nodes 0 and 33, ``karate_club``'s split) 
 """
 from __future__ import annotations
 
-import argparse
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -22,18 +20,23 @@ import numpy as np  # noqa: E402
 from gnn_scratch.data import karate_club  # noqa: E402
 from gnn_scratch.embed import DeepWalk  # noqa: E402
 from gnn_scratch.embed.evaluate import classify_split  # noqa: E402
+from gnn_scratch.tasks import options  # noqa: E402
 
 FACTIONS = ("Mr. Hi's faction", "the Officer's faction")
 COLOURS = ("tab:blue", "tab:orange")
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dim", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="docs/img/karate_embedding.png")
+    ap = options.Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dim", type=options.positive_int, default=16, help="embedding dimensions d >= 2 (default 16)")
+    ap.add_argument("--epochs", type=options.positive_int, default=5, help="skip-gram passes (default 5)")
+    ap.add_argument("--seed", type=options.non_negative_int, default=0)
+    ap.add_argument("--out", default="docs/img/karate_embedding.png", type=options.output_file,
+                    help="the PNG written (default docs/img/karate_embedding.png)")
     args = ap.parse_args(argv)
+    if args.dim < 2:
+        ap.error(f"argument --dim: expected at least 2 dimensions (the picture is the first two principal "
+                 f"components), got {args.dim}")
     data = karate_club()
     Z = DeepWalk(dim=args.dim, epochs=args.epochs, seed=args.seed, deterministic=True).fit(data.graph).embedding
     Zc = Z.astype(np.float64) - Z.mean(axis=0)

@@ -31,9 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gnn_scratch.data import get_dataset  # noqa: E402
+from gnn_scratch.data import NODE_DATASETS, get_dataset  # noqa: E402
 from gnn_scratch.loop import evaluate, input_is_data, model_dtype, prepare_features, train_step  # noqa: E402
 from gnn_scratch.nn import SoftmaxCrossEntropy  # noqa: E402
+from gnn_scratch.tasks import options  # noqa: E402
 from gnn_scratch.train import build_for, run  # noqa: E402
 
 # (label, model name, model keyword arguments), in the paper's row order
@@ -75,11 +76,11 @@ def run_paper(name, data, runs, epochs, **model_kw):
     return np.array(accs)
 
 
-def measure(datasets, protocols, runs, epochs, patience, log=print):
-    """{protocol: {dataset: [(mean %, std %) per row]}}."""
+def measure(datasets, protocols, runs, epochs, patience, log=print, root=None):
+    """{protocol: {dataset: [(mean %, std %) per row]}}; ``root``: the data root (None: $GNN_SCRATCH_DATA)."""
     results = {p: {} for p in protocols}
     for ds in datasets:
-        data = get_dataset(ds)
+        data = get_dataset(ds, root=root)
         for label, name, kw in ROWS:
             for p in protocols:
                 t0 = time.perf_counter()
@@ -115,19 +116,35 @@ def markdown(results, datasets, runs=None):
     return "\n".join(lines)
 
 
+def _datasets(text):
+    """argparse type of --datasets: comma-separated node-classification datasets (case and blanks ignored)."""
+    names = [d.strip().lower() for d in text.split(",") if d.strip()]
+    if not names or not all(d in NODE_DATASETS for d in names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated datasets among {', '.join(NODE_DATASETS)}, "
+                                         f"got {text!r}")
+    return names
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=10, help="seeds per model (default 10; the paper: 100)")
-    ap.add_argument("--datasets", default="cora,citeseer", help="comma-separated (default cora,citeseer)")
+    ap = options.Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=options.positive_int, default=10,
+                    help="seeds per model (default 10; the paper: 100)")
+    ap.add_argument("--datasets", default="cora,citeseer", type=_datasets,
+                    help=f"comma-separated, among {', '.join(NODE_DATASETS)} (default cora,citeseer)")
     ap.add_argument("--protocol", choices=("repo", "paper", "both"), default="repo",
                     help="early stopping and model selection (default repo; see the module docstring)")
-    ap.add_argument("--epochs", type=int, default=200, help="epochs at most (default 200)")
-    ap.add_argument("--patience", type=int, default=10, help="the repo protocol's patience (default 10)")
-    ap.add_argument("--json", default=None, metavar="FILE", help="also write the numbers to FILE")
+    ap.add_argument("--epochs", type=options.positive_int, default=200, help="epochs at most (default 200)")
+    ap.add_argument("--patience", type=options.positive_int, default=10,
+                    help="the repo protocol's patience (default 10)")
+    ap.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                    help="an existing folder holding planetoid/ind.<name>.* (default: $GNN_SCRATCH_DATA, then the "
+                         "cache)")
+    ap.add_argument("--json", default=None, type=options.output_file, metavar="FILE",
+                    help="also write the numbers to FILE")
     args = ap.parse_args(argv)
-    datasets = [d.strip().lower() for d in args.datasets.split(",") if d.strip()]
+    datasets = args.datasets
     protocols = ["repo", "paper"] if args.protocol == "both" else [args.protocol]
-    results = measure(datasets, protocols, args.runs, args.epochs, args.patience)
+    results = measure(datasets, protocols, args.runs, args.epochs, args.patience, root=args.data_root)
     published = ("; published: Kipf & Welling (2017), Table 3, mean of 100 random initialisations"
                  if any(ds in PAPER for ds in datasets) else "")
     print(f"Test accuracy (%), mean ± std over {args.runs} seeds{published}.\n")

@@ -27,9 +27,10 @@ import os
 import time
 
 import numpy as np
-from numba import get_num_threads, njit, prange, set_num_threads
+from numba import config, get_num_threads, njit, prange, set_num_threads
 
 from gnn_scratch.bench.kernels import gather_rows   # the bench's yardstick, with the prefetch distance as an argument
+from gnn_scratch.tasks import options
 
 _PAR = dict(parallel=True, nogil=True, cache=True)
 _SER = dict(nogil=True, cache=True)
@@ -208,17 +209,30 @@ def kernels(args, log, gather_bw=None):
     return rows
 
 
+def _thread_counts(text):
+    """argparse type of --threads: comma-separated positive integers."""
+    try:
+        return [options.check("positive_int", int(t), "threads") for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated thread counts (positive integers), "
+                                         f"got {text!r}") from None
+
+
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = options.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", default="all", choices=["machine", "kernels", "all"])
-    p.add_argument("--nodes", type=int, default=1_000_000)
-    p.add_argument("--edges", type=int, default=10_000_000)
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--threads", default=None, help="comma-separated thread counts (default: Numba's count)")
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--nodes", type=options.positive_int, default=1_000_000)
+    p.add_argument("--edges", type=options.positive_int, default=10_000_000)
+    p.add_argument("--width", type=options.positive_int, default=64)
+    p.add_argument("--threads", default=None, type=_thread_counts,
+                   help="comma-separated thread counts (default: Numba's count)")
+    p.add_argument("--repeats", type=options.positive_int, default=7)
     p.add_argument("--only", action="append", default=[], help="kernel names containing this (repeatable)")
     args = p.parse_args()
-    args.threads = [int(t) for t in args.threads.split(",")] if args.threads else [get_num_threads()]
+    args.threads = args.threads or [get_num_threads()]
+    if max(args.threads) > config.NUMBA_NUM_THREADS:
+        p.error(f"argument --threads: expected thread counts of at most {config.NUMBA_NUM_THREADS} "
+                f"(NUMBA_NUM_THREADS), got {max(args.threads)}")
     log = lambda s: print(s, flush=True)   # noqa: E731
     gather_bw = None
     if args.part in ("machine", "all"):

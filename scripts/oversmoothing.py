@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 from gnn_scratch.analysis.oversmoothing import state_metrics  # noqa: E402
 from gnn_scratch.data import get_dataset  # noqa: E402
 from gnn_scratch.loop import prepare_features  # noqa: E402
+from gnn_scratch.tasks import options  # noqa: E402
 from gnn_scratch.tasks.node import build_for, fit  # noqa: E402
 
 FAMILIES = {"GCN": "deep_gcn", "GAT": "deep_gat", "SAGE": "deep_sage"}
@@ -146,19 +147,38 @@ def markdown_last_layer(curves, depths):
     return "\n".join(lines)
 
 
+def _depths(text):
+    """argparse type of --depths: comma-separated integers >= 2 (the deep_* models have an input and an output
+    layer)."""
+    try:
+        depths = [int(d) for d in text.split(",")]
+    except ValueError:
+        depths = []
+    if not depths or min(depths) < 2:
+        raise argparse.ArgumentTypeError(f"expected comma-separated depths, each an integer >= 2 (the deep_* models "
+                                         f"have an input and an output layer), got {text!r}")
+    return depths
+
+
+def _output_path(text):
+    return Path(options.output_file(text))
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=Path("docs/img"), help="folder for the PNGs (default docs/img)")
-    p.add_argument("--depths", default="2,4,8,16,32", help="comma-separated depths (default 2,4,8,16,32)")
-    p.add_argument("--epochs", type=int, default=200, help="at most this many epochs per model (default 200)")
-    p.add_argument("--patience", type=int, default=50, help="early-stopping patience (default 50)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
+    p = options.Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=Path("docs/img"),
+                   help="folder for the PNGs, created if missing (default docs/img)")
+    p.add_argument("--depths", default="2,4,8,16,32", type=_depths,
+                   help="comma-separated depths, each >= 2 (default 2,4,8,16,32)")
+    p.add_argument("--epochs", type=options.positive_int, default=200,
+                   help="at most this many epochs per model (default 200)")
+    p.add_argument("--patience", type=options.positive_int, default=50, help="early-stopping patience (default 50)")
+    p.add_argument("--seed", type=options.non_negative_int, default=0)
+    p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                   help="an existing folder holding planetoid/ind.cora.* (default: $GNN_SCRATCH_DATA, then the cache)")
+    p.add_argument("--json", type=_output_path, default=None, help="also write every number to this JSON file")
     args = p.parse_args(argv)
-    depths = [int(d) for d in args.depths.split(",")]
-    if min(depths) < 2:
-        p.error("--depths: every depth must be >= 2 (the deep_* models have an input and an output layer)")
+    depths = args.depths
     args.out.mkdir(parents=True, exist_ok=True)
     data = get_dataset("cora", root=args.data_root)
     x = prepare_features(data)

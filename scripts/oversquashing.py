@@ -35,14 +35,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from gnn_scratch.analysis.oversquashing import (NeighborsMatchNet, has_gin, hop_distances, sensitivity,  # noqa: E402
-                                                sensitivity_by_hop, train_neighbors_match)
+from gnn_scratch.analysis.oversquashing import (CONVS, NeighborsMatchNet, has_gin, hop_distances,  # noqa: E402
+                                                sensitivity, sensitivity_by_hop, train_neighbors_match)
 from gnn_scratch.data import get_dataset, row_normalize  # noqa: E402
-from gnn_scratch.data.neighbors_match import tree_neighbors_match  # noqa: E402
+from gnn_scratch.data.neighbors_match import MAX_DEPTH, tree_neighbors_match  # noqa: E402
 from gnn_scratch.graph.csr import Graph  # noqa: E402
 from gnn_scratch.loop import train_step  # noqa: E402
 from gnn_scratch.nn import GCNConv, ReLU, Sequential, SoftmaxCrossEntropy, accuracy  # noqa: E402
 from gnn_scratch.optim import Adam  # noqa: E402
+from gnn_scratch.tasks import options  # noqa: E402
 
 
 def log(msg):
@@ -197,21 +198,36 @@ def plot_tree(curves, r, convs, path):
 
 
 # ============================================================================ main
+def _tree_depth(text):
+    """argparse type of --depths: a Tree-NeighborsMatch depth r, an integer in 1 .. MAX_DEPTH."""
+    try:
+        r = int(text)
+    except ValueError:
+        r = 0
+    if not 1 <= r <= MAX_DEPTH:
+        raise argparse.ArgumentTypeError(f"expected a tree depth, an integer in 1 .. {MAX_DEPTH}, got {text!r}")
+    return r
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="docs/img", help="directory for the PNGs")
-    ap.add_argument("--table", default=None, help="also write the Markdown tables to this file")
+    convs_here = tuple(c for c in CONVS if c != "gin" or has_gin())
+    ap = options.Parser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="docs/img", help="directory for the PNGs (created if missing)")
+    ap.add_argument("--table", default=None, type=options.output_file,
+                    help="also write the Markdown tables to this file")
     ap.add_argument("--quick", action="store_true", help="a smoke run: small sizes everywhere")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--depths", type=int, nargs="+", default=[2, 3, 4, 5], help="tree depths r")
-    ap.add_argument("--convs", nargs="+", default=None,
+    ap.add_argument("--seed", type=options.non_negative_int, default=0)
+    ap.add_argument("--depths", type=_tree_depth, nargs="+", default=[2, 3, 4, 5],
+                    help=f"tree depths r, each in 1 .. {MAX_DEPTH}")
+    ap.add_argument("--convs", nargs="+", default=None, choices=convs_here,
                     help="layers for NeighborsMatch (default gcn gat, and gin when the library has GINConv)")
-    ap.add_argument("--epochs", type=int, default=400, help="NeighborsMatch epochs (at most)")
-    ap.add_argument("--time-scale", type=float, default=1.0,
+    ap.add_argument("--epochs", type=options.positive_int, default=400, help="NeighborsMatch epochs (at most)")
+    ap.add_argument("--time-scale", type=options.finite_positive_float, default=1.0,
                     help="multiply every NeighborsMatch run's time limit (the default fits ~15 min; r >= 4 needs more to converge)")
-    ap.add_argument("--cora-depths", type=int, nargs="+", default=[2, 4, 6, 8])
-    ap.add_argument("--cora-targets", type=int, default=40)
-    ap.add_argument("--cora-epochs", type=int, default=200, help="0: untrained only")
+    ap.add_argument("--cora-depths", type=options.positive_int, nargs="+", default=[2, 4, 6, 8],
+                    help="depths L of the GCN stacks on Cora")
+    ap.add_argument("--cora-targets", type=options.positive_int, default=40, help="random target nodes on Cora")
+    ap.add_argument("--cora-epochs", type=options.non_negative_int, default=200, help="0: untrained only")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     convs = args.convs or (["gcn", "gat"] + (["gin"] if has_gin() else []))

@@ -24,32 +24,50 @@ import numpy as np
 from gnn_scratch.data.bipartite import generate_bipartite
 from gnn_scratch.pinsage.evaluate import embedding_ranks, feature_ranks, metrics, popularity_ranks
 from gnn_scratch.pinsage.train import PinSageConfig, embed_items, item_graph, train_pinsage
+from gnn_scratch.tasks import options
 
 COLS = ("HR@10", "HR@50", "MRR", "MRR_scaled", "median_rank")
 
 
+def _hard_weight(text):
+    """argparse type of --hard-weight: 'none' or a finite number >= 0."""
+    if text.lower() == "none":
+        return None
+    try:
+        return options.check("non_negative_float", float(text), "--hard-weight")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'none' or a finite number >= 0, got {text!r}") from None
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--items", type=int, default=5000)
-    ap.add_argument("--users", type=int, default=12000)
-    ap.add_argument("--communities", type=int, default=25)
-    ap.add_argument("--test-pairs", type=int, default=1000)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--pairs", type=int, default=2048)
-    ap.add_argument("--hard-weight", type=lambda v: None if v.lower() == "none" else float(v), default=1.0,
-                    help="'none': hard negatives pooled with the random ones in one mean; a number lambda "
+    ap = options.Parser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    ap.add_argument("--items", type=options.positive_int, default=5000, help="items I >= 2 (default 5000)")
+    ap.add_argument("--users", type=options.positive_int, default=12000)
+    ap.add_argument("--communities", type=options.positive_int, default=25, help="at most --items (default 25)")
+    ap.add_argument("--test-pairs", type=options.positive_int, default=1000)
+    ap.add_argument("--seeds", type=options.positive_int, default=5)
+    ap.add_argument("--first-seed", type=options.non_negative_int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1")
+    ap.add_argument("--epochs", type=options.positive_int, default=8)
+    ap.add_argument("--pairs", type=options.positive_int, default=2048)
+    ap.add_argument("--hard-weight", type=_hard_weight, default=1.0,
+                    help="'none': hard negatives pooled with the random ones in one mean; a number lambda >= 0 "
                          "(default 1): mean over random + lambda * mean over hard (MaxMarginLoss)")
-    ap.add_argument("--band", type=int, nargs=2, default=None, metavar=("LO", "HI"),
-                    help="PageRank ranks [LO, HI) of the hard negatives (default [I/100, I/25))")
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--margin", type=float, default=0.1)
-    ap.add_argument("--favourites", type=int, default=3)
-    ap.add_argument("--concentration", type=float, default=0.5)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--band", type=options.non_negative_int, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="PageRank ranks [LO, HI) of the hard negatives, LO < HI <= --items (default [I/100, I/25))")
+    ap.add_argument("--lr", type=options.finite_positive_float, default=0.01)
+    ap.add_argument("--margin", type=options.non_negative_float, default=0.1)
+    ap.add_argument("--favourites", type=options.positive_int, default=3)
+    ap.add_argument("--concentration", type=options.finite_positive_float, default=0.5)
+    ap.add_argument("--out", default=None, type=options.output_file, help="write the Markdown table here too")
+    ap.add_argument("--json", default=None, type=options.output_file, help="write every number here too")
     a = ap.parse_args()
+    if a.items < 2:
+        ap.error(f"argument --items: expected at least 2 items, got {a.items}")
+    if a.communities > a.items:
+        ap.error(f"argument --communities: expected at most --items ({a.items}) communities, got {a.communities}")
+    if a.band and not a.band[0] < a.band[1] <= a.items:
+        ap.error(f"argument --band: expected LO < HI <= --items ({a.items}), got {a.band[0]} {a.band[1]}")
     results = {m: [] for m in ("popularity", "features only", "PinSAGE", "PinSAGE + curriculum")}
     timing = {"generate": [], "item graphs": [], "PinSAGE": [], "PinSAGE + curriculum": []}
     waits = {"PinSAGE": [], "PinSAGE + curriculum": []}

@@ -12,7 +12,6 @@ Data: ``--data-root``, else $GNN_SCRATCH_DATA, as for ``gnn-scratch train``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gnn_scratch.data import get_dataset  # noqa: E402
+from gnn_scratch.data import NODE_DATASETS, get_dataset  # noqa: E402
+from gnn_scratch.tasks import options  # noqa: E402
 from gnn_scratch.train import prepare_features, run  # noqa: E402
 
 
@@ -49,17 +49,33 @@ def bfs_subgraph(graph, seeds, n):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="cora")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--load", default=None, metavar="FILE.npz", help="a saved GAT (gnn-scratch train --save)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None, help="training epochs when not loading (default: the model's)")
-    p.add_argument("--nodes", type=int, default=300, help="nodes in the drawn subgraph (default 300)")
-    p.add_argument("--out", default="gat_attention.png")
+    p = options.Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="cora", type=str.lower, choices=NODE_DATASETS, metavar="NAME",
+                   help=f"a node-classification dataset: {', '.join(NODE_DATASETS)} (default cora)")
+    p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                   help="an existing folder holding planetoid/ind.<name>.* (default: $GNN_SCRATCH_DATA, then the "
+                        "cache)")
+    p.add_argument("--load", default=None, type=options.model_input, metavar="FILE.npz",
+                   help="a saved GAT (gnn-scratch train --save)")
+    p.add_argument("--seed", type=options.non_negative_int, default=0)
+    p.add_argument("--epochs", type=options.positive_int, default=None,
+                   help="training epochs when not loading (default: the model's)")
+    p.add_argument("--nodes", type=options.positive_int, default=300,
+                   help="nodes in the drawn subgraph, at least 2 (default 300)")
+    p.add_argument("--out", default="gat_attention.png", type=options.output_file,
+                   help="the PNG written (default gat_attention.png)")
     args = p.parse_args(argv)
     if args.nodes < 2:
-        p.error(f"--nodes must be at least 2, got {args.nodes}")
+        p.error(f"argument --nodes: expected at least 2 nodes, got {args.nodes}")
+    model = None
+    if args.load:
+        from gnn_scratch.io import load_model
+        try:
+            model, _ = load_model(args.load)
+        except (OSError, ValueError) as e:
+            p.error(f"argument --load: {e}")
+        if model.config.get("model") != "gat":
+            p.error(f"argument --load: {args.load} holds a {model.config.get('model')!r} model, not a GAT")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -67,11 +83,12 @@ def main(argv=None):
     from matplotlib.collections import LineCollection
 
     data = get_dataset(args.dataset, root=args.data_root)
-    if args.load:
-        from gnn_scratch.io import load_model
-        model, _ = load_model(args.load)
-        if model.config.get("model") != "gat":
-            raise SystemExit(f"error: {args.load} holds a {model.config.get('model')!r} model, not a GAT")
+    if model is not None:
+        for key, have, what in (("in_channels", data.num_features, "input features"),
+                                ("out_channels", data.num_classes, "classes")):
+            if model.config.get(key) != have:
+                p.error(f"argument --load: {args.load} holds a GAT of {model.config.get(key)} {what}; --dataset "
+                        f"{args.dataset} has {have}")
         how = f"loaded from {args.load}"
     else:
         summary, model = run("gat", data, runs=1, seed=args.seed, epochs=args.epochs)

@@ -24,7 +24,6 @@ L = I - D^-1/2 A D^-1/2 (ChebConv's "sym" Laplacian) = U Λ Uᵀ, by a dense ``s
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -34,8 +33,9 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gnn_scratch import ops  # noqa: E402
-from gnn_scratch.data import get_dataset  # noqa: E402
+from gnn_scratch.data import NODE_DATASETS, get_dataset  # noqa: E402
 from gnn_scratch.nn.conv.spectral_conv import eigenbasis  # noqa: E402
+from gnn_scratch.tasks import options  # noqa: E402
 from gnn_scratch.train import prepare_features, run  # noqa: E402
 
 # (label, model name, model keyword arguments), Table 3's order
@@ -84,12 +84,15 @@ def band_response(lam, out_energy, in_energy, bands):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", default="cora")
-    ap.add_argument("--out", default="spectrum.png")
-    ap.add_argument("--epochs", type=int, default=200, help="training epochs of each model (default 200)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--bands", type=int, default=40, help="bands of λ in panel (b) (default 40)")
+    ap = options.Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="cora", type=str.lower, choices=NODE_DATASETS, metavar="NAME",
+                    help=f"a node-classification dataset: {', '.join(NODE_DATASETS)} (default cora)")
+    ap.add_argument("--out", default="spectrum.png", type=options.output_file,
+                    help="the PNG written (default spectrum.png)")
+    ap.add_argument("--epochs", type=options.positive_int, default=200,
+                    help="training epochs of each model (default 200)")
+    ap.add_argument("--seed", type=options.non_negative_int, default=0)
+    ap.add_argument("--bands", type=options.positive_int, default=40, help="bands of λ in panel (b) (default 40)")
     args = ap.parse_args(argv)
 
     import matplotlib

@@ -21,23 +21,26 @@ depend on the machine and what else runs on it; the differences between the case
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
 
 import numpy as np
 
+from gnn_scratch.tasks import options
+
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = options.Parser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="gcn", choices=("gcn", "sage", "gat"))
     p.add_argument("--graph", default="cora", choices=("cora", "citeseer"))
-    p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--data-root", default=os.environ.get("GNN_SCRATCH_DATA"))
+    p.add_argument("--repeats", type=options.positive_int, default=30, help="forwards timed per case (default 30)")
+    p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                   help="an existing folder holding planetoid/ind.<graph>.* (default: $GNN_SCRATCH_DATA, then the "
+                        "cache)")
     args = p.parse_args(argv)
-    if args.repeats < 1:
-        p.error("--repeats must be >= 1")
+    if args.data_root is None:
+        args.data_root = os.environ.get("GNN_SCRATCH_DATA")
 
     import scipy.sparse as sp
 

@@ -192,21 +192,19 @@ def _tables(ours, pyg, top):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--iters", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--top", type=int, default=14, help="ops per library in the table")
+    from gnn_scratch.tasks import options
+    p = options.Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=options.positive_int, default=2)
+    p.add_argument("--repeats", type=options.positive_int, default=5)
+    p.add_argument("--iters", type=options.positive_int, default=50)
+    p.add_argument("--batch-size", type=options.positive_int, default=32)
+    p.add_argument("--top", type=options.positive_int, default=14, help="ops per library in the table")
     p.add_argument("--no-pyg", action="store_true", help="ours only")
-    p.add_argument("--data-root", help="the data root holding tu/PROTEINS/ (default $GNN_SCRATCH_DATA, then the "
-                                       "data cache)")
+    p.add_argument("--data-root", type=options.existing_folder, metavar="DIR",
+                   help="the data root holding tu/PROTEINS/ (default $GNN_SCRATCH_DATA, then the data cache)")
     p.add_argument("--worker", choices=("ours", "pyg"), help=argparse.SUPPRESS)
     p.add_argument("--dump", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    for name in ("threads", "repeats", "iters", "batch_size", "top"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
     if a.worker:
         r = worker_ours(a) if a.worker == "ours" else worker_pyg(a)
         print("RESULT " + json.dumps(r))

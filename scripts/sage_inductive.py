@@ -24,6 +24,7 @@ import numpy as np
 from gnn_scratch.data import csbm, get_dataset
 from gnn_scratch.nn import accuracy
 from gnn_scratch.sampling import subgraph
+from gnn_scratch.tasks import options
 from gnn_scratch.train import build_for, fit, prepare_features
 
 
@@ -81,12 +82,26 @@ def pm(a):
     return f"{100 * np.mean(a):.1f} ± {100 * np.std(a):.1f}"
 
 
+PLANETOID = ("cora", "citeseer")       # (a) is the Planetoid split's inductive variant
+
+
+def _datasets(text):
+    """argparse type of --datasets: comma-separated Planetoid datasets (the text, lower-cased, is kept)."""
+    if not all(name in PLANETOID for name in text.lower().split(",")):
+        raise argparse.ArgumentTypeError(f"expected comma-separated datasets among {', '.join(PLANETOID)}, "
+                                         f"got {text!r}")
+    return text.lower()
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--datasets", default="cora,citeseer")
+    ap = options.Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=options.positive_int, default=10, help="seeds 0 .. runs - 1 (default 10)")
+    ap.add_argument("--datasets", default="cora,citeseer", type=_datasets,
+                    help=f"comma-separated, among {', '.join(PLANETOID)} (default cora,citeseer)")
     ap.add_argument("--aggr", default="mean", choices=("mean", "sum", "max", "lstm"))
-    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                    help="an existing folder holding planetoid/ind.<name>.* (default: $GNN_SCRATCH_DATA, then the "
+                         "cache)")
     args = ap.parse_args(argv)
     hp = dict(aggr=args.aggr)
     print(f"(a) inductive split, SAGE {args.aggr}, {args.runs} seeds, test accuracy at the best validation epoch\n")

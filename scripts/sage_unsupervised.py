@@ -10,14 +10,13 @@ alone smooths features over neighbourhoods, so that baseline is not weak).
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-from gnn_scratch.data import get_dataset
+from gnn_scratch.data import NODE_DATASETS, get_dataset
 from gnn_scratch.minibatch import layerwise_inference
 from gnn_scratch.models.sage import SAGE
 from gnn_scratch.optim import Adam
+from gnn_scratch.tasks import options
 from gnn_scratch.train import prepare_features
 from gnn_scratch.unsupervised import LogisticRegressionProbe, train_unsupervised
 
@@ -29,15 +28,18 @@ def probe_accuracy(Z, data, l2):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", default="cora")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--batch-size", type=int, default=256, help="walk start nodes per step")
-    ap.add_argument("--dim", type=int, default=64, help="embedding width")
+    ap = options.Parser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="cora", type=str.lower, choices=NODE_DATASETS, metavar="NAME",
+                    help=f"a node-classification dataset: {', '.join(NODE_DATASETS)} (default cora)")
+    ap.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                    help="an existing folder holding planetoid/ind.<name>.* (default: $GNN_SCRATCH_DATA, then the "
+                         "cache)")
+    ap.add_argument("--runs", type=options.positive_int, default=3, help="seeds 0 .. runs - 1 (default 3)")
+    ap.add_argument("--steps", type=options.positive_int, default=300, help="training steps (default 300)")
+    ap.add_argument("--batch-size", type=options.positive_int, default=256, help="walk start nodes per step")
+    ap.add_argument("--dim", type=options.positive_int, default=64, help="embedding width")
     ap.add_argument("--aggr", default="mean", choices=("mean", "sum", "max", "lstm"))
-    ap.add_argument("--l2", type=float, default=1e-3, help="the probe's L2 penalty")
+    ap.add_argument("--l2", type=options.non_negative_float, default=1e-3, help="the probe's L2 penalty, >= 0")
     args = ap.parse_args(argv)
     data = get_dataset(args.dataset, root=args.data_root)
     x = prepare_features(data)

@@ -43,7 +43,6 @@ Numba, NumPy's OpenBLAS and torch each run on one thread (``NUMBA_NUM_THREADS=1`
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -63,7 +62,7 @@ import numpy as np  # noqa: E402
 
 from gnn_scratch.data.temporal import load_temporal, temporal_signal_split  # noqa: E402
 from gnn_scratch.models import MODELS, get_model_class  # noqa: E402
-from gnn_scratch.tasks import get_task  # noqa: E402
+from gnn_scratch.tasks import get_task, options  # noqa: E402
 from gnn_scratch.tasks.temporal import Windows  # noqa: E402
 
 HIDDEN = 32
@@ -141,26 +140,36 @@ def plot(path, data, ratio, truth, ours, theirs, label, seed):
     plt.close(fig)
 
 
+def _output_path(text):
+    return Path(options.output_file(text))
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--runs", type=int, default=10, help="seeds per model (seed, seed+1, ...; default 10)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=200, help="epochs (default 200, the example's)")
+    p = options.Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=options.positive_int, default=10,
+                   help="seeds per model (seed, seed+1, ...; default 10)")
+    p.add_argument("--seed", type=options.non_negative_int, default=0)
+    p.add_argument("--epochs", type=options.positive_int, default=200, help="epochs (default 200, the example's)")
     p.add_argument("--rows", default=",".join(ROWS),
                    help=f"comma-separated rows among {', '.join(ROWS)} (default: all; those whose model is not "
                         f"registered are skipped)")
     p.add_argument("--broadcast", default=",".join(BROADCAST),
                    help=f"PyG Temporal models trained with the example's broadcast loss, among "
                         f"{', '.join(BROADCAST)} ('' for none)")
-    p.add_argument("--broadcast-runs", type=int, default=None, help="seeds for the broadcast rows (default --runs)")
+    p.add_argument("--broadcast-runs", type=options.positive_int, default=None,
+                   help="seeds for the broadcast rows (default --runs)")
     p.add_argument("--no-pyg", action="store_true", help="ours and the baselines only (no torch)")
     p.add_argument("--pyg-loop", choices=("batched", "snapshot"), default="batched",
                    help="batched: the snapshots of a step as one block-diagonal graph (default, the same numbers); "
                         "snapshot: PyG Temporal's per-snapshot Python loop, literally (~15x slower)")
-    p.add_argument("--plot-row", default="gconv_gru_k2", help="the row drawn in the figure (default gconv_gru_k2)")
-    p.add_argument("--out", type=Path, default=Path("docs/img"), help="folder for the PNG (default docs/img)")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
+    p.add_argument("--plot-row", default="gconv_gru_k2", choices=tuple(ROWS), metavar="ROW",
+                   help="the row drawn in the figure, one of --rows' names (default gconv_gru_k2; when it is not "
+                        "among --rows, the first row run)")
+    p.add_argument("--out", type=Path, default=Path("docs/img"),
+                   help="folder for the PNG, created if missing (default docs/img)")
+    p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                   help="an existing folder holding temporal/ (default: $GNN_SCRATCH_DATA, then the cache)")
+    p.add_argument("--json", type=_output_path, default=None, help="also write every number to this JSON file")
     args = p.parse_args(argv)
     rows = [r for r in args.rows.split(",") if r]
     for r in rows:

@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 
 from gnn_scratch.data.temporal import load_temporal  # noqa: E402
 from gnn_scratch.models import MODELS  # noqa: E402
-from gnn_scratch.tasks import get_task  # noqa: E402
+from gnn_scratch.tasks import get_task, options  # noqa: E402
 from gnn_scratch.tasks.temporal import Windows  # noqa: E402
 
 HIDDEN = 64
@@ -113,23 +113,43 @@ def plot(path, data, preds, sensors):
     plt.close(fig)
 
 
+def _horizons(text):
+    """argparse type of --horizons: comma-separated pre_len values, each a positive integer."""
+    try:
+        horizons = [options.check("positive_int", int(h), "pre_len") for h in text.split(",") if h]
+    except ValueError:
+        horizons = []
+    if not horizons:
+        raise argparse.ArgumentTypeError(f"expected comma-separated pre_len values, each a positive integer, "
+                                         f"got {text!r}")
+    return horizons
+
+
+def _output_path(text):
+    return Path(options.output_file(text))
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--epochs", type=int, default=10, help="epochs per horizon (default 10; T-GCN's paper: 5000)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default=None, help="forecaster (default tgcn when registered, else gconv_gru)")
-    p.add_argument("--horizons", default="3,6,9,12", help="pre_len values, comma-separated (default 3,6,9,12)")
-    p.add_argument("--out", type=Path, default=Path("docs/img"), help="folder for the PNG (default docs/img)")
+    forecasters = tuple(name for name, cls in MODELS.items() if getattr(cls, "temporal", False))
+    p = options.Parser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=options.positive_int, default=10,
+                   help="epochs per horizon (default 10; T-GCN's paper: 5000)")
+    p.add_argument("--seed", type=options.non_negative_int, default=0)
+    p.add_argument("--model", default=None, choices=forecasters, metavar="MODEL",
+                   help=f"forecaster, among {', '.join(forecasters)} (default tgcn when registered, else gconv_gru)")
+    p.add_argument("--horizons", default="3,6,9,12", type=_horizons,
+                   help="pre_len values, comma-separated, each >= 1 (default 3,6,9,12)")
+    p.add_argument("--out", type=Path, default=Path("docs/img"),
+                   help="folder for the PNG, created if missing (default docs/img)")
     p.add_argument("--no-plot", action="store_true")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
+    p.add_argument("--data-root", default=None, type=options.existing_folder, metavar="DIR",
+                   help="an existing folder holding temporal/ (default: $GNN_SCRATCH_DATA, then the cache)")
+    p.add_argument("--json", type=_output_path, default=None, help="also write every number to this JSON file")
     args = p.parse_args(argv)
-    horizons = [int(h) for h in args.horizons.split(",") if h]
-    if any(h < 1 for h in horizons):
-        p.error("--horizons: every pre_len must be >= 1")
+    horizons = args.horizons
     model = args.model or ("tgcn" if "tgcn" in MODELS else "gconv_gru")
     if model not in MODELS:
-        p.error(f"--model: {model!r} is not registered")
+        p.error(f"argument --model: {model!r} is not registered")
     say = lambda s: print(s, file=sys.stderr, flush=True)   # noqa: E731
     t_start = time.perf_counter()
     task = get_task("temporal")

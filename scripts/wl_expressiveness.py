@@ -17,6 +17,7 @@ import numpy as np
 from gnn_scratch.analysis.expressiveness import MODELS, READOUT, TOL, pair_table
 from gnn_scratch.analysis.wl import wl_graph_classes
 from gnn_scratch.data.graph6 import load_wl_graphs
+from gnn_scratch.tasks import options
 
 LABEL = {"gin": "GIN (sum, 2-layer MLP, eps = sqrt2 - 1)", "sum": "GraphConv(aggr='add')", "gcn": "GCNConv (sym. norm.)",
          "mean": "GraphConv(aggr='mean')", "max": "GraphConv(aggr='max')"}
@@ -28,14 +29,16 @@ def edges(g):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--layers", type=int, default=5)
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tol", type=float, default=TOL)
+    p = options.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layers", type=options.positive_int, default=5)
+    p.add_argument("--hidden", type=options.positive_int, default=32)
+    p.add_argument("--seed", type=options.non_negative_int, default=0)
+    p.add_argument("--tol", type=options.non_negative_float, default=TOL,
+                   help=f"scaled distance at most this counts as equal, >= 0 (default {TOL:g})")
     p.add_argument("--act", nargs="+", default=["elu", "relu"], choices=["elu", "relu"],
                    help="activations to run (one table each)")
-    p.add_argument("--root", default=None)
+    p.add_argument("--root", default=None, type=options.existing_folder, metavar="DIR",
+                   help="the data root holding wl/ (default: $GNN_SCRATCH_DATA, then the cache)")
     args = p.parse_args(argv)
     families = {
         "connected, 2..7 nodes": sum((load_wl_graphs(f"graph{k}c", args.root) for k in range(2, 8)), []),

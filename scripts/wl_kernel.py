@@ -26,7 +26,9 @@ import numpy as np
 
 from gnn_scratch.analysis.kernel_svm import KernelSVC
 from gnn_scratch.analysis.wl import wl_subtree_features, wl_subtree_kernel
+from gnn_scratch.data import GRAPH_DATASETS
 from gnn_scratch.data.tu import load_tu, load_tu_folds, stratified_folds
+from gnn_scratch.tasks import options
 
 PUBLISHED = {"mutag": "90.4 ± 5.7", "proteins": "75.0 ± 3.1", "imdb-binary": "73.8 ± 3.9"}   # Xu et al. 2019, Table 1
 C_GRID = [10.0 ** e for e in range(-3, 4)]
@@ -73,14 +75,19 @@ def run(name, max_h, seed, imdb_folds, inner_folds, root=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["mutag", "proteins", "imdb-binary"])
-    p.add_argument("--max-h", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p = options.Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["mutag", "proteins", "imdb-binary"], type=str.lower,
+                   choices=GRAPH_DATASETS, metavar="NAME", help=f"among {', '.join(GRAPH_DATASETS)} (default: all)")
+    p.add_argument("--max-h", type=options.positive_int, default=10, help="WL iterations h in 1 .. H (default 10)")
+    p.add_argument("--seed", type=options.non_negative_int, default=0)
     p.add_argument("--imdb-folds", choices=["stratified", "shipped"], default="stratified")
-    p.add_argument("--inner-folds", type=int, default=5)
-    p.add_argument("--root", default=None, help="data root (default: $GNN_SCRATCH_DATA, then the cache)")
+    p.add_argument("--inner-folds", type=options.positive_int, default=5,
+                   help="folds of the inner model-selection CV, at least 2 (default 5)")
+    p.add_argument("--root", default=None, type=options.existing_folder, metavar="DIR",
+                   help="data root (default: $GNN_SCRATCH_DATA, then the cache)")
     args = p.parse_args(argv)
+    if args.inner_folds < 2:
+        p.error(f"argument --inner-folds: expected at least 2 folds, got {args.inner_folds}")
     rows = []
     for name in args.datasets:
         r = run(name, args.max_h, args.seed, args.imdb_folds, args.inner_folds, args.root)

@@ -43,4 +43,5 @@ def test_the_step_is_broken_down_by_phase_and_op(data_root):
 @pytest.mark.parametrize("flag", ["--repeats", "--iters", "--batch-size", "--threads"])
 def test_counts_below_one_are_refused(flag):
     p = _run(flag, "0", timeout=120)
-    assert p.returncode == 2 and f"{flag} must be >= 1, got 0" in p.stderr
+    assert p.returncode == 2 and f"argument {flag}: expected a positive integer, got '0'" in p.stderr
+    assert len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr
