@@ -30,16 +30,10 @@ import time
 import numpy as np
 
 
-
 def _epoch_median(fn, repeats):
-    for _ in range(2):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return float(np.median(ts))
+    """Seconds of ``fn()``: the median of ``repeats`` calls after two warm-ups (``bench.harness.interleave``)."""
+    from gnn_scratch.bench.harness import interleave
+    return interleave({"fn": fn}, repeats=repeats, warmup=2)["fn"]["median"]
 
 
 def _alone(run, name, work, args, calls=10, repeats=3):

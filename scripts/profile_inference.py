@@ -37,14 +37,9 @@ def _data(graph):
 
 
 def _median_forward(fn, repeats):
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts))
+    """ms of ``fn()``: the median of ``repeats`` calls after three warm-ups (``bench.harness.interleave``)."""
+    from gnn_scratch.bench.harness import interleave
+    return 1e3 * interleave({"fn": fn}, repeats=repeats, warmup=3)["fn"]["median"]
 
 
 def worker_ours(model_name, graph, repeats):
