@@ -24,7 +24,6 @@ Reference numbers (test weighted accuracy %, full datasets, ~500k parameters, me
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -56,17 +55,6 @@ REF_NOTE = ("The GCN figures are benchmarking-gnns' GCN (L=16, ~500k parameters)
             "tables quote them; they were not re-checked against the papers' PDFs here.")
 
 
-def _names(allowed, what):
-    """An argparse type: comma-separated names among ``allowed`` (the text, lower-cased, is kept)."""
-    def names(text):
-        items = text.lower().split(",")
-        if not all(item in allowed for item in items):
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what} among {', '.join(allowed)}, "
-                                             f"got {text!r}")
-        return text.lower()
-    return names
-
-
 def _size(text):
     """argparse type of --size: small, full or a positive number of training graphs (the text is kept)."""
     parse_size(text)
@@ -75,9 +63,9 @@ def _size(text):
 
 def main(argv=None):
     p = options.Parser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", default="pattern,cluster", type=_names(SBM_DATASETS, "datasets"),
+    p.add_argument("--datasets", default="pattern,cluster", type=options.names(SBM_DATASETS, "datasets"),
                    help=f"comma-separated, among {', '.join(SBM_DATASETS)} (default pattern,cluster)")
-    p.add_argument("--models", default="gt,gps,sbm_gcn", type=_names(tuple(LABELS), "models"),
+    p.add_argument("--models", default="gt,gps,sbm_gcn", type=options.names(tuple(LABELS), "models"),
                    help=f"comma-separated, among {', '.join(LABELS)} (default gt,gps,sbm_gcn)")
     p.add_argument("--budget", default="100k", choices=sorted(BUDGETS))
     p.add_argument("--size", default="1000", type=_size,

@@ -28,7 +28,6 @@ Numba, OpenBLAS and torch run on one thread each.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -57,22 +56,12 @@ def _runs_only(line):
         print(line, file=sys.stderr, flush=True)
 
 
-def _names(allowed, what):
-    """An argparse type: comma-separated names among ``allowed`` (the text is kept)."""
-    def names(text):
-        if not all(item in allowed for item in text.split(",")):
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what} among {', '.join(allowed)}, "
-                                             f"got {text!r}")
-        return text
-    return names
-
-
 def main(argv=None):
     p = options.Parser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", default="acm,dblp", type=_names(HETERO_DATASETS, "datasets"),
+    p.add_argument("--datasets", default="acm,dblp", type=options.names(HETERO_DATASETS, "datasets"),
                    help=f"comma-separated, among {', '.join(HETERO_DATASETS)} (default acm,dblp)")
     p.add_argument("--models", default=",".join(SUPERVISED + UNSUPERVISED),
-                   type=_names(SUPERVISED + UNSUPERVISED, "models"),
+                   type=options.names(SUPERVISED + UNSUPERVISED, "models"),
                    help=f"comma-separated, among {', '.join(SUPERVISED + UNSUPERVISED)} (default: all)")
     p.add_argument("--runs", type=options.positive_int, default=10, help="seeds 0 .. runs - 1 (default 10)")
     p.add_argument("--split", type=int, default=20, choices=(20, 40, 60))

@@ -135,23 +135,13 @@ def _table(model_name, graph, ours, pyg, top=9):
     return "\n".join(lines) + "\n"
 
 
-def _names(allowed, what):
-    """An argparse type: comma-separated names among ``allowed`` (the text is kept)."""
-    def names(text):
-        if not all(item in allowed for item in text.split(",")):
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what} among {', '.join(allowed)}, "
-                                             f"got {text!r}")
-        return text
-    return names
-
-
 def main(argv=None):
     from gnn_scratch.bench.models import MODEL_NAMES
     from gnn_scratch.tasks import options
     p = options.Parser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", default="gcn,sage,gat", type=_names(MODEL_NAMES, "models"),
+    p.add_argument("--models", default="gcn,sage,gat", type=options.names(MODEL_NAMES, "models"),
                    help=f"comma-separated, among {', '.join(MODEL_NAMES)} (default gcn,sage,gat)")
-    p.add_argument("--graphs", default="cora,citeseer,random-100k", type=_names(tuple(GRAPHS), "graphs"),
+    p.add_argument("--graphs", default="cora,citeseer,random-100k", type=options.names(tuple(GRAPHS), "graphs"),
                    help=f"comma-separated, among {', '.join(GRAPHS)} (default cora,citeseer,random-100k)")
     p.add_argument("--threads", type=options.positive_int, default=2)
     p.add_argument("--repeats", type=options.positive_int, default=7)

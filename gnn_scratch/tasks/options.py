@@ -95,6 +95,17 @@ fraction = _argtype("fraction")
 fanouts = _argtype("fanouts")
 
 
+def names(allowed, what):
+    """An argparse type: comma-separated names among ``allowed`` (case ignored), kept as the lower-cased text --
+    ``--datasets acm,dblp``; ArgumentTypeError "expected comma-separated <what> among ..." otherwise."""
+    def convert(text):
+        if not all(item in allowed for item in text.lower().split(",")):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} among {', '.join(allowed)}, got {text!r}")
+        return text.lower()
+    convert.__name__ = what
+    return convert
+
+
 # ============================================================================== files and folders
 def output_file(path):
     """--out and the like: ``path`` when its folder exists and is writable and it is not itself a folder, else
