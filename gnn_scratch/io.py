@@ -67,10 +67,10 @@ def load_model(path):
             state = {k[len("param/"):]: f[k] for k in f.files if k.startswith("param/")}
     except (OSError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:    # truncated, corrupt
         raise ValueError(f"{what}: it cannot be read ({type(e).__name__}: {e})") from None
+    if isinstance(meta, dict) and meta.get("format") != FORMAT:     # another version says so before anything else
+        raise ValueError(f"{path} has format {meta.get('format')!r}; expected {FORMAT!r}")
     if not (isinstance(meta, dict) and isinstance(meta.get("config"), dict) and "model" in meta["config"]):
         raise ValueError(f"{what}: its 'config' entry does not describe a model")
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {meta.get('format')!r}; expected {FORMAT!r}")
     config = dict(meta["config"])
     model = build_model(config.pop("model"), **config)
     model.load_state_dict(state)

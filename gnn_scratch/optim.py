@@ -18,14 +18,16 @@ def _check_hyper(g, where):
     """Check the hyper-parameters of group ``g`` (values kept as given): lr, weight_decay, eps and momentum finite
     and >= 0, betas two finite numbers in [0, 1) (torch.optim's ranges). TypeError / ValueError naming the one
     at fault: a NaN or negative rate would otherwise turn every weight into NaN at the first step, silently."""
+    def real(name, v):          # a 0-d array (torch takes a tensor lr) is read as its number
+        return finite_real(name, v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v)
     for k in ("lr", "weight_decay", "eps", "momentum"):
-        if k in g and finite_real(k + where, g[k]) < 0:
+        if k in g and real(k + where, g[k]) < 0:
             raise ValueError(f"{k}{where} must be >= 0, got {g[k]!r}")
     if "betas" in g:
         b = g["betas"]
         if isinstance(b, (str, bytes)) or not hasattr(b, "__len__") or len(b) != 2:
             raise TypeError(f"betas{where} must be a pair (beta1, beta2), got {b!r}")
-        if not all(0.0 <= finite_real(f"betas[{i}]{where}", v) < 1.0 for i, v in enumerate(b)):
+        if not all(0.0 <= real(f"betas[{i}]{where}", v) < 1.0 for i, v in enumerate(b)):
             raise ValueError(f"betas{where} must both be in [0, 1), got {b!r}")
 
 

@@ -12,8 +12,11 @@ Ours: the median epoch over ``--repeats`` uninstrumented epochs, then instrument
 step's phases (the batch cut, forward, loss, backward, optimiser; ``loop.train_step`` as the bench
 calls it, its pieces timed through the model's, loss's and optimiser's own methods) and every
 registered op (``kernels.registry.run``, by op name), the rest being Python, checks and allocation.
-Then the column "alone": every op call of one more epoch repeated by itself on the inputs it had (warm caches, nothing between calls, OpenBLAS on one thread as in the step) -- what the
-step's ops would cost with no Python between them and no cache misses from one op to the next.
+Then the column "alone": every op call of one more epoch repeated by itself on the inputs it had
+(warm caches, nothing between calls, OpenBLAS on one thread as in the step) -- what the step's ops
+would cost with no Python between them and no cache misses from one op to the next. The "rest" row
+is everything outside the ops: the batch cut and the Python between the ops (the phase table splits
+off the first).
 PyG: the median epoch, then ``torch.profiler``'s self CPU time per aten op over one epoch.
 All times are per training step (the epoch over ``--iters``), in ms. Prints Markdown tables.
 """
@@ -178,7 +181,7 @@ def _tables(ours, pyg, top):
     products = sum(v for k, v in ours["alone"].items() if k.startswith("matmul"))
     sums = (f"\nOurs, instrumented: ops {sum(v for k, v in ours['ops'].items() if not k.startswith('rest')):.2f} ms "
             f"a step, {sum(ours['calls'].values()):g} op calls. Alone (each call of an epoch repeated on its own "
-            f"inputs, warm, one thread as in the step): {sum(ours['alone'].values()):.2f} ms a "
+            f"inputs, warm, OpenBLAS on one thread as in the step): {sum(ours['alone'].values()):.2f} ms a "
             f"step, the products {products:.2f} ms")
     if pyg:
         sums += f"; PyG's profiled self CPU time {sum(pyg['ops'].values()):.2f} ms a step (both threads, profiler on)"

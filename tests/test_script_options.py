@@ -83,3 +83,17 @@ def test_help_works_and_a_bad_value_is_one_error_line(script, tmp_path):
     assert refused["out"] == "", refused                                  # no work done, nothing printed
     lines = refused["err"].splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{script}.py: error: ") and said in lines[0], refused["err"]
+
+
+def test_names_keeps_the_spelling_of_the_allowed_names_and_a_folder_is_no_model():
+    """``options.names`` ignores case but returns the names as spelled (profile_inference's "random-1M" is a dict
+    key); ``options.model_input`` turns a folder into a usage error, not a traceback."""
+    import argparse
+
+    from gnn_scratch.tasks import options
+    graphs = options.names(("cora", "random-1M"), "graphs")
+    assert graphs("random-1m,Cora") == "random-1M,cora" and graphs("random-1M") == "random-1M"
+    with pytest.raises(argparse.ArgumentTypeError, match="expected comma-separated graphs among cora, random-1M"):
+        graphs("cora,pubmed")
+    with pytest.raises(argparse.ArgumentTypeError, match="is a folder, not a model file"):
+        options.model_input(str(REPO))

@@ -29,19 +29,22 @@ def to_device_inputs(model, optimizer, data, x, device):
     """Move what a full-batch epoch reads to ``device`` once: (a view of data, x).
 
     The model moves in place (``Module.to``); the view holds the graph (``Graph.to``), y and the
-    three masks on ``device``. Labels and masks are checked on the host first, with the CPU
-    loss's own messages prefixed by the mask's name, because the device loss cannot raise without a
-    host round trip (an empty test mask is allowed here: ``fit`` may score on another graph). On the
+    three masks on ``device``. The train and val masks (shape, not empty, by name) and the labels they
+    select (the CPU loss's own messages) are checked on the host first, because the device loss cannot
+    raise without a host round trip (an empty test mask is allowed here: ``fit`` may score on another
+    graph). On the
     host every move is a no-op (the same arrays come back). Raises ValueError when ``optimizer``
     holds arrays that are not the model's (it was built before ``model.to(device)``), RuntimeError
     without a GPU.
     """
     C = int(np.max(data.y)) + 1 if getattr(data, "num_classes", None) is None else data.num_classes
     for key in ("train_mask", "val_mask"):
-        try:
-            SoftmaxCrossEntropy().forward(np.zeros((len(data.y), C), np.float32), data.y, getattr(data, key))
-        except ValueError as e:
-            raise ValueError(f"data.{key}: {e}") from None
+        mask = np.asarray(getattr(data, key))
+        if mask.shape != (len(data.y),):
+            raise ValueError(f"data.{key} must have shape ({len(data.y)},) like data.y, got {mask.shape}")
+        if not mask.any():
+            raise ValueError(f"data.{key} selects no node: the loss over an empty set is undefined")
+        SoftmaxCrossEntropy().forward(np.zeros((len(data.y), C), np.float32), data.y, getattr(data, key))   # labels
     model.to(device)
     own = {id(p) for p, _ in model.parameters()}
     if any(id(p) not in own for g in optimizer.groups for p, _ in g["params"]):

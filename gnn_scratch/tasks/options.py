@@ -96,12 +96,16 @@ fanouts = _argtype("fanouts")
 
 
 def names(allowed, what):
-    """An argparse type: comma-separated names among ``allowed`` (case ignored), kept as the lower-cased text --
-    ``--datasets acm,dblp``; ArgumentTypeError "expected comma-separated <what> among ..." otherwise."""
+    """An argparse type: comma-separated names among ``allowed``, case ignored, returned as the same text with each
+    name spelled as in ``allowed`` (``--graphs random-1m`` -> "random-1M"); ArgumentTypeError "expected
+    comma-separated <what> among ..." otherwise."""
+    spelled = {a.lower(): a for a in allowed}
+
     def convert(text):
-        if not all(item in allowed for item in text.lower().split(",")):
+        items = text.lower().split(",")
+        if not all(item in spelled for item in items):
             raise argparse.ArgumentTypeError(f"expected comma-separated {what} among {', '.join(allowed)}, got {text!r}")
-        return text.lower()
+        return ",".join(spelled[item] for item in items)
     convert.__name__ = what
     return convert
 
@@ -140,6 +144,8 @@ def model_input(text):
     from ..io import find_model_file
     try:
         return find_model_file(text)
+    except IsADirectoryError as e:
+        raise argparse.ArgumentTypeError(f"expected a saved model file (FILE or FILE.npz), but {e}")
     except FileNotFoundError as e:
         raise argparse.ArgumentTypeError(f"expected a saved model file (FILE or FILE.npz), but there is {e}")
 
