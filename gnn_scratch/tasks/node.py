@@ -32,10 +32,9 @@ def to_device_inputs(model, optimizer, data, x, device):
     three masks on ``device``. The train and val masks (shape, not empty, by name) and the labels they
     select (the CPU loss's own messages) are checked on the host first, because the device loss cannot
     raise without a host round trip (an empty test mask is allowed here: ``fit`` may score on another
-    graph). On the
-    host every move is a no-op (the same arrays come back). Raises ValueError when ``optimizer``
-    holds arrays that are not the model's (it was built before ``model.to(device)``), RuntimeError
-    without a GPU.
+    graph). On the host every move is a no-op (the same arrays come back). Raises ValueError when
+    ``optimizer`` holds arrays that are not the model's (it was built before ``model.to(device)``),
+    RuntimeError without a GPU.
     """
     C = int(np.max(data.y)) + 1 if getattr(data, "num_classes", None) is None else data.num_classes
     for key in ("train_mask", "val_mask"):
