@@ -62,6 +62,9 @@ def gcn_stack(in_channels, hidden, out_channels, L, seed):
     return Sequential(**layers)
 
 
+CORA_NODES = 2708          # Planetoid's Cora, a fixed graph: --cora-targets is checked against it before any work
+
+
 def cora_sensitivity(depths, num_targets, epochs, seed):
     ds = get_dataset("cora")
     X = np.asarray(row_normalize(ds.x).toarray(), dtype=np.float32)
@@ -229,6 +232,8 @@ def main(argv=None):
     ap.add_argument("--cora-targets", type=options.positive_int, default=40, help="random target nodes on Cora")
     ap.add_argument("--cora-epochs", type=options.non_negative_int, default=200, help="0: untrained only")
     args = ap.parse_args(argv)
+    if args.cora_targets > CORA_NODES:
+        ap.error(f"argument --cora-targets: expected at most Cora's {CORA_NODES} nodes, got {args.cora_targets}")
     os.makedirs(args.out, exist_ok=True)
     convs = args.convs or (["gcn", "gat"] + (["gin"] if has_gin() else []))
     t_all = time.perf_counter()
