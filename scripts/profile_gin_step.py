@@ -52,19 +52,9 @@ def _alone(run, name, work, args, calls=10, repeats=3):
     return float(np.median(ts))
 
 
-def _timed(acc, key, fn):
-    def wrapper(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            acc[key] = acc.get(key, 0.0) + time.perf_counter() - t
-    return wrapper
-
-
 def worker_ours(args):
     from gnn_scratch.bench.graphs import LR, MODEL, DatasetSpec, draw_batches, load_dataset
-    from gnn_scratch.bench.harness import op_times
+    from gnn_scratch.bench.harness import op_times, timed
     from gnn_scratch.kernels import registry
     from gnn_scratch.loop import input_is_data, train_step
     from gnn_scratch.threads import blas_threads
@@ -97,8 +87,8 @@ def worker_ours(args):
     wrapped = {"forward": (model, "forward"), "backward": (model, "backward"), "loss": (loss_fn, "forward"),
                "loss backward": (loss_fn, "backward"), "optimiser": (opt, "step"), "zero_grad": (opt, "zero_grad")}
     for key, (obj, name) in wrapped.items():
-        setattr(obj, name, _timed(phases, key, getattr(obj, name)))
-    cut = _timed(phases, "batch cut (select)", whole.select)
+        setattr(obj, name, timed(phases, key, getattr(obj, name)))
+    cut = timed(phases, "batch cut (select)", whole.select)
     per_op, per_phase, calls = {}, {}, {}
     try:
         for _ in range(args.repeats):

@@ -44,7 +44,7 @@ def _median_forward(fn, repeats):
 
 def worker_ours(model_name, graph, repeats):
     import gnn_scratch.nn.checks as checks
-    from gnn_scratch.bench.harness import op_times
+    from gnn_scratch.bench.harness import op_times, timed
     from gnn_scratch.bench.models import build_ours
     from gnn_scratch.loop import input_is_data
     spec, d = _data(graph)
@@ -59,24 +59,17 @@ def worker_ours(model_name, graph, repeats):
     total = _median_forward(fwd, repeats)
     # instrumented: every registered op, and the input scan
     real_finite = checks.check_finite
-    scan = [0.0]
-
-    def timed_finite(*args, **kwargs):
-        t = time.perf_counter()
-        try:
-            return real_finite(*args, **kwargs)
-        finally:
-            scan[0] += time.perf_counter() - t
-    checks.check_finite = timed_finite
+    scan = {}
+    checks.check_finite = timed(scan, "input finite-scan", real_finite)
     per = {}
     try:
         for _ in range(repeats):
-            scan[0] = 0.0
+            scan.clear()
             with op_times() as (acc, calls):
                 t = time.perf_counter()
                 fwd()
                 wall = time.perf_counter() - t
-            acc = dict(acc, **{"input finite-scan": scan[0]})
+            acc = dict(acc, **{"input finite-scan": scan.get("input finite-scan", 0.0)})
             acc["rest (Python, checks, allocation)"] = wall - sum(acc.values())
             for k, v in acc.items():
                 per.setdefault(k, []).append(1e3 * v)

@@ -775,3 +775,15 @@ def test_op_times_counts_every_op_call_captures_inputs_and_restores_run():
         with op_times():
             raise ValueError("inside")
     assert registry.run is real and dense.run is real
+
+
+def test_timed_adds_each_calls_seconds_under_its_key_exceptions_too():
+    from gnn_scratch.bench.harness import timed
+    acc = {}
+    f = timed(acc, "sleep", lambda s: time.sleep(s) or s)
+    assert f(0.01) == 0.01 and f(0.01) == 0.01
+    assert 0.02 <= acc["sleep"] < 1.0
+    boom = timed(acc, "boom", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        boom()
+    assert acc["boom"] >= 0.0 and set(acc) == {"sleep", "boom"}

@@ -118,6 +118,18 @@ def interleave(fns, repeats, warmup=1, min_time=0.0, max_time=None, settle=0.0):
     return {name: dict(summarize(v), settled=settled[name]) for name, v in times.items()}
 
 
+def timed(acc, key, fn):
+    """``fn`` wrapped so that each call adds its seconds to ``acc[key]`` (exceptions too): a per-phase breakdown
+    (``scripts/profile_*.py``), not a timing."""
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            acc[key] = acc.get(key, 0.0) + time.perf_counter() - t
+    return wrapper
+
+
 @contextmanager
 def op_times(capture=None):
     """Time every registered op call (``kernels.registry.run``) inside the block, summed by op name.
